@@ -1,0 +1,90 @@
+"""The ``avlabel`` command line: a root group with lazily imported subcommands.
+
+Each subcommand lives in its own module (hatch's layout) and is a thin adapter over a core
+function. Modules are imported only when their command runs or help is shown, and import only
+click and light avlabel modules at top level; torch, transformers, sentence-transformers, PyAV
+and friends are imported inside the command body, so ``avlabel --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+import click
+
+from avlabel import __version__
+from avlabel.errors import AvlabelError
+
+# name -> "module:attribute"; one module per subcommand.
+_COMMANDS = {
+    "bench": "avlabel.cli.bench:bench",
+    "compare": "avlabel.cli.compare:compare",
+    "data": "avlabel.cli.data:data",
+    "eval": "avlabel.cli.eval:eval_command",
+    "flow": "avlabel.cli.flow:flow",
+    "inspect": "avlabel.cli.inspect:inspect",
+    "labels": "avlabel.cli.labels:labels",
+    "models": "avlabel.cli.models:models",
+    "predict": "avlabel.cli.predict:predict",
+    "report": "avlabel.cli.report:report",
+    "savld": "avlabel.cli.savld:savld",
+    "synth": "avlabel.cli.synth:synth",
+    "tag": "avlabel.cli.tag:tag",
+    "targets": "avlabel.cli.targets:targets",
+    "train": "avlabel.cli.train:train",
+}
+
+
+@dataclass
+class CliContext:
+    """Global options, available to every subcommand as ``ctx.obj``."""
+
+    verbose: bool = False
+    device: str | None = None  # None: cuda when available, else cpu
+
+
+class _RootGroup(click.Group):
+    """Loads subcommands on demand and turns :class:`AvlabelError` into exit status 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        available = []
+        for name, target in _COMMANDS.items():
+            module = target.split(":")[0]
+            if importlib.util.find_spec(module) is not None:
+                available.append(name)
+        return sorted(available)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = _COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AvlabelError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="avlabel")
+@click.option("-v", "--verbose", is_flag=True, help="Print more detail about what is happening.")
+@click.option(
+    "--device",
+    default=None,
+    help="Torch device for commands that run models (cpu, cuda, cuda:1). Default: cuda if available.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, device: str | None) -> None:
+    """Multimodal action recognition with learnable irrelevant modality dropout (IMD)."""
+    ctx.obj = CliContext(verbose=verbose, device=device)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="avlabel")
