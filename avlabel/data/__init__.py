@@ -1,0 +1,14 @@
+"""Video data: manifests, decoding, clip sampling, transforms, optical flow, synthetic benchmark.
+
+Modules, one job each (import the one you need; this package imports nothing heavy):
+
+- :mod:`avlabel.data.manifest` — the one CSV manifest format every dataset is converted to.
+- :mod:`avlabel.data.adapters` — Kinetics / UCF-101 / HMDB51 / folder-tree layouts -> manifest.
+- :mod:`avlabel.data.decode` — PyAV container opening and seek-based frame-accurate decoding.
+- :mod:`avlabel.data.writer` — writing real video/audio files with PyAV.
+- :mod:`avlabel.data.sampling` — which frame indices a training or test clip uses.
+- :mod:`avlabel.data.transforms` — batched crop / flip / resize / normalise on ``(C, T, H, W)``.
+- :mod:`avlabel.data.flow` — optical flow extraction, uint8 storage, readers (incl. denseflow).
+- :mod:`avlabel.data.dataset` — the PyTorch ``VideoClipDataset`` and ``collate_clips``.
+- :mod:`avlabel.data.synth` — the synthetic audio-visual benchmark generator.
+"""
