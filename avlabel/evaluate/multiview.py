@@ -1,0 +1,154 @@
+"""Multi-view testing: several spatial crops x temporal clips per video, softmax averaged.
+
+Paper section 4.1 tests each video on 3 spatial crops and 4 temporal clips and averages the
+predictions. Here every view is one row of a batch (the test ``Dataset`` yields one item per
+``(video, clip, crop)`` with ``index``, ``clip_index`` and ``crop_index``); the
+:class:`MultiViewAccumulator` sums each view's class probabilities into its video's row with one
+``index_add_`` per batch, on the model's device and without host synchronisation, and records
+which ``(clip, crop)`` cells were seen so that an incomplete view grid is reported instead of
+silently averaged. The relevance score and the keep decision (Eqs. 4-5) are averaged the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avlabel.errors import AvlabelError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class ViewGrid:
+    """How many spatial crops and temporal clips are taken from each test video."""
+
+    spatial_crops: int = 3  # left/centre/right (or top/centre/bottom) crops of the short-side resize
+    temporal_clips: int = 4  # uniformly spaced clips over the video
+
+    @classmethod
+    def parse(cls, text: str) -> ViewGrid:
+        """Parse ``"CxT"`` (crops x clips), e.g. ``"3x4"``; ``"1x1"`` is single-view testing."""
+        match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+        if not match or int(match[1]) < 1 or int(match[2]) < 1:
+            raise AvlabelError(
+                f"--views {text!r} is not CROPSxCLIPS with positive numbers; use e.g. 3x4 (3 spatial crops x 4 clips) or 1x1"
+            )
+        return cls(spatial_crops=int(match[1]), temporal_clips=int(match[2]))
+
+    @property
+    def count(self) -> int:
+        return self.spatial_crops * self.temporal_clips
+
+    def __str__(self) -> str:
+        return f"{self.spatial_crops}x{self.temporal_clips}"
+
+
+@dataclass
+class MultiViewResult:
+    """Per-video results averaged over views (NumPy arrays; rows follow the dataset's video order)."""
+
+    probabilities: np.ndarray  # (N, C) mean softmax over the views seen; NaN rows for unseen videos
+    views_seen: np.ndarray  # (N, clips, crops) int: how often each view was seen (1 when complete)
+    relevance: np.ndarray | None  # (N,) mean relevance score rev, or None for models without IMD
+    keep_fraction: np.ndarray | None  # (N,) fraction of views whose audio was kept, or None
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """(N,) bool: videos with at least one view."""
+        return self.views_seen.sum(axis=(1, 2)) > 0
+
+    @property
+    def complete(self) -> np.ndarray:
+        """(N,) bool: videos whose every (clip, crop) view was seen exactly once."""
+        return (self.views_seen == 1).all(axis=(1, 2))
+
+
+class MultiViewAccumulator:
+    """Accumulates per-view outputs into per-video averages on the outputs' device.
+
+    Args:
+        num_videos: number of videos (rows) in the evaluated split.
+        num_classes: number of classes of the model.
+        grid: the view grid the dataset was built with.
+        device: where the running sums live (the model's device).
+    """
+
+    def __init__(self, num_videos: int, num_classes: int, grid: ViewGrid, device: torch.device | str = "cpu"):
+        import torch
+
+        self.grid = grid
+        self._prob_sum = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=device)
+        self._views = torch.zeros(num_videos, grid.temporal_clips, grid.spatial_crops, dtype=torch.int64, device=device)
+        self._rev_sum: torch.Tensor | None = None
+        self._keep_sum: torch.Tensor | None = None
+
+    def add(
+        self,
+        index: torch.Tensor,
+        clip_index: torch.Tensor,
+        crop_index: torch.Tensor,
+        logits: torch.Tensor,
+        rev: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> None:
+        """Add one batch of views: ``index`` (B,) video rows, ``logits`` (B, C), optional ``rev``/``keep`` (B,)."""
+        import torch
+
+        device = self._prob_sum.device
+        index = index.to(device, torch.int64)
+        probabilities = torch.softmax(logits.detach().to(device, torch.float64), dim=-1)  # (B, C)
+        self._prob_sum.index_add_(0, index, probabilities)
+        cell = (index, clip_index.to(device, torch.int64), crop_index.to(device, torch.int64))
+        self._views.index_put_(cell, torch.ones_like(index), accumulate=True)
+        if rev is not None:
+            if self._rev_sum is None:
+                self._rev_sum = torch.zeros(len(self._prob_sum), dtype=torch.float64, device=device)
+                self._keep_sum = torch.zeros_like(self._rev_sum)
+            self._rev_sum.index_add_(0, index, rev.detach().to(device, torch.float64))
+            kept = torch.ones_like(index, dtype=torch.float64) if keep is None else keep.detach().to(device, torch.float64)
+            self._keep_sum.index_add_(0, index, kept)
+
+    def result(self) -> MultiViewResult:
+        """Per-video averages (one host transfer at the end of evaluation)."""
+        views = self._views.cpu().numpy()
+        count = views.sum(axis=(1, 2)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probabilities = self._prob_sum.cpu().numpy() / count[:, None]
+            relevance = None if self._rev_sum is None else self._rev_sum.cpu().numpy() / count
+            keep = None if self._keep_sum is None else self._keep_sum.cpu().numpy() / count
+        return MultiViewResult(probabilities=probabilities, views_seen=views, relevance=relevance, keep_fraction=keep)
+
+
+def run_views(
+    model: torch.nn.Module,
+    batches: Iterable[dict],
+    accumulator: MultiViewAccumulator,
+    model_inputs: Callable[[dict], dict],
+    on_batch: Callable[[int], None] | None = None,
+) -> MultiViewResult:
+    """Run ``model`` over every view in ``batches`` and return the per-video averages.
+
+    Args:
+        model: a fusion model returning ``FusionOutput`` (``logits``, optional ``rev``/``keep``).
+        batches: dicts with ``index``, ``clip_index``, ``crop_index`` (B,) plus the model's inputs.
+        accumulator: receives each batch's outputs.
+        model_inputs: maps a batch to the model's keyword arguments, already on the model's device.
+        on_batch: called with the batch size after each batch (progress bars).
+    """
+    import torch
+
+    model.eval()
+    device_type = next(model.parameters()).device.type
+    with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+        for batch in batches:
+            output = model(**model_inputs(batch))
+            accumulator.add(batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep)
+            if on_batch is not None:
+                on_batch(len(batch["index"]))
+    return accumulator.result()
