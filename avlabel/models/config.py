@@ -1,0 +1,244 @@
+"""Model configuration: one typed dataclass and the named configurations.
+
+:class:`ModelConfig` describes every architecture avlabel builds (the two-stream video
+Transformer of Sec. 3.2, the audio bottleneck of Sec. 3.3, the fusion head of Sec. 3.4 or a
+baseline of Table 5). ``dataclasses.asdict(config)`` is stored in every checkpoint so a run
+can be rebuilt from the checkpoint alone; :meth:`ModelConfig.from_dict` reads it (or a YAML
+section) back with validation errors that name the dotted path of the bad field.
+
+This module imports no torch, so configs can be read and validated cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from avlabel.errors import AvlabelError
+
+MODALITIES = ("rgb", "flow", "audio")
+VISUAL_MODALITIES = ("rgb", "flow")
+# Names of the fusion heads in avlabel.models.fusion.FUSION_HEADS (kept here so validating a
+# config does not import torch; a test checks the two agree).
+FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc")
+IMD_MODES = ("M", "W")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a multimodal video model (paper Secs. 3.2-3.4, Figs. 3-4).
+
+    The defaults are the paper's IMD-B: ViT-B/16 streams on 8 frames of 224x224, the last two
+    blocks factorised in space and time, RGB + flow + audio fused by IMD with alpha = 0.25 in
+    masking mode.
+    """
+
+    name: str = "imd_b"  # the named config this came from (informational)
+    num_classes: int = 400  # Kinetics-400; training sets it from the label set
+    modalities: tuple[str, ...] = ("rgb", "flow", "audio")  # any non-empty subset of MODALITIES
+    fusion: str = "imd"  # audio-visual fusion head (FUSION_NAMES); used when audio and vision are both on
+
+    # Visual streams (Sec. 3.2). RGB and flow streams share these sizes but not their weights.
+    img_size: int = 224  # square input frames
+    patch_size: int = 16  # P: N = (img_size / P)^2 patches per frame
+    num_frames: int = 8  # T the temporal embedding is learned for (other T are interpolated)
+    embed_dim: int = 768  # D, also the width of the audio bottleneck output and of the fusion
+    depth: int = 12  # L Transformer blocks per stream
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True  # as in ViT, so image checkpoints load
+    space_time_blocks: int = 2  # last blocks with divided space-time attention (Eq. 3); = depth for TimeSformer
+    drop_path_rate: float = 0.0  # stochastic depth at the last block (linear in depth); the paper gives none
+    attn_drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
+
+    # Audio side (Sec. 3.3): the frozen AST's pooled embedding enters the audio bottleneck.
+    audio_dim: int = 768  # width of the AST embedding (768 for AST-base)
+    audio_hidden_dim: int = 768  # hidden width of the bottleneck's first linear layer
+
+    # Fusion and classifier (Secs. 3.4-3.5).
+    imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
+    imd_mode: str = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
+    avc_loss_weight: float = 1.0  # weight of the avc head's correspondence loss in aux_loss
+    head_dropout: float = 0.0  # dropout inside the classifier MLP of Eq. 9
+
+    # Efficiency.
+    grad_checkpointing: bool = False  # recompute each block's activations in backward (saves memory)
+
+    # Weights the visual streams start from: a timm hub id or a local file. Read by training
+    # through avlabel.models.load_pretrained; build_model never downloads anything.
+    pretrained_image: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def visual_modalities(self) -> tuple[str, ...]:
+        """The visual streams this model has, in canonical order."""
+        return tuple(m for m in VISUAL_MODALITIES if m in self.modalities)
+
+    @property
+    def has_audio(self) -> bool:
+        return "audio" in self.modalities
+
+    @property
+    def is_audio_visual(self) -> bool:
+        """True when a fusion head combines audio with vision."""
+        return self.has_audio and bool(self.visual_modalities)
+
+    def validate(self, path: str = "model") -> None:
+        """Check value ranges; raise :class:`AvlabelError` naming ``path.field`` on a bad one."""
+        self.modalities = tuple(self.modalities)
+
+        def fail(name: str, message: str) -> typing.NoReturn:
+            raise AvlabelError(f"{path}.{name}: {message}")
+
+        if not self.modalities or any(m not in MODALITIES for m in self.modalities):
+            fail("modalities", f"{list(self.modalities)} must be a non-empty subset of {list(MODALITIES)}")
+        if len(set(self.modalities)) != len(self.modalities):
+            fail("modalities", f"{list(self.modalities)} names a modality twice")
+        if self.fusion not in FUSION_NAMES:
+            fail("fusion", f"unknown fusion head {self.fusion!r}; choose one of {', '.join(FUSION_NAMES)}")
+        if self.imd_mode not in IMD_MODES:
+            fail("imd_mode", f"{self.imd_mode!r} must be 'M' (masking) or 'W' (weighting)")
+        if not 0.0 <= self.imd_alpha <= 1.0:
+            fail("imd_alpha", f"{self.imd_alpha} must lie in [0, 1] (it thresholds a sigmoid)")
+        for name in ("num_classes", "img_size", "patch_size", "num_frames", "embed_dim", "depth",
+                     "num_heads", "audio_dim", "audio_hidden_dim"):
+            if getattr(self, name) < 1:
+                fail(name, f"{getattr(self, name)} must be a positive integer")
+        if self.img_size % self.patch_size:
+            fail("img_size", f"{self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            fail("num_heads", f"embed_dim {self.embed_dim} is not divisible by {self.num_heads} heads")
+        if not 0 <= self.space_time_blocks <= self.depth:
+            fail("space_time_blocks", f"{self.space_time_blocks} must lie in [0, depth={self.depth}]")
+        for name in ("drop_path_rate", "attn_drop_rate", "proj_drop_rate", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                fail(name, f"{getattr(self, name)} must lie in [0, 1)")
+        if self.mlp_ratio <= 0 or self.avc_loss_weight < 0:
+            fail("mlp_ratio" if self.mlp_ratio <= 0 else "avc_loss_weight", "must be positive")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "model") -> ModelConfig:
+        """Build a config from a plain dict (a checkpoint's ``asdict`` or a YAML section).
+
+        Unknown keys and values of the wrong type raise :class:`AvlabelError` naming the
+        dotted path (``model.depth``), so a typo in a YAML file is reported, not ignored.
+        """
+        if not isinstance(data, dict):
+            raise AvlabelError(f"{path}: expected a mapping of model settings, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AvlabelError(
+                f"{path}.{unknown[0]}: unknown model setting; known settings are {', '.join(sorted(known))}"
+            )
+        values = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in data.items()}
+        config = cls.__new__(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            setattr(config, f.name, values.get(f.name, default))
+        config.validate(path)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """``asdict`` with lists for tuples, ready for JSON/YAML and :meth:`from_dict`."""
+        data = dataclasses.asdict(self)
+        data["modalities"] = list(self.modalities)
+        return data
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against a field's type hint, converting only lossless cases (int -> float, list -> tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise AvlabelError(f"{path}: expected a list of names, got {value!r}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int subclass: reject True where a number is expected.
+    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
+        raise AvlabelError(f"{path}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _imd_b() -> ModelConfig:
+    """IMD-B (Table 6): ViT-B/16 streams (L=12, D=768, 12 heads)."""
+    return ModelConfig(name="imd_b", pretrained_image="vit_base_patch16_224.augreg_in21k")
+
+
+def _imd_l() -> ModelConfig:
+    """IMD-L (Table 6): ViT-L/16 streams (L=24, D=1024, 16 heads)."""
+    return ModelConfig(
+        name="imd_l", embed_dim=1024, depth=24, num_heads=16, audio_hidden_dim=1024,
+        pretrained_image="vit_large_patch16_224.augreg_in21k",
+    )
+
+
+def _timesformer_b() -> ModelConfig:
+    """TimeSformer-B reference (divided space-time attention in every block, RGB only).
+
+    The paper's efficiency claim (Sec. 3.2) compares its two space-time blocks against this
+    design; both configs count FLOPs the same way in ``avlabel models``.
+    """
+    return ModelConfig(
+        name="timesformer_b", modalities=("rgb",), space_time_blocks=12,
+        pretrained_image="vit_base_patch16_224.augreg_in21k",
+    )
+
+
+def _imd_tiny() -> ModelConfig:
+    """A tiny IMD model for tests and smoke runs (seconds on a CPU)."""
+    return ModelConfig(
+        name="imd_tiny", num_classes=10, img_size=32, patch_size=8, num_frames=4, embed_dim=64,
+        depth=4, num_heads=2, audio_hidden_dim=64,
+    )
+
+
+def _timesformer_tiny() -> ModelConfig:
+    """A tiny TimeSformer-style model (space-time attention in every block) for tests."""
+    return dataclasses.replace(_imd_tiny(), name="timesformer_tiny", modalities=("rgb",), space_time_blocks=4)
+
+
+# name -> factory; a plain table so every name leads straight to the code that defines it.
+_NAMED_CONFIGS = {
+    "imd_b": _imd_b,
+    "imd_l": _imd_l,
+    "timesformer_b": _timesformer_b,
+    "imd_tiny": _imd_tiny,
+    "timesformer_tiny": _timesformer_tiny,
+}
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of the built-in model configs matching a shell-style ``pattern`` (like ``timm.list_models``)."""
+    return [name for name in _NAMED_CONFIGS if fnmatch.fnmatch(name, pattern)]
+
+
+def model_config(name: str, **overrides: Any) -> ModelConfig:
+    """The named config with ``overrides`` applied, validated.
+
+    Raises:
+        AvlabelError: for an unknown name or override, or an invalid value.
+    """
+    factory = _NAMED_CONFIGS.get(name)
+    if factory is None:
+        raise AvlabelError(f"unknown model {name!r}; choose one of {', '.join(_NAMED_CONFIGS)}")
+    data = factory().to_dict()
+    data.update(overrides)
+    return ModelConfig.from_dict(data)
+
+
+__all__ = ["FUSION_NAMES", "MODALITIES", "ModelConfig", "list_models", "model_config"]
