@@ -1,0 +1,330 @@
+"""Training and inference throughput of the model configs: clips/s, peak memory, FLOPs utilisation.
+
+What is measured, per model, on random inputs of the model's shapes (data loading excluded):
+
+* training: after ``warmup`` steps, ``steps`` optimiser steps of forward + IMD objective
+  (:func:`avlabel.train.objective.imd_objective`) + backward + SGD (momentum 0.9, the paper's
+  optimiser; the fused CUDA kernel on GPUs), timed with one synchronisation before and one after
+  the loop: nothing in the step reads a value back to the host, so the GPU queue never drains;
+* inference: ``steps`` forward passes in ``inference_mode``;
+* peak memory: CUDA ``max_memory_allocated`` (weights, gradients, optimiser state, activations);
+  on the CPU the growth of the process' peak resident set over the phase (Linux: the peak is
+  reset through ``/proc/self/clear_refs`` first; it is approximate because the allocator may
+  reuse pages freed by an earlier model);
+* model FLOPs utilisation (MFU): the FLOPs of one training step counted by
+  ``torch.utils.flop_counter`` (forward and backward, the model's own matmuls/attention only, no
+  recomputation), times the measured steps/s, over the device's *measured* dense matmul rate —
+  bf16 on CUDA (the precision training runs in, under autocast), fp32 on the CPU — so the figure
+  says how much of what this machine can actually do the model uses.
+
+CUDA runs use bf16 autocast; ``compile=True`` wraps the model in ``torch.compile`` (the warm-up
+steps then include compilation). Visual streams are reported so two-stream IMD can be compared
+with single-stream TimeSformer per stream (paper section 3.2's efficiency claim).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avlabel.errors import AvlabelError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _synchronize(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device):
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def matmul_flops_per_s(device: str | torch.device, size: int | None = None, repeats: int | None = None) -> float:
+    """The device's measured dense matmul rate in FLOP/s (bf16 on CUDA, fp32 on the CPU).
+
+    A square ``size`` x ``size`` product costs ``2 * size**3`` FLOPs; the best of a few timed
+    batches of ``repeats`` products is kept, so a moment of contention from other processes does
+    not lower the ceiling MFU is measured against.
+    """
+    import torch
+
+    device = torch.device(device)
+    on_cuda = device.type == "cuda"
+    size = size or (8192 if on_cuda else 2048)
+    repeats = repeats or (20 if on_cuda else 3)
+    dtype = torch.bfloat16 if on_cuda else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b  # warm-up (kernel selection, thread pool start)
+    best = float("inf")
+    for _ in range(3):
+        _synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 * repeats / best
+
+
+def _random_inputs(config, batch: int, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Model inputs of the config's modalities, labels and relevance targets (random, on ``device``)."""
+    import torch
+
+    shape = (batch, config.num_frames, config.img_size, config.img_size)
+    inputs: dict[str, torch.Tensor] = {}
+    if "rgb" in config.modalities:
+        inputs["rgb"] = torch.randn(batch, 3, *shape[1:], device=device)  # (B, 3, T, H, W)
+    if "flow" in config.modalities:
+        inputs["flow"] = torch.randn(batch, 2, *shape[1:], device=device)  # (B, 2, T, H, W)
+    if config.has_audio:
+        inputs["audio"] = torch.randn(batch, config.audio_dim, device=device)
+        inputs["audio_present"] = torch.ones(batch, dtype=torch.bool, device=device)
+    labels = torch.randint(0, config.num_classes, (batch,), device=device)
+    relevance_target = torch.rand(batch, device=device)
+    return inputs, labels, relevance_target
+
+
+class _PeakMemory:
+    """Peak memory of a phase: CUDA allocator peak, or growth of the process' peak RSS on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.baseline = 0
+
+    def reset(self) -> None:
+        import torch
+
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back so the baseline is honest
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        self.baseline = _proc_status_bytes("VmHWM")
+
+    def peak_bytes(self) -> int | None:
+        import torch
+
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        peak = _proc_status_bytes("VmHWM")
+        return None if peak is None or self.baseline is None else peak - self.baseline
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` in bytes (None off Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def count_train_step_flops(model: torch.nn.Module, inputs: dict, labels: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+    """``(forward, forward + backward)`` FLOPs of one training step, from ``torch.utils.flop_counter``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from avlabel.train.objective import imd_objective
+
+    device = labels.device
+    with FlopCounterMode(display=False) as forward_counter, _autocast(device):
+        output = model(**inputs)
+        loss = imd_objective(output, labels, target).loss
+    with FlopCounterMode(display=False) as backward_counter:
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    forward = forward_counter.get_total_flops()
+    return forward, forward + backward_counter.get_total_flops()
+
+
+def _timed(device: torch.device, step: Callable[[], None], steps: int) -> float:
+    """Seconds for ``steps`` calls of ``step``, with a synchronisation only before and after."""
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    return time.perf_counter() - start
+
+
+def benchmark_model(
+    name: str,
+    batch: int,
+    device: str,
+    steps: int = 10,
+    warmup: int = 3,
+    frames: int | None = None,
+    size: int | None = None,
+    compile: bool = False,
+    peak_flops: float | None = None,
+) -> dict[str, Any]:
+    """Benchmark one named model config (see the module docstring for what is measured).
+
+    Args:
+        name: a name from ``avlabel models`` (``imd_b``, ``imd_l``, ``timesformer_b``, ...).
+        batch: clips per step.
+        device: "cpu", "cuda" or "cuda:N".
+        steps: timed steps per phase (training and inference).
+        warmup: untimed steps first (with ``compile`` these include compilation).
+        frames, size: override the config's T and input side (None keeps them).
+        compile: wrap the model in ``torch.compile``.
+        peak_flops: the device's matmul FLOP/s; measured here when None.
+
+    Returns:
+        A JSON-ready dict of settings and measurements.
+    """
+    import torch
+
+    from avlabel.models import build_model, model_config
+    from avlabel.train.objective import imd_objective
+
+    if batch < 1 or steps < 1 or warmup < 0:
+        raise AvlabelError(f"--batch ({batch}) and --steps ({steps}) must be >= 1 and --warmup ({warmup}) >= 0")
+    overrides = {key: value for key, value in (("num_frames", frames), ("img_size", size)) if value is not None}
+    config = model_config(name, **overrides)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    if peak_flops is None:
+        peak_flops = matmul_flops_per_s(device)
+
+    memory = _PeakMemory(device)
+    memory.reset()
+    model = build_model(config).to(device)
+    inputs, labels, target = _random_inputs(config, batch, device)
+    forward_flops, step_flops = count_train_step_flops(model, inputs, labels, target)
+    # foreach on the CPU (no fused CPU SGD in every torch version), the fused kernel on CUDA.
+    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, weight_decay=1e-4, **fused)
+    runner = torch.compile(model) if compile else model
+
+    def train_step() -> None:
+        with _autocast(device):
+            loss = imd_objective(runner(**inputs), labels, target).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    _timed(device, train_step, warmup)
+    train_seconds = _timed(device, train_step, steps)
+    train_peak = memory.peak_bytes()
+    optimizer.zero_grad(set_to_none=True)
+    del optimizer
+
+    def inference_step() -> None:
+        with torch.inference_mode(), _autocast(device):
+            runner(**inputs)
+
+    model.eval()
+    memory.reset()
+    _timed(device, inference_step, warmup)
+    inference_seconds = _timed(device, inference_step, steps)
+    inference_peak = memory.peak_bytes()
+
+    train_clips_per_s = batch * steps / train_seconds
+    visual_streams = len(config.visual_modalities)
+    result = {
+        "model": name,
+        "modalities": list(config.modalities),
+        "fusion": config.fusion if config.is_audio_visual else None,
+        "visual_streams": visual_streams,
+        "frames": config.num_frames,
+        "size": config.img_size,
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "compile": compile,
+        "precision": "bf16-autocast" if device.type == "cuda" else "fp32",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "forward_gflops_per_clip": forward_flops / batch / 1e9,
+        "train_gflops_per_step": step_flops / 1e9,
+        "train_step_ms": 1000 * train_seconds / steps,
+        "train_clips_per_s": train_clips_per_s,
+        "train_stream_clips_per_s": train_clips_per_s * visual_streams,
+        "train_peak_memory_mib": None if train_peak is None else train_peak / 2**20,
+        "train_achieved_tflops": step_flops * steps / train_seconds / 1e12,
+        "mfu": step_flops * steps / train_seconds / peak_flops,
+        "inference_clips_per_s": batch * steps / inference_seconds,
+        "inference_peak_memory_mib": None if inference_peak is None else inference_peak / 2**20,
+    }
+    del model, runner, inputs
+    memory.reset()
+    return result
+
+
+def device_description(device: str | torch.device) -> dict[str, Any]:
+    """What the figures were measured on: device name, threads, library versions."""
+    import torch
+
+    device = torch.device(device)
+    described = {"device": str(device), "torch": torch.__version__, "python": platform.python_version()}
+    if device.type == "cuda":
+        described["name"] = torch.cuda.get_device_name(device)
+        described["cuda"] = torch.version.cuda
+    else:
+        described["name"] = platform.processor() or platform.machine()
+        described["threads"] = torch.get_num_threads()
+        described["cpus"] = os.cpu_count()
+    return described
+
+
+def run_benchmarks(
+    names: Sequence[str],
+    batch: int,
+    device: str,
+    steps: int = 10,
+    warmup: int = 3,
+    frames: int | None = None,
+    size: int | None = None,
+    compile: bool = False,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Benchmark several models in one process against one matmul-rate measurement.
+
+    Returns:
+        ``{"environment", "peak_matmul_tflops", "results": [...], "ratios"}``, where ``ratios``
+        holds, for each later model, the first model's clips/s divided by that model's
+        ("imd_b / timesformer_b": training, training per visual stream, inference).
+    """
+    import torch
+
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    peak_flops = matmul_flops_per_s(device)
+    results = []
+    for name in names:
+        results.append(benchmark_model(name, batch, device, steps, warmup, frames, size, compile, peak_flops))
+        if on_result is not None:
+            on_result(results[-1])
+    first = results[0]
+    keys = ("train_clips_per_s", "train_stream_clips_per_s", "inference_clips_per_s")
+    ratios = {f"{first['model']} / {other['model']}": {key: first[key] / other[key] for key in keys} for other in results[1:]}
+    return {
+        "environment": device_description(device),
+        "peak_matmul_tflops": peak_flops / 1e12,
+        "peak_matmul_precision": "bf16" if device.startswith("cuda") else "fp32",
+        "results": results,
+        "ratios": ratios,
+    }
