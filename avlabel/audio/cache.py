@@ -1,0 +1,312 @@
+"""The audio cache: per-window AST embeddings, AudioSet probabilities and audio flags on disk.
+
+AST is frozen (paper section 3.3), so its outputs are computed once per clip and read back by
+every training epoch. The cache is a directory of flat binary arrays plus a small JSON header,
+memory-mapped by readers (a random batch of rows costs a few page reads, nothing is loaded up
+front) and appended to by one writer at a time.
+
+On-disk layout (``DIR`` is the ``-o`` directory of ``avlabel targets``)::
+
+    DIR/audio_cache.json      header; the single source of truth (rewritten atomically)
+    DIR/audio_index.tsv       one line per row: "<video_id>\\t<window>\\n" (UTF-8)
+    DIR/audio_embedding.f16   float16, C order, shape (rows, dim)          -- little-endian
+    DIR/audio_probs.f16       float16, C order, shape (rows, num_labels)   -- absent without a tagger
+    DIR/audio_status.u8       uint8, shape (rows,): AudioStatus code (0 OK, 1 no audio stream,
+                              2 empty window, 3 silent window); has_audio = (status == 0)
+    DIR/audio_bad_items.tsv   video_id, path, reason of the items the last run could not read
+    DIR/.audio_cache.lock     advisory lock held by the writing process
+
+``audio_cache.json`` holds ``rows`` and ``index_bytes`` (how much of the data files and of the
+index is committed), ``dim``, ``num_labels``, ``labels_sha256`` (of the class names the probability
+columns follow, one per line; column ``j`` is class ``j`` of the SAVLD's audio label set), ``windows`` (``count``, ``seconds``,
+``sample_rate``) and ``embedder`` (its identity: name, checkpoint, fingerprint, filterbank).
+
+Row mapping. Every video is stored as ``windows.count`` consecutive rows, windows ``0..W-1`` in
+order; row ``r`` belongs to line ``r`` of the index. :meth:`AudioCache.lookup` maps
+``(video_id, window)`` to rows (``-1`` for videos not in the cache, e.g. unreadable files). With
+``W`` audio windows and a video clip ``clip_index`` out of ``num_clips`` uniformly spaced test
+clips, the matching window is ``clip_index * W // num_clips``. Rows whose status is not 0 have an
+all-zero embedding and probabilities; their relevance target is 0 by definition. The relevance
+target of a row for a video class is in :class:`~avlabel.audio.targets.RelevanceTargets`, stored
+next to the cache (``targets.npz``; :meth:`RelevanceTargets.load(DIR) <avlabel.audio.targets.RelevanceTargets.load>`).
+
+Crash safety. A commit appends whole videos to the data files and the index, flushes and fsyncs
+them, then atomically replaces the header with the new ``rows``/``index_bytes``. Bytes past the
+committed sizes (a run killed mid-append) are invisible to readers and truncated away by the next
+writer, so a rerun after ``kill -9`` at any instant continues with no torn or duplicated rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel.errors import AvlabelError
+
+HEADER = "audio_cache.json"
+INDEX = "audio_index.tsv"
+EMBEDDING = "audio_embedding.f16"
+PROBS = "audio_probs.f16"
+STATUS = "audio_status.u8"
+BAD_ITEMS = "audio_bad_items.tsv"
+_LOCK = ".audio_cache.lock"
+_FORMAT = "avlabel-audio-cache"
+_VERSION = 1
+
+
+class AudioCache:
+    """Read-only, memory-mapped view of a committed audio cache.
+
+    Args:
+        directory: the cache directory (``-o`` of ``avlabel targets``).
+
+    Attributes:
+        embedding: ``(rows, dim)`` float16 memmap.
+        probs: ``(rows, num_labels)`` float16 memmap, or None when the embedder predicts no tags.
+        status: ``(rows,)`` uint8 memmap of :class:`~avlabel.audio.decode.AudioStatus` codes.
+        video_ids: video id of every row; ``windows``: ``(rows,)`` window index of every row.
+        num_windows: windows per video; ``dim``; ``header``: the parsed ``audio_cache.json``.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+        header_path = self.directory / HEADER
+        if not header_path.is_file():
+            raise AvlabelError(f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}")
+        self.header = _read_header(header_path)
+        rows = self.header["rows"]
+        self.dim = self.header["dim"]
+        self.num_windows = self.header["windows"]["count"]
+        self.video_ids, self.windows = _read_index(self.directory / INDEX, self.header["index_bytes"], rows)
+        self._first_row = {video_id: row for row, video_id in reversed(list(enumerate(self.video_ids)))}
+        self.embedding = _memmap(self.directory / EMBEDDING, np.float16, (rows, self.dim))
+        num_labels = self.header["num_labels"]
+        self.probs = _memmap(self.directory / PROBS, np.float16, (rows, num_labels)) if num_labels else None
+        self.status = _memmap(self.directory / STATUS, np.uint8, (rows,))
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self._first_row
+
+    @property
+    def has_audio(self) -> np.ndarray:
+        """``(rows,)`` bool: the window holds audible audio."""
+        return np.asarray(self.status) == 0
+
+    def lookup(self, video_ids: Sequence[str], window: int | Sequence[int] | np.ndarray = 0) -> np.ndarray:
+        """Rows of ``(video_id, window)`` pairs; ``-1`` where the video is not in the cache.
+
+        ``window`` is one index for all videos or one per video.
+        """
+        windows = np.broadcast_to(np.asarray(window, dtype=np.int64), (len(video_ids),))
+        if len(windows) and (windows.min() < 0 or windows.max() >= self.num_windows):
+            raise ValueError(f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}")
+        first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
+        return np.where(first >= 0, first + windows, -1)
+
+    def read(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and audio flags of ``rows`` (``-1`` rows read as zero and no audio).
+
+        Returns:
+            ``(embedding, has_audio)``: ``(n, dim)`` float32 and ``(n,)`` bool.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        present = rows >= 0
+        safe = np.where(present, rows, 0)
+        if len(self) == 0:
+            return np.zeros((len(rows), self.dim), np.float32), np.zeros(len(rows), bool)
+        embedding = self.embedding[safe].astype(np.float32) * present[:, None]
+        return embedding, (self.status[safe] == 0) & present
+
+
+class AudioCacheWriter:
+    """Appends whole videos to a cache directory and commits them crash-safely (see module docs).
+
+    Args:
+        directory: cache directory (created if needed).
+        embedder_identity: the embedder's ``identity`` dict; an existing cache built by another
+            embedder, window layout or label set is refused rather than mixed.
+        dim: embedding size.
+        labels: class names of the probability columns, in order, or None (no probabilities).
+        windows: ``{"count", "seconds", "sample_rate"}``.
+
+    Only one writer may hold a directory (an advisory lock); use as a context manager.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], embedder_identity: dict, dim: int, labels: Sequence[str] | None, windows: dict
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire_lock(self.directory / _LOCK)
+        wanted = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "dim": int(dim),
+            "num_labels": len(labels) if labels is not None else 0,
+            "labels_sha256": labels_sha256(labels) if labels is not None else None,
+            "windows": windows,
+            "embedder": embedder_identity,
+        }
+        header_path = self.directory / HEADER
+        if header_path.is_file():
+            self.header = _read_header(header_path)
+            _check_compatible(self.header, wanted, self.directory)
+        else:
+            self.header = {**wanted, "rows": 0, "index_bytes": 0, "created": _now(), "updated": _now()}
+        self._files = {EMBEDDING: int(dim) * 2, STATUS: 1}
+        if wanted["num_labels"]:
+            self._files[PROBS] = wanted["num_labels"] * 2
+        self._recover()
+        self.video_ids, _ = _read_index(self.directory / INDEX, self.header["index_bytes"], self.header["rows"])
+        self.done = set(self.video_ids)
+        self._handles = {name: open(self.directory / name, "ab") for name in (*self._files, INDEX)}
+        atomic_write_json(header_path, self.header)
+
+    def _recover(self) -> None:
+        """Cut every file back to its committed size (drops a killed run's uncommitted tail)."""
+        rows = self.header["rows"]
+        for name, row_bytes in self._files.items():
+            _truncate(self.directory / name, rows * row_bytes)
+        _truncate(self.directory / INDEX, self.header["index_bytes"])
+
+    def append(self, video_id: str, embedding: np.ndarray, probs: np.ndarray | None, status: np.ndarray) -> None:
+        """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``); see :meth:`commit`."""
+        count = self.header["windows"]["count"]
+        if "\t" in video_id or "\n" in video_id or "\r" in video_id:
+            raise AvlabelError(f"video_id {video_id!r} contains a tab or line break; rename it in the manifest")
+        assert embedding.shape == (count, self.header["dim"]) and status.shape == (count,)
+        assert video_id not in self.done, f"{video_id} is already cached"
+        self._handles[EMBEDDING].write(np.ascontiguousarray(embedding, dtype="<f2").tobytes())
+        if PROBS in self._files:
+            assert probs is not None and probs.shape == (count, self.header["num_labels"])
+            self._handles[PROBS].write(np.ascontiguousarray(probs, dtype="<f2").tobytes())
+        self._handles[STATUS].write(np.ascontiguousarray(status, dtype=np.uint8).tobytes())
+        self._handles[INDEX].write("".join(f"{video_id}\t{window}\n" for window in range(count)).encode("utf-8"))
+        self.done.add(video_id)
+        self.video_ids.extend([video_id] * count)
+
+    def commit(self) -> None:
+        """Make everything appended so far durable and visible to readers."""
+        for handle in self._handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.header.update(rows=len(self.video_ids), index_bytes=self._handles[INDEX].tell(), updated=_now())
+        atomic_write_json(self.directory / HEADER, self.header)
+
+    def write_bad_items(self, bad_items: Sequence[tuple[str, str, str]]) -> None:
+        """List the items of this run that could not be read (``video_id, path, reason``)."""
+        lines = ["video_id\tpath\treason"] + ["\t".join(_one_line(field) for field in item) for item in bad_items]
+        atomic_write_text(self.directory / BAD_ITEMS, "\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        """Commit and release the directory."""
+        if self._handles:
+            self.commit()
+            for handle in self._handles.values():
+                handle.close()
+            self._handles = {}
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
+
+    def __enter__(self) -> AudioCacheWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def labels_sha256(labels: Sequence[str]) -> str:
+    """sha256 of class names in order (one per line): the ``labels_sha256`` of the header."""
+    return hashlib.sha256("\n".join(labels).encode("utf-8")).hexdigest()
+
+
+def _read_header(path: Path) -> dict:
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AvlabelError(f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it") from None
+    if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+        raise AvlabelError(f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets")
+    return header
+
+
+def _read_index(path: Path, committed_bytes: int, rows: int) -> tuple[list[str], np.ndarray]:
+    if committed_bytes == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    with open(path, "rb") as handle:
+        text = handle.read(committed_bytes).decode("utf-8")
+    video_ids, windows = [], []
+    for line in text.splitlines():
+        video_id, window = line.split("\t")
+        video_ids.append(video_id)
+        windows.append(int(window))
+    if len(video_ids) != rows:
+        raise AvlabelError(f"{path} has {len(video_ids)} committed rows but {HEADER} says {rows}; the cache is damaged — rebuild it")
+    return video_ids, np.asarray(windows, dtype=np.int64)
+
+
+def _memmap(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if shape[0] == 0:  # numpy cannot map an empty file
+        return np.zeros(shape, dtype=dtype)
+    needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not path.is_file() or path.stat().st_size < needed:
+        raise AvlabelError(f"{path} is shorter than {HEADER} promises; the cache is damaged — rebuild it")
+    return np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r", shape=shape)
+
+
+def _truncate(path: Path, size: int) -> None:
+    if path.exists():
+        if path.stat().st_size > size:
+            os.truncate(path, size)
+        elif path.stat().st_size < size:
+            raise AvlabelError(f"{path} lost committed data (shorter than {HEADER} says); delete the cache and rebuild it")
+    elif size:
+        raise AvlabelError(f"{path} is missing but {HEADER} lists committed rows; delete the cache and rebuild it")
+
+
+def _check_compatible(found: dict, wanted: dict, directory: Path) -> None:
+    for key in ("dim", "num_labels", "labels_sha256", "windows", "embedder"):
+        if _without_source(found.get(key)) != _without_source(wanted[key]):
+            raise AvlabelError(
+                f"the audio cache in {directory} was built with a different {key} ({found.get(key)} != {wanted[key]}); "
+                "use another output directory or delete its audio_* files to rebuild"
+            )
+
+
+def _without_source(value):
+    # Where a checkpoint was loaded from is provenance, not identity: a moved directory (or a hub
+    # id vs. its local copy) still produces the same rows, which the fingerprint tells.
+    return {k: v for k, v in value.items() if k != "source"} if isinstance(value, dict) else value
+
+
+def _acquire_lock(path: Path):
+    handle = open(path, "a+")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, single-writer by convention
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AvlabelError(f"another process is writing the audio cache in {path.parent}; wait for it to finish") from None
+    return handle
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

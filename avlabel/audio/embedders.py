@@ -1,0 +1,84 @@
+"""Audio embedders: what turns a clip's filterbank into the vector the fusion model consumes.
+
+Two backends, in a plain table (:data:`EMBEDDERS`):
+
+* ``ast`` -- the frozen AST (:class:`~avlabel.audio.ast.AstTagger`), the paper's choice: a 768-d
+  class-token embedding plus 527 AudioSet probabilities, from which relevance targets are built.
+* ``logmel`` -- :class:`LogMelEmbedder`, for users without AST weights and for CPU-only synthetic
+  runs: the per-mel-bin mean and standard deviation over time of the normalised AST filterbank
+  (256-d). It is a weak baseline -- a long-term average spectrum knows timbre and loudness, not
+  events -- and it predicts no tags, so targets must then come from ``--tags``.
+
+Every embedder exposes ``name``, ``dim``, ``labels`` (class names of its probabilities, or None),
+``filterbank`` (an :class:`~avlabel.audio.features.AstFilterbank`), ``device``, ``identity`` (a
+JSON-able dict the cache compares to refuse mixing embedders) and ``embed(features, num_frames) ->
+(embedding (B, dim), probs (B, labels) | None)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from avlabel.audio.features import AstFilterbank, FilterbankConfig
+from avlabel.errors import AvlabelError
+
+
+class LogMelEmbedder:
+    """Time statistics of the normalised AST filterbank: ``[mean over frames, std over frames]``.
+
+    Only frames holding audio count (AST's zero padding is excluded), so a 3 s clip and a 10 s
+    clip of the same sound get similar vectors.
+
+    Args:
+        filterbank: the filterbank definition (default: AST's AudioSet recipe).
+        device: torch device.
+    """
+
+    name = "logmel"
+    labels = None
+
+    def __init__(self, filterbank: AstFilterbank | None = None, device="cpu"):
+        import torch
+
+        self.filterbank = filterbank or AstFilterbank(FilterbankConfig())
+        self.device = torch.device(device)
+        self.dim = 2 * self.filterbank.config.num_mel_bins
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "filterbank": self.filterbank.config.to_dict()}
+
+    def embed(self, features, num_frames):
+        """``(B, T, F)`` features and ``(B,)`` valid frame counts -> ``((B, 2F) float32, None)``."""
+        import torch
+
+        features = features.to(self.device, dtype=torch.float32)
+        num_frames = num_frames.to(self.device)
+        valid = (torch.arange(features.shape[1], device=self.device)[None, :] < num_frames[:, None]).unsqueeze(-1)  # (B, T, 1)
+        count = valid.sum(dim=1).clamp(min=1)  # (B, 1)
+        mean = (features * valid).sum(dim=1) / count  # (B, F)
+        variance = (((features - mean[:, None]) * valid) ** 2).sum(dim=1) / count
+        return torch.cat([mean, variance.sqrt()], dim=-1), None
+
+
+def _build_ast(ast: str | os.PathLike[str] | None, device):
+    from avlabel.audio.ast import DEFAULT_AST, AstTagger
+
+    return AstTagger.from_pretrained(ast or DEFAULT_AST, device=device)
+
+
+def _build_logmel(ast: str | os.PathLike[str] | None, device):
+    return LogMelEmbedder(device=device)
+
+
+# name -> factory(ast checkpoint or None, device)
+EMBEDDERS = {"ast": _build_ast, "logmel": _build_logmel}
+
+
+def build_embedder(name: str, ast: str | os.PathLike[str] | None = None, device="cpu"):
+    """Build the embedder called ``name`` (``ast`` loads ``ast``, a hub id or directory)."""
+    if name not in EMBEDDERS:
+        raise AvlabelError(f"unknown audio embedder {name!r}; choose one of {', '.join(sorted(EMBEDDERS))}")
+    if name != "ast" and ast is not None:
+        raise AvlabelError(f"--ast applies to the 'ast' embedder only; drop it or use --embedder ast (got --embedder {name})")
+    return EMBEDDERS[name](ast, device)

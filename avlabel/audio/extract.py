@@ -1,0 +1,213 @@
+"""Fill the audio cache: decode every manifest item, embed its windows, commit as we go.
+
+DataLoader workers decode (PyAV + libswresample) in parallel. Where the filterbank runs depends on
+the embedder's device: on a GPU it runs batched in the main process next to the model (the
+NumPy/Kaldi filterbank would otherwise cost more CPU per clip than decoding); on the CPU each
+worker computes its item's features, so the filterbank scales with the workers too. Windows
+without audible audio skip the model and get zero rows. Items that cannot be read are skipped,
+counted and listed in ``audio_bad_items.tsv``; they are retried on the next run. Items already
+in the cache are not recomputed, so rerunning after an interruption, or on a grown manifest,
+only processes what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avlabel.audio.cache import AudioCacheWriter
+from avlabel.audio.decode import SAMPLE_RATE, WINDOW_SECONDS, AudioStatus, load_windows
+from avlabel.errors import AvlabelError
+
+
+@dataclass
+class ExtractSummary:
+    """What one run of :func:`extract_audio` did."""
+
+    items: int = 0  # unique videos asked for
+    cached: int = 0  # already in the cache before this run
+    computed: int = 0  # added by this run
+    bad: list[tuple[str, str, str]] = field(default_factory=list)  # (video_id, path, reason)
+    seconds: float = 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+
+def extract_audio(
+    records: Sequence,
+    directory: str | os.PathLike[str],
+    embedder,
+    num_windows: int = 1,
+    window_seconds: float = WINDOW_SECONDS,
+    workers: int = 0,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Add the audio of ``records`` that is not cached yet to the cache in ``directory``.
+
+    Args:
+        records: manifest records (anything with ``video_id``, ``path``, ``start``, ``end``); a
+            video id listed twice must name the same file and bounds.
+        directory: cache directory (see :mod:`avlabel.audio.cache` for the layout).
+        embedder: an embedder from :func:`avlabel.audio.embedders.build_embedder`.
+        num_windows: audio windows per video.
+        window_seconds: window length.
+        workers: DataLoader worker processes for decoding (0: decode in this process).
+        batch_size: videos per model batch and per commit.
+        progress: show a rich progress bar on stderr.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    started = time.perf_counter()
+    unique = _unique_records(records)
+    windows = {"count": num_windows, "seconds": window_seconds, "sample_rate": SAMPLE_RATE}
+    summary = ExtractSummary(items=len(unique))
+    with AudioCacheWriter(directory, embedder.identity, embedder.dim, embedder.labels, windows) as writer:
+        pending = [record for record in unique if record.video_id not in writer.done]
+        summary.cached = len(unique) - len(pending)
+        on_gpu = embedder.device.type != "cpu"
+        dataset = _WindowDataset(pending, num_windows, window_seconds, None if on_gpu else embedder.filterbank)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            worker_init_fn=_init_worker,
+            pin_memory=on_gpu,
+        )
+        with _progress_bar(progress, len(pending)) as advance:
+            try:
+                for batch in loader:
+                    summary.bad.extend(batch["bad"])
+                    if batch["video_ids"]:
+                        _embed_batch(batch, embedder, writer, num_windows, on_gpu)
+                        writer.commit()
+                        summary.computed += len(batch["video_ids"])
+                    advance(len(batch["video_ids"]) + len(batch["bad"]))
+            finally:
+                writer.write_bad_items(summary.bad)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: int, on_gpu: bool) -> None:
+    import torch
+
+    status = batch["status"]  # (n * W,) uint8
+    audible = torch.from_numpy(status == AudioStatus.OK)
+    count = len(status)
+    embedding = np.zeros((count, embedder.dim), dtype=np.float16)
+    probs = np.zeros((count, len(embedder.labels)), dtype=np.float16) if embedder.labels is not None else None
+    if audible.any():
+        if on_gpu:  # filterbank next to the model
+            waveforms = batch["waveforms"][audible].to(embedder.device, non_blocking=True)
+            features, num_frames = embedder.filterbank(waveforms, batch["lengths"][audible].to(embedder.device))
+        else:  # the workers computed the features
+            features, num_frames = batch["features"][audible], batch["num_frames"][audible]
+        out_embedding, out_probs = embedder.embed(features, num_frames)
+        index = audible.numpy()
+        embedding[index] = out_embedding.cpu().numpy().astype(np.float16)
+        if probs is not None:
+            probs[index] = out_probs.cpu().numpy().astype(np.float16)
+    for item, video_id in enumerate(batch["video_ids"]):
+        rows = slice(item * num_windows, (item + 1) * num_windows)
+        writer.append(video_id, embedding[rows], None if probs is None else probs[rows], status[rows])
+
+
+class _WindowDataset:
+    """Decodes one item's windows (and its filterbank features when given a filterbank)."""
+
+    def __init__(self, records: Sequence, num_windows: int, window_seconds: float, filterbank):
+        self.records = records
+        self.num_windows = num_windows
+        self.window_seconds = window_seconds
+        self.filterbank = filterbank
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        try:
+            windows = load_windows(record.path, record.start, record.end, self.num_windows, self.window_seconds)
+        except Exception as error:  # noqa: BLE001 -- a long job skips and lists any unreadable item
+            reason = str(error) if isinstance(error, AvlabelError) else f"{type(error).__name__}: {error}"
+            return {"video_id": record.video_id, "path": str(record.path), "error": reason}
+        item = {"video_id": record.video_id, "error": None, "status": windows.status}
+        if self.filterbank is None:
+            item.update(waveforms=windows.waveforms, lengths=windows.lengths)
+        else:
+            item["features"], item["num_frames"] = self.filterbank(windows.waveforms, windows.lengths)
+        return item
+
+
+def _collate(items: list[dict]) -> dict:
+    import torch
+
+    good = [item for item in items if item["error"] is None]
+    batch = {
+        "video_ids": [item["video_id"] for item in good],
+        "bad": [(item["video_id"], item["path"], item["error"]) for item in items if item["error"] is not None],
+        "status": np.concatenate([item["status"] for item in good]) if good else np.zeros(0, np.uint8),
+    }
+    if good and "waveforms" in good[0]:
+        batch["waveforms"] = torch.from_numpy(np.concatenate([item["waveforms"] for item in good]))  # (n*W, N)
+        batch["lengths"] = torch.from_numpy(np.concatenate([item["lengths"] for item in good]))
+    elif good:
+        batch["features"] = torch.cat([item["features"] for item in good])  # (n*W, T, F)
+        batch["num_frames"] = torch.cat([item["num_frames"] for item in good])
+    return batch
+
+
+def _init_worker(worker_id: int) -> None:
+    import torch
+
+    # Workers run side by side; intra-op threads in each would only oversubscribe the cores.
+    torch.set_num_threads(1)
+
+
+def _unique_records(records: Sequence) -> list:
+    seen: dict[str, object] = {}
+    for record in records:
+        previous = seen.get(record.video_id)
+        if previous is None:
+            seen[record.video_id] = record
+        elif (previous.path, previous.start, previous.end) != (record.path, record.start, record.end):
+            raise AvlabelError(
+                f"video_id {record.video_id!r} appears twice in the manifest with different files or bounds "
+                f"({previous.path} vs {record.path}); give each clip its own video_id"
+            )
+    return list(seen.values())
+
+
+class _progress_bar:
+    """A rich progress bar on stderr; ``with _progress_bar(show, total) as advance: advance(n)``."""
+
+    def __init__(self, show: bool, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]audio"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not show,
+        )
+        self._task = self._progress.add_task("audio", total=total)
+
+    def __enter__(self):
+        self._progress.start()
+        return lambda count: self._progress.advance(self._task, count)
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
