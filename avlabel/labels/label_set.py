@@ -45,6 +45,12 @@ class LabelSet:
         blank = [i for i, label in enumerate(self.labels) if not label.strip()]
         if blank:
             raise AvlabelError(f"label set '{self.name}' has an empty label at index {blank[0]}; remove it")
+        # Tabs and line breaks would corrupt the tab-separated SAVLD text format and CSV manifests.
+        broken = [i for i, label in enumerate(self.labels) if any(c in label for c in "\t\n\r")]
+        if broken:
+            raise AvlabelError(
+                f"label set '{self.name}' has a tab or line break inside label {broken[0]}; remove it"
+            )
         seen: dict[str, int] = {}
         for i, label in enumerate(self.labels):
             if label in seen:
