@@ -51,12 +51,18 @@ class ViewGrid:
 
 @dataclass
 class MultiViewResult:
-    """Per-video results averaged over views (NumPy arrays; rows follow the dataset's video order)."""
+    """Per-video results averaged over views (NumPy arrays; rows follow the dataset's video order).
+
+    Relevance fields average over the views whose clip has audible audio only: without audio the
+    model drops the audio whatever the relevance network says, so those views say nothing about it.
+    """
 
     probabilities: np.ndarray  # (N, C) mean softmax over the views seen; NaN rows for unseen videos
     views_seen: np.ndarray  # (N, clips, crops) int: how often each view was seen (1 when complete)
-    relevance: np.ndarray | None  # (N,) mean relevance score rev, or None for models without IMD
-    keep_fraction: np.ndarray | None  # (N,) fraction of views whose audio was kept, or None
+    audio_views: np.ndarray | None  # (N,) views with audible audio, or None for models without IMD
+    relevance: np.ndarray | None  # (N,) mean relevance score rev; NaN for videos without audio
+    keep_fraction: np.ndarray | None  # (N,) fraction of audible views whose audio was kept
+    relevance_target: np.ndarray | None  # (N,) mean relevance target, when targets were given
 
     @property
     def evaluated(self) -> np.ndarray:
@@ -85,8 +91,9 @@ class MultiViewAccumulator:
         self.grid = grid
         self._prob_sum = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=device)
         self._views = torch.zeros(num_videos, grid.temporal_clips, grid.spatial_crops, dtype=torch.int64, device=device)
-        self._rev_sum: torch.Tensor | None = None
-        self._keep_sum: torch.Tensor | None = None
+        # rows: audible views, rev, kept, target (sums over audible views); created on first use
+        self._relevance_sums: torch.Tensor | None = None
+        self._has_target = False
 
     def add(
         self,
@@ -96,8 +103,18 @@ class MultiViewAccumulator:
         logits: torch.Tensor,
         rev: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
+        audio_present: torch.Tensor | None = None,
+        relevance_target: torch.Tensor | None = None,
     ) -> None:
-        """Add one batch of views: ``index`` (B,) video rows, ``logits`` (B, C), optional ``rev``/``keep`` (B,)."""
+        """Add one batch of views.
+
+        Args:
+            index, clip_index, crop_index: ``(B,)`` video row and view cell of each view.
+            logits: ``(B, C)`` class logits.
+            rev, keep: ``(B,)`` relevance score and keep decision (Eqs. 4-5), when the model has IMD.
+            audio_present: ``(B,)`` bool, the view's audio window is audible (None: all are).
+            relevance_target: ``(B,)`` relevance targets (section 3.5), when known.
+        """
         import torch
 
         device = self._prob_sum.device
@@ -106,23 +123,31 @@ class MultiViewAccumulator:
         self._prob_sum.index_add_(0, index, probabilities)
         cell = (index, clip_index.to(device, torch.int64), crop_index.to(device, torch.int64))
         self._views.index_put_(cell, torch.ones_like(index), accumulate=True)
-        if rev is not None:
-            if self._rev_sum is None:
-                self._rev_sum = torch.zeros(len(self._prob_sum), dtype=torch.float64, device=device)
-                self._keep_sum = torch.zeros_like(self._rev_sum)
-            self._rev_sum.index_add_(0, index, rev.detach().to(device, torch.float64))
-            kept = torch.ones_like(index, dtype=torch.float64) if keep is None else keep.detach().to(device, torch.float64)
-            self._keep_sum.index_add_(0, index, kept)
+        if rev is None:
+            return
+        if self._relevance_sums is None:
+            self._relevance_sums = torch.zeros(4, len(self._prob_sum), dtype=torch.float64, device=device)
+        present = torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        kept = present if keep is None else keep.to(device, torch.bool) & present
+        target = torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
+        self._has_target |= relevance_target is not None
+        rev = rev.detach().to(device, torch.float64)
+        values = torch.stack([present.double(), rev * present, kept.double(), target.double() * present])  # (4, B)
+        self._relevance_sums.index_add_(1, index, values)
 
     def result(self) -> MultiViewResult:
         """Per-video averages (one host transfer at the end of evaluation)."""
         views = self._views.cpu().numpy()
         count = views.sum(axis=(1, 2)).astype(np.float64)
+        audio_views = relevance = keep = target = None
         with np.errstate(invalid="ignore", divide="ignore"):
             probabilities = self._prob_sum.cpu().numpy() / count[:, None]
-            relevance = None if self._rev_sum is None else self._rev_sum.cpu().numpy() / count
-            keep = None if self._keep_sum is None else self._keep_sum.cpu().numpy() / count
-        return MultiViewResult(probabilities=probabilities, views_seen=views, relevance=relevance, keep_fraction=keep)
+            if self._relevance_sums is not None:
+                audible, rev_sum, kept_sum, target_sum = self._relevance_sums.cpu().numpy()
+                audio_views = audible.astype(np.int64)
+                relevance, keep = rev_sum / audible, kept_sum / audible
+                target = target_sum / audible if self._has_target else None
+        return MultiViewResult(probabilities, views, audio_views, relevance, keep, target)
 
 
 def run_views(
@@ -136,7 +161,8 @@ def run_views(
 
     Args:
         model: a fusion model returning ``FusionOutput`` (``logits``, optional ``rev``/``keep``).
-        batches: dicts with ``index``, ``clip_index``, ``crop_index`` (B,) plus the model's inputs.
+        batches: dicts with ``index``, ``clip_index``, ``crop_index`` (B,) plus the model's inputs;
+            ``audio_present`` and ``relevance`` (targets) are used when present.
         accumulator: receives each batch's outputs.
         model_inputs: maps a batch to the model's keyword arguments, already on the model's device.
         on_batch: called with the batch size after each batch (progress bars).
@@ -148,7 +174,10 @@ def run_views(
     with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
         for batch in batches:
             output = model(**model_inputs(batch))
-            accumulator.add(batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep)
+            accumulator.add(
+                batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep,
+                batch.get("audio_present"), batch.get("relevance"),
+            )
             if on_batch is not None:
                 on_batch(len(batch["index"]))
     return accumulator.result()

@@ -71,6 +71,8 @@ def _view_batches(num_videos: int, grid: ViewGrid, batch_size: int, seed: int = 
             "index": torch.tensor([c[0] for c in chosen]),
             "clip_index": torch.tensor([c[1] for c in chosen]),
             "crop_index": torch.tensor([c[2] for c in chosen]),
+            "audio_present": torch.tensor([c[2] != 1 for c in chosen]),  # crop 1 views: "silent window"
+            "relevance": torch.tensor([c[1] / 10 for c in chosen]),
         }
 
 
@@ -86,10 +88,14 @@ def test_run_views_averages_softmax_over_every_view(grid):
     if grid.count > 1:
         mean_logits = np.mean([_view_logits(1, c, s) for c in range(grid.temporal_clips) for s in range(grid.spatial_crops)], axis=0)
         assert not np.allclose(result.probabilities[1], _softmax(mean_logits))
+    # Relevance averages over the audible views only (crop 1 is silent when there are 2+ crops).
     clips = np.arange(grid.temporal_clips)
+    audible_crops = [crop for crop in range(grid.spatial_crops) if crop != 1]
+    np.testing.assert_array_equal(result.audio_views, len(clips) * len(audible_crops))
     expected_rev = (1 / (1 + np.exp(-(clips - 1.5)))).mean()
     np.testing.assert_allclose(result.relevance, expected_rev, rtol=1e-6)
     np.testing.assert_allclose(result.keep_fraction, (clips >= 1).mean())
+    np.testing.assert_allclose(result.relevance_target, clips.mean() / 10, rtol=1e-6)
 
 
 def test_incomplete_and_duplicated_views_are_flagged():
@@ -106,4 +112,4 @@ def test_incomplete_and_duplicated_views_are_flagged():
     assert result.evaluated.tolist() == [True, True, False]  # video 2 never seen (e.g. undecodable)
     assert np.isnan(result.probabilities[2]).all()
     np.testing.assert_allclose(result.probabilities[1], np.full(NUM_CLASSES, 1 / NUM_CLASSES))
-    assert result.relevance is None and result.keep_fraction is None
+    assert result.relevance is None and result.keep_fraction is None and result.audio_views is None
