@@ -84,8 +84,8 @@ class VideoReader:
 
     Args:
         path: the video file.
-        short_side: when given, frames are scaled (by FFmpeg's swscale, during colour conversion)
-            so that their displayed short side has this many pixels; None keeps the stored size.
+        short_side: when given, frames whose short side is longer are scaled down (by FFmpeg's
+            swscale, during colour conversion) to this many pixels; smaller frames keep their size.
         threads: decoder threads. One is fastest per clip inside DataLoader workers, which already
             run in parallel; 0 lets FFmpeg choose (useful for one long sequential decode).
 
@@ -206,7 +206,7 @@ class VideoReader:
         if self._rotation is None:
             self._rotation = int(frame.rotation) % 360
         width, height = frame.width, frame.height
-        if self.short_side is not None:
+        if self.short_side is not None and min(width, height) > self.short_side:
             scale = self.short_side / min(width, height)
             width, height = max(1, round(width * scale)), max(1, round(height * scale))
         rgb = frame.to_ndarray(format="rgb24", width=width, height=height)

@@ -54,6 +54,7 @@ def write_clip(
     *,
     rotation: int = 0,
     video_options: Mapping[str, str] | None = None,
+    audio_options: Mapping[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` and/or ``audio`` into the media file ``path`` (atomically).
 
@@ -71,7 +72,8 @@ def write_clip(
         audio_codec: FFmpeg encoder name; default: the usual one for the suffix (aac for mp4).
         rotation: counter-clockwise display rotation in degrees written as container metadata
             (what phones record); the pixels are stored unrotated.
-        video_options: extra encoder options (e.g. ``{"crf": "18", "g": "12"}``).
+        video_options: extra video encoder options (e.g. ``{"crf": "18", "g": "12"}``).
+        audio_options: extra audio encoder options (e.g. ``{"b": "64k", "aac_coder": "fast"}``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -103,7 +105,7 @@ def write_clip(
             if frames is not None:
                 video_stream = _add_video_stream(container, frames, fps, video_codec, rotation, video_options)
             if audio is not None:
-                audio_stream = _add_audio_stream(container, audio, sample_rate, audio_codec)
+                audio_stream = _add_audio_stream(container, audio, sample_rate, audio_codec, audio_options)
             if video_stream is not None:
                 for index, rgb in enumerate(frames):
                     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -153,12 +155,13 @@ def _add_video_stream(container, frames, fps, codec, rotation, options):
     return stream
 
 
-def _add_audio_stream(container, audio, sample_rate, codec):
+def _add_audio_stream(container, audio, sample_rate, codec, options):
     import av
 
     supported_rates = av.Codec(codec, "w").audio_rates
     rate = sample_rate if not supported_rates or sample_rate in supported_rates else 48_000
     stream = container.add_stream(codec, rate=rate)
     stream.layout = "mono" if audio.shape[0] == 1 else "stereo"
+    stream.options = dict(options or {})
     stream.codec_context.thread_count = 1
     return stream

@@ -1,0 +1,47 @@
+"""``avlabel flow``: extract optical flow for every video of a manifest (resumable)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command(name="flow")
+@click.option("--manifest", "manifest_path", required=True, type=click.Path(dir_okay=False), help="Manifest CSV.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Flow folder (created; reruns resume).")
+@click.option("--method", type=click.Choice(["dis", "farneback", "tvl1"]), default="dis", show_default=True,
+              help="OpenCV estimator; tvl1 needs opencv-contrib-python-headless.")  # fmt: skip
+@click.option("--preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="medium", show_default=True,
+              help="DIS quality preset (ignored by the other methods).")  # fmt: skip
+@click.option("--short-side", default=256, show_default=True, help="Scale frames down to this short side first (pixels).")
+@click.option("--format", "format", type=click.Choice(["jpg", "npz"]), default="jpg", show_default=True,
+              help="jpg: x_/y_NNNNN.jpg per video (mmaction2 denseflow layout); npz: lossless, one file per video.")  # fmt: skip
+@click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs", help="Processes, one video each.")
+def flow(manifest_path, out, method, preset, short_side, format, workers) -> None:
+    """Compute optical flow (clipped to +-20 px, uint8) between consecutive frames of every video.
+
+    Finished videos are skipped on a rerun, so an interrupted run resumes; videos that cannot be
+    decoded are skipped, counted and listed in OUT/flow_errors.log.
+    """
+    from avlabel.cli._console import err_console, out_console
+    from avlabel.data._progress import progress_bar
+    from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
+    from avlabel.data.manifest import read_manifest
+
+    # Missing files are not fatal here: like corrupt ones they are skipped and listed.
+    manifest = read_manifest(manifest_path, check_files=False)
+    config = FlowConfig(method=method, preset=preset, short_side=short_side, format=format)
+    with progress_bar("flow") as progress:
+        summary = run_flow(manifest, out, config, workers=workers, progress=progress)
+    rate = summary.flow_frames / summary.seconds if summary.seconds > 0 else 0.0
+    console = err_console()
+    console.print(
+        f"{summary.computed} videos computed ({summary.flow_frames} frame pairs, {rate:.0f} pairs/s), "
+        f"{summary.skipped} already done, {len(summary.failed)} failed"
+    )
+    if summary.failed:
+        console.print(f"[yellow]{len(summary.failed)} videos failed; listed in {os.path.join(out, ERRORS_NAME)}[/]")
+        for video_id, error in summary.failed[:3]:
+            console.print(f"  {video_id}: {error}", highlight=False)
+    out_console().print(out, highlight=False, soft_wrap=True)
