@@ -154,9 +154,12 @@ def relevance_metrics(
 ) -> dict[str, Any]:
     """The relevance network's behaviour over an evaluation set.
 
+    Items whose score is NaN (no audible audio: the model drops it whatever the score) are left
+    out of every figure.
+
     Args:
-        scores: ``(N,)`` relevance scores ``rev`` (Eq. 4).
-        keep: ``(N,)`` fraction of views (or bool) in which the audio was kept (Eq. 5).
+        scores: ``(N,)`` relevance scores ``rev`` (Eq. 4), per item or averaged over its views.
+        keep: ``(N,)`` bool, or the fraction of an item's views in which the audio was kept (Eq. 5).
         alpha: the model's threshold; precision/recall judge ``scores >= alpha``.
         targets: ``(N,)`` relevance targets in [0, 1] (section 3.5), or None; NaN entries (items
             without a target) are left out.
@@ -170,14 +173,17 @@ def relevance_metrics(
         ``vs_relevant`` dictionaries from :func:`relevance_agreement`.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    keep = np.asarray(keep, dtype=np.float64)
+    audible = ~np.isnan(scores)
+    scores = scores[audible]
+    keep = np.asarray(keep, dtype=np.float64)[audible]
     result: dict[str, Any] = {
         "alpha": float(alpha),
+        "items_with_audio": int(audible.sum()),
         "mean_score": float(scores.mean()) if scores.size else math.nan,
         "drop_rate": float(1.0 - keep.mean()) if keep.size else math.nan,
     }
     if targets is not None:
-        targets = np.asarray(targets, dtype=np.float64)
+        targets = np.asarray(targets, dtype=np.float64)[audible]
         known = ~np.isnan(targets)
         threshold = alpha if target_threshold is None else target_threshold
         result["vs_targets"] = {
@@ -186,7 +192,7 @@ def relevance_metrics(
             **relevance_agreement(scores[known], targets[known] >= threshold, alpha),
         }
     if relevant is not None:
-        relevant = np.asarray(relevant, dtype=np.float64)
+        relevant = np.asarray(relevant, dtype=np.float64)[audible]
         known = ~np.isnan(relevant)
         result["vs_relevant"] = relevance_agreement(scores[known], relevant[known] > 0.5, alpha)
     return result

@@ -101,6 +101,7 @@ def test_relevance_metrics_against_targets_and_flags():
     assert vs_targets["roc_auc"] == 1.0  # 0.9 above 0.1 and 0.6
     assert vs_targets["precision"] == pytest.approx(0.5)  # kept at 0.25: 0.9 (pos), 0.6 (neg)
     assert vs_targets["recall"] == 1.0
+    assert result["items_with_audio"] == 4
     vs_relevant = result["vs_relevant"]
     assert vs_relevant["roc_auc"] == pytest.approx(0.75)  # pos {0.9, 0.2} vs neg {0.1, 0.6}: 3 of 4 pairs
     assert vs_relevant["precision"] == pytest.approx(0.5) and vs_relevant["recall"] == pytest.approx(0.5)
@@ -110,3 +111,11 @@ def test_json_safe_makes_strict_json():
     value = {"a": math.nan, "b": np.float32(0.5), "c": np.array([1, 2]), "d": [np.inf, 1]}
     text = json.dumps(json_safe(value), allow_nan=False)
     assert json.loads(text) == {"a": None, "b": 0.5, "c": [1, 2], "d": [None, 1]}
+
+
+def test_relevance_metrics_leave_out_items_without_audio():
+    scores = np.array([0.9, np.nan, 0.1])  # the second item has no audible audio
+    result = relevance_metrics(scores, np.array([1.0, 0.0, 0.0]), alpha=0.5, relevant=np.array([1, 1, 0]))
+    assert result["items_with_audio"] == 2
+    assert result["mean_score"] == pytest.approx(0.5) and result["drop_rate"] == pytest.approx(0.5)
+    assert result["vs_relevant"] == {"roc_auc": 1.0, "precision": 1.0, "recall": 1.0, "positives": 1, "count": 2}
