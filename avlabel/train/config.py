@@ -41,7 +41,9 @@ class DataConfig:
     flow_dir: str | None = None  # `avlabel flow --out DIR` (or denseflow layout); None: computed on the fly
     frames: int = 8  # T, frames per clip
     stride: int = 8  # frames between sampled frames (temporal stride)
+    sample_fps: float | None = None  # measure the stride at this frame rate (None: each file's own)
     size: int = 224  # crop side in pixels
+    decode_short_side: int | None = None  # resize while decoding (speed for large videos); None: as stored
     workers: int = 4  # DataLoader worker processes per rank
 
 
@@ -67,7 +69,10 @@ class ModelSection:
     name: str = "imd_b"
     fusion: str = "imd"  # fusion head: imd, late_concat, se_gate, nl_gate, gmu, avc
     modalities: list[Modality] = field(default_factory=lambda: ["rgb", "flow", "audio"])
-    pretrained: str | None = None  # timm hub id or local weights file for ImageNet initialisation
+    # ImageNet initialisation of the visual streams: "auto" takes the named model's own timm
+    # checkpoint (imd_b: vit_base_patch16_224.augreg_in21k), null starts from random weights,
+    # anything else is a timm hub id or a local weights file.
+    pretrained: str | None = "auto"
     activation_checkpointing: bool = False  # recompute block activations in backward (less memory)
     compile: bool = False  # torch.compile the model
     overrides: dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
@@ -299,6 +304,13 @@ def _check_values(config: TrainConfig) -> None:
     for name in ("frames", "stride", "size"):
         _require(getattr(data, name) >= 1, f"data.{name}", "must be >= 1", getattr(data, name))
     _require(data.workers >= 0, "data.workers", "must be >= 0", data.workers)
+    _require(data.sample_fps is None or data.sample_fps > 0, "data.sample_fps", "must be > 0 (or null)", data.sample_fps)
+    _require(
+        data.decode_short_side is None or data.decode_short_side >= data.size,
+        "data.decode_short_side",
+        f"must be >= data.size ({data.size}) (or null)",
+        data.decode_short_side,
+    )
     _require(audio.k >= 1, "audio.k", "must be >= 1", audio.k)
     _require(audio.ya >= 1, "audio.ya", "must be >= 1", audio.ya)
     _require(len(model.modalities) >= 1, "model.modalities", "must name at least one of rgb, flow, audio", model.modalities)

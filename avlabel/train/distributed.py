@@ -1,0 +1,108 @@
+"""One code path from a laptop CPU to many GPUs: torchrun detection and DDP helpers.
+
+``torchrun --nproc_per_node N -m avlabel train ...`` sets ``RANK``, ``LOCAL_RANK`` and
+``WORLD_SIZE`` (also across nodes, through its rendezvous); their presence is what switches
+the loop to DistributedDataParallel, as in nanoGPT. CUDA ranks use NCCL and one GPU each
+(``cuda:LOCAL_RANK``); CPU ranks use gloo. A plain ``avlabel train`` is a world of one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from avlabel.errors import AvlabelError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in the job."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process logs, shows progress and writes files."""
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1 or dist.is_initialized()
+
+
+def setup_distributed(requested_device: str) -> DistContext:
+    """Join the torchrun job if there is one and pick this process's device.
+
+    Args:
+        requested_device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (from ``runtime.device``).
+
+    Raises:
+        AvlabelError: CUDA asked for but absent, or fewer GPUs than local ranks.
+    """
+    launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    device = _pick_device(requested_device, local_rank if launched else None)
+    if launched and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+def teardown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _pick_device(requested: str, local_rank: int | None) -> torch.device:
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        requested = "cuda" if cuda else "cpu"
+    if requested == "cpu":
+        return torch.device("cpu")
+    if not cuda:
+        raise AvlabelError(f"runtime.device is {requested!r} but no CUDA GPU is visible; set runtime.device=cpu (or auto)")
+    if local_rank is not None:
+        # One GPU per torchrun rank; an explicit index makes no sense when ranks share a node.
+        if local_rank >= torch.cuda.device_count():
+            raise AvlabelError(
+                f"local rank {local_rank} has no GPU: only {torch.cuda.device_count()} visible; "
+                "start torchrun with --nproc_per_node at most the GPU count"
+            )
+        return torch.device("cuda", local_rank)
+    device = torch.device(requested)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise AvlabelError(f"runtime.device {requested!r}: only {torch.cuda.device_count()} GPU(s) visible")
+    return device
+
+
+def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum ``values`` over all ranks (a no-op in a world of one)."""
+    if ctx.is_distributed:
+        values = values.to(ctx.device)
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def gather_strings(text: str, ctx: DistContext) -> list[str]:
+    """Every rank's ``text`` in rank order (the strings must have equal lengths, like hex digests)."""
+    if not ctx.is_distributed:
+        return [text]
+    mine = torch.tensor(list(text.encode("ascii")), dtype=torch.uint8, device=ctx.device)
+    everyone = [torch.empty_like(mine) for _ in range(ctx.world_size)]
+    dist.all_gather(everyone, mine)
+    return [bytes(t.cpu().tolist()).decode("ascii") for t in everyone]
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.is_distributed:
+        dist.barrier()

@@ -1,0 +1,470 @@
+"""The training loop behind ``avlabel train`` (paper sections 3.5, 3.6 and 4.1), nanoGPT-style.
+
+Read :func:`train` top to bottom: join the torchrun job (if any), check every input
+(:mod:`~avlabel.train.preflight`), build the model, optimiser and schedule, restore a checkpoint
+when resuming, then loop over epochs -> optimiser steps -> micro-batches.
+
+Scale. The configured ``optim.global_batch`` is reached by ``world_size x micro_batch x
+accum_steps``; gradients are only all-reduced on the last micro-batch of a step (``no_sync``
+on the others). CUDA runs under bf16 autocast; ``torch.compile`` and activation checkpointing
+are options. Only rank 0 logs and writes; the unwrapped model is what gets saved.
+
+Exact resume. Checkpoints are taken between optimiser steps and hold the step within the
+epoch, the optimiser and schedule state and every rank's torch RNG state. The data order is a
+pure function of (seed, epoch) and each item of (seed, epoch, index) (see
+:mod:`~avlabel.train.sampler` and :mod:`~avlabel.train.items`), so a resumed run skips the
+clips already seen and continues with exactly the batches, augmentations and dropout masks the
+uninterrupted run would have used: on the CPU its final weights are bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel.errors import AvlabelError
+from avlabel.train.checkpoint import checkpoint_paths, load_training_state, resolve_checkpoint, save_checkpoint, weights_sha256
+from avlabel.train.config import TrainConfig, config_to_dict, dump_config
+from avlabel.train.distributed import DistContext, all_reduce_sum, gather_strings, setup_distributed, teardown_distributed
+from avlabel.train.items import collate_items
+from avlabel.train.objective import imd_objective
+from avlabel.train.preflight import RUNTIME_ONLY_MODEL_FIELDS, TrainingPlan, plan_training
+from avlabel.train.runlog import RunLog, Throughput, TrainProgress, write_environment
+from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
+
+BAD_ITEMS_FILE = "bad_items.tsv"
+REPLICAS_FILE = "replicas.json"
+# Sums gathered per step / per validation pass (one all-reduce each).
+_STATS = ("loss", "ce", "rel_bce", "batches", "correct1", "correct5", "valid", "dropped", "with_audio", "skipped")
+
+
+@dataclass
+class TrainResult:
+    """How a call to :func:`train` ended."""
+
+    run_dir: Path
+    step: int  # optimiser steps done
+    epochs_done: int  # complete epochs
+    best_top1: float | None  # best validation top-1 so far
+    last_val: dict | None  # the last validation record
+    stopped_early: bool  # stopped by schedule.max_steps before the last epoch ended
+    replica_hashes: list[str]  # weights_sha256 of every rank's final weights (all equal)
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: str | None = None, force: bool = False) -> TrainResult:
+    """Train a model as ``config`` says, writing the run directory ``run_dir``.
+
+    Args:
+        config: the training configuration.
+        run_dir: where config.yaml, environment.json, metrics.jsonl, tb/ and checkpoints/ go.
+        resume: None for a fresh run (refused if ``run_dir`` already has checkpoints); ``"last"``
+            to continue from ``run_dir``'s last checkpoint; or a checkpoint file / run directory
+            to continue from.
+        force: resume even if the checkpoint's model config differs from ``config``'s.
+
+    Raises:
+        AvlabelError: any bad input (before training starts), a non-finite loss (naming the
+            last good checkpoint) or running out of GPU memory (suggesting gradient accumulation).
+    """
+    ctx = setup_distributed(config.runtime.device)
+    try:
+        return _train(config, Path(run_dir).resolve(), resume, force, ctx)
+    finally:
+        teardown_distributed()
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, ctx: DistContext) -> TrainResult:
+    from torch.nn.parallel import DistributedDataParallel
+
+    from avlabel.models import build_model, load_pretrained
+
+    # ---- inputs: everything is checked before any training starts ----------------------------
+    resume_from = _resume_checkpoint(run_dir, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_training(config, ctx.world_size, error_log=run_dir / BAD_ITEMS_FILE)
+    config = plan.config
+    state = load_training_state(resume_from) if resume_from is not None else None
+    if state is not None:
+        _check_resumable(state, plan, force, resume_from)
+    device = ctx.device
+    total_steps = config.schedule.epochs * plan.steps_per_epoch
+
+    # ---- model, optimiser, learning-rate schedule --------------------------------------------
+    torch.manual_seed(config.runtime.seed)  # identical initial weights on every rank
+    raw_model = build_model(plan.model_config)
+    if state is None and plan.model_config.pretrained_image:
+        report = load_pretrained(raw_model, plan.model_config.pretrained_image)
+        _say(ctx, report.summary())
+    raw_model.to(device)
+    optimizer = _optimizer(raw_model, config)
+    scheduler = _lr_schedule(optimizer, config, total_steps)
+    epoch, step_in_epoch, step, best_top1 = 0, 0, 0, None
+    if state is not None:
+        from safetensors.torch import load_model
+
+        load_model(raw_model, str(resume_from), strict=True, device=str(device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, step_in_epoch, step, best_top1 = state["epoch"], state["step_in_epoch"], state["step"], state["best_top1"]
+        _restore_rng(state["rng"], ctx, fallback_seed=config.runtime.seed + ctx.rank + step)
+        _say(ctx, f"resuming from {resume_from} at epoch {epoch + 1}, step {step}")
+    else:
+        torch.manual_seed(config.runtime.seed + ctx.rank)  # dropout differs across ranks
+    if epoch >= config.schedule.epochs:
+        raise AvlabelError(
+            f"the run in {run_dir} already finished its {config.schedule.epochs} epochs; raise schedule.epochs to train longer"
+        )
+    model = raw_model
+    if config.model.compile:
+        model = torch.compile(model)
+    eval_model = model  # validation runs outside DDP: uneven shards must not wait on each other
+    if ctx.is_distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16)
+
+    # ---- data --------------------------------------------------------------------------------
+    train_sampler = ResumableDistributedSampler(len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed)
+    train_loader = _loader(plan.train_items, train_sampler, config, device, drop_last=True)
+    val_loader = _loader(plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False)
+
+    # ---- run directory (main process only) ---------------------------------------------------
+    log = progress = None
+    if ctx.is_main:
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        write_environment(run_dir, device=str(device), world_size=ctx.world_size, extra={
+            "accum_steps": plan.accum_steps, "micro_batch": config.optim.micro_batch,
+            "global_batch": config.optim.global_batch, "steps_per_epoch": plan.steps_per_epoch,
+            "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
+            "resumed_from": str(resume_from) if resume_from is not None else None,
+        })  # fmt: skip
+        log = RunLog(run_dir, resume_step=step if state is not None else None)
+        progress = TrainProgress(total_steps, done_steps=step)
+
+    def checkpoint(tag: str) -> None:
+        rng = _gather_rng(ctx)  # every rank takes part; only the main process writes
+        if ctx.is_main:
+            save_checkpoint(run_dir, tag, raw_model, optimizer, scheduler, {
+                "model_config": plan.model_config.to_dict(), "classes": list(plan.label_set.labels),
+                "label_set": plan.label_set.name, "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
+                "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size, "best_top1": best_top1,
+                "config": config_to_dict(config), "rng": rng,
+            })  # fmt: skip
+
+    # ---- the loop ----------------------------------------------------------------------------
+    last_val, stopped_early = None, False
+    window = torch.zeros(len(_STATS), dtype=torch.float64, device=device)  # sums since the last log record
+    throughput = Throughput()
+    try:
+        while epoch < config.schedule.epochs:
+            train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
+            batches = iter(train_loader)
+            model.train()
+            while step_in_epoch < plan.steps_per_epoch:
+                step_started = time.perf_counter()
+                stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
+                for micro_step in range(plan.accum_steps):
+                    batch = next(batches)
+                    # Gradients are all-reduced only on the last micro-step of an optimiser step.
+                    sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
+                    with contextlib.nullcontext() if sync else model.no_sync():
+                        with autocast:
+                            output = model(**_model_inputs(batch, device))
+                        terms = imd_objective(
+                            output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
+                            relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
+                        )  # fmt: skip
+                        (terms.loss / plan.accum_steps).backward()
+                    stats += _batch_stats(terms, output, batch, device)
+                stats = all_reduce_sum(stats, ctx)
+                totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
+                if not math.isfinite(totals["loss"]):
+                    raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
+                if config.optim.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.optim.grad_clip)
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step_in_epoch += 1
+                step += 1
+                window += stats
+                clips = int(totals["valid"] + totals["skipped"])
+                throughput.add(clips)
+
+                if ctx.is_main:
+                    now = _summary(stats)
+                    progress.update(epoch + 1, step, {
+                        "loss": now["loss"], "acc": now["top1"], "drop": now["drop_rate"],
+                        "clips/s": clips / (time.perf_counter() - step_started), "lr": lr,
+                    })  # fmt: skip
+                    if step % config.schedule.log_every == 0:
+                        log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
+                                   "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
+                        window.zero_()
+                stop = config.schedule.max_steps is not None and step >= config.schedule.max_steps
+                mid_epoch = step_in_epoch < plan.steps_per_epoch
+                if mid_epoch and (stop or step % config.schedule.checkpoint_every == 0):
+                    checkpoint("last")
+                if stop and mid_epoch:
+                    stopped_early = True
+                    break
+            if stopped_early:
+                break
+
+            # ---- epoch end: validate, keep the best, checkpoint ------------------------------
+            epoch += 1
+            step_in_epoch = 0
+            validate = epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs
+            if validate:
+                last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
+                            "time": time.time()}  # fmt: skip
+                improved = best_top1 is None or last_val["top1"] > best_top1
+                if improved:
+                    best_top1 = last_val["top1"]
+                if ctx.is_main:
+                    log.write(last_val)
+                    progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
+                if improved:
+                    checkpoint("best")
+            checkpoint("last")
+            if config.schedule.max_steps is not None and step >= config.schedule.max_steps and epoch < config.schedule.epochs:
+                stopped_early = True
+                break
+    except torch.cuda.OutOfMemoryError:
+        raise AvlabelError(_oom_message(config, plan)) from None
+    finally:
+        if ctx.is_main:
+            progress.close()
+            log.close()
+
+    # ---- the replicas must hold identical weights --------------------------------------------
+    hashes = gather_strings(weights_sha256(raw_model.state_dict()), ctx)
+    if ctx.is_main:
+        atomic_write_json(run_dir / REPLICAS_FILE, {"step": step, "world_size": ctx.world_size, "weights_sha256": hashes})
+    if len(set(hashes)) != 1:
+        raise AvlabelError(f"the {ctx.world_size} ranks ended with different weights ({hashes}); this is a bug, please report it")
+    return TrainResult(run_dir, step, epoch, best_top1, last_val, stopped_early, hashes)
+
+
+def _resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
+    """The weights file to resume from, or None for a fresh run (refusing to overwrite a run)."""
+    last, _ = checkpoint_paths(run_dir, "last")
+    if resume is None:
+        if last.is_file():
+            raise AvlabelError(f"{run_dir} already holds a run ({last.name}); pass --resume to continue it or --out for a new run")
+        return None
+    if resume == "last":
+        if not last.is_file():
+            raise AvlabelError(f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run")
+        return last
+    return resolve_checkpoint(resume, "last")
+
+
+def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -> None:
+    """Refuse a checkpoint of another model (unless forced) or of another batch layout."""
+    saved = {k: v for k, v in state["model_config"].items() if k not in RUNTIME_ONLY_MODEL_FIELDS}
+    wanted = {k: v for k, v in plan.model_config.to_dict().items() if k not in RUNTIME_ONLY_MODEL_FIELDS}
+    differences = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
+    if differences and not force:
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in differences[:4])
+        raise AvlabelError(f"checkpoint {path} was trained with another model config ({details}); pass --force to resume anyway")
+    if list(state["classes"]) != list(plan.label_set.labels):
+        raise AvlabelError(f"checkpoint {path} was trained on the label set {state['label_set']!r}, not {plan.label_set.name!r}; it cannot be resumed")
+    if state["steps_per_epoch"] != plan.steps_per_epoch and not force:
+        raise AvlabelError(
+            f"checkpoint {path} ran {state['steps_per_epoch']} steps per epoch, this config {plan.steps_per_epoch} "
+            "(training clips or optim.global_batch changed); pass --force to resume anyway"
+        )
+    state["step_in_epoch"] = min(state["step_in_epoch"], plan.steps_per_epoch - 1)
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (paper 4.1) or AdamW; no weight decay on biases, norms and embeddings (timm's convention)."""
+    optim = config.optim
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim <= 1 or name in skip else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.momentum, 0.999))
+
+
+def _lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """Linear warm-up, then cosine decay to ``min_lr`` (or constant), stepped per optimiser step."""
+    optim = config.optim
+    floor = optim.min_lr / optim.lr
+
+    def factor(step: int) -> float:
+        if step < optim.warmup_steps:
+            return (step + 1) / optim.warmup_steps
+        if optim.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - optim.warmup_steps) / max(1, total_steps - optim.warmup_steps))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _loader(items, sampler, config: TrainConfig, device: torch.device, drop_last: bool) -> DataLoader:
+    workers = config.data.workers
+    return DataLoader(
+        items,
+        batch_size=config.optim.micro_batch,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_items,
+        pin_memory=device.type == "cuda",
+        drop_last=drop_last,
+        # The loader's own generator: creating an iterator must not consume the global RNG
+        # (that stream drives dropout and is part of a checkpoint). Items are seeded by key.
+        generator=torch.Generator().manual_seed(config.runtime.seed),
+        prefetch_factor=4 if workers else None,
+    )
+
+
+def _model_inputs(batch: dict, device: torch.device) -> dict:
+    inputs = {}
+    for key in ("rgb", "flow", "audio", "audio_present"):
+        if key in batch:
+            inputs[key] = batch[key].to(device, non_blocking=True)
+    return inputs
+
+
+def _relevance(batch: dict, device: torch.device) -> torch.Tensor | None:
+    return batch["relevance"].to(device, non_blocking=True) if "relevance" in batch else None
+
+
+def _batch_stats(terms, output, batch: dict, device: torch.device) -> torch.Tensor:
+    """This micro-batch's contribution to the sums of ``_STATS`` (no host synchronisation)."""
+    valid = batch["valid"].to(device)
+    labels = batch["label"].to(device)
+    top = output.logits.detach().topk(min(5, output.logits.shape[1]), dim=1).indices  # (B, 5)
+    hit = top == labels[:, None]
+    dropped = with_audio = torch.zeros((), device=device)
+    if output.keep is not None and "audio_present" in batch:
+        present = batch["audio_present"].to(device) & valid
+        with_audio = present.sum()
+        dropped = (present & ~output.keep).sum()
+    # NaN marks "no relevance network"; the summary reports it as null.
+    rel_bce = terms.rel_bce.detach() if terms.rel_bce is not None else torch.full((), math.nan, device=device)
+    return torch.stack([
+        terms.loss.detach(), terms.ce.detach(), rel_bce,
+        torch.ones((), device=device), (hit[:, 0] & valid).sum(), (hit.any(dim=1) & valid).sum(), valid.sum(),
+        dropped, with_audio, torch.tensor(float(len(batch["skipped"])), device=device),
+    ]).to(torch.float64)  # fmt: skip
+
+
+def _summary(sums: torch.Tensor, **extra: float) -> dict:
+    """Averages from summed ``_STATS``: loss terms per batch, accuracy per clip, drop rate per clip with audio."""
+    s = dict(zip(_STATS, sums.tolist()))
+    batches, valid = max(s["batches"], 1.0), max(s["valid"], 1.0)
+    summary = {
+        "loss": s["loss"] / batches,
+        "ce": s["ce"] / batches,
+        "rel_bce": s["rel_bce"] / batches if math.isfinite(s["rel_bce"]) else None,
+        "top1": s["correct1"] / valid,
+        "top5": s["correct5"] / valid,
+        "drop_rate": s["dropped"] / s["with_audio"] if s["with_audio"] else None,
+        "skipped": int(s["skipped"]),
+    }
+    return {**summary, **extra}
+
+
+@torch.no_grad()
+def _evaluate(model, loader: DataLoader, ctx: DistContext, autocast, config: TrainConfig) -> dict:
+    """Single-view validation over all ranks' shards: loss terms, top-1/top-5, audio drop rate."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(len(_STATS), dtype=torch.float64, device=ctx.device)
+    for batch in loader:
+        with autocast:
+            output = model(**_model_inputs(batch, ctx.device))
+        terms = imd_objective(
+            output, batch["label"].to(ctx.device), _relevance(batch, ctx.device), batch["valid"].to(ctx.device),
+            relevance_weight=config.imd.relevance_weight,
+        )  # fmt: skip
+        # Batch means weighted by clip count, so the epoch value is a per-clip mean.
+        stats = _batch_stats(terms, output, batch, ctx.device)
+        count = stats[_STATS.index("valid")]
+        stats[:3] *= count
+        stats[_STATS.index("batches")] = count
+        sums += stats
+    model.train(was_training)
+    return _summary(all_reduce_sum(sums, ctx))
+
+
+def _gather_rng(ctx: DistContext) -> dict:
+    """Every rank's torch RNG state (CPU, and the rank's GPU), in rank order."""
+    import torch.distributed as dist
+
+    states = {"cpu": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    if not ctx.is_distributed:
+        return {key: [value] for key, value in states.items()}
+    gathered = {}
+    for key, value in states.items():
+        everyone = [torch.empty_like(value, device=ctx.device) for _ in range(ctx.world_size)]
+        dist.all_gather(everyone, value.to(ctx.device))
+        gathered[key] = [tensor.cpu() for tensor in everyone]
+    return gathered
+
+
+def _restore_rng(states: dict, ctx: DistContext, fallback_seed: int) -> None:
+    if len(states["cpu"]) != ctx.world_size:
+        # Another world size: the run continues correctly, but dropout draws differ from an
+        # uninterrupted run of either size.
+        _say(ctx, f"checkpoint came from {len(states['cpu'])} process(es), now {ctx.world_size}: dropout is reseeded")
+        torch.manual_seed(fallback_seed)
+        return
+    torch.set_rng_state(states["cpu"][ctx.rank])
+    if ctx.device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"][ctx.rank], ctx.device)
+
+
+def _non_finite_message(run_dir: Path, epoch: int, step: int) -> str:
+    last, _ = checkpoint_paths(run_dir, "last")
+    where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+    return (
+        f"the loss became NaN/inf at step {step} (epoch {epoch + 1}); {where}. Resume from it with "
+        "`avlabel train --resume` and a lower optim.lr (or optim.grad_clip, or runtime.bf16=false)"
+    )
+
+
+def _oom_message(config: TrainConfig, plan: TrainingPlan) -> str:
+    micro = config.optim.micro_batch
+    smaller = max(1, micro // 2)
+    return (
+        f"out of GPU memory with optim.micro_batch={micro}; set --set optim.micro_batch={smaller}: gradient "
+        f"accumulation ({plan.accum_steps} -> {plan.accum_steps * micro // smaller} micro-steps) keeps the global "
+        f"batch of {config.optim.global_batch}. model.activation_checkpointing=true saves memory too"
+    )
+
+
+def _epoch_line(epoch: int, epochs: int, step: int, val: dict, best: float | None) -> str:
+    drop = f"{val['drop_rate']:.1%}" if val["drop_rate"] is not None else "-"
+    return (
+        f"epoch {epoch}/{epochs} (step {step}): val loss {val['loss']:.4f}  top1 {val['top1']:.2%}  "
+        f"top5 {val['top5']:.2%}  audio dropped {drop}  (best top1 {best:.2%})"
+    )
+
+
+def _say(ctx: DistContext, message: str) -> None:
+    if ctx.is_main:
+        from avlabel.cli._console import err_console
+
+        err_console().print(message, highlight=False)
+

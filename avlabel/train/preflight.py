@@ -1,0 +1,288 @@
+"""Everything checked before a training run starts, and the plan the loop executes.
+
+A run that fails after an hour because the flow folder lacks one video, or silently trains
+against relevance targets computed for another label set, wastes a GPU day. So
+:func:`plan_training` opens every input the config names and cross-checks them up front:
+
+* the label set loads and the manifest's labels all belong to it; both splits have clips;
+* the flow folder covers every clip of both splits (or flow is computed on the fly);
+* the audio cache holds every clip, its relevance targets were computed for this label set,
+  for this manifest's labelling of each clip, with the config's ``k``, ``Y_a`` and overlap, and,
+  when ``audio.savld`` is given, from that SAVLD;
+* the global batch divides into micro-batches over the world size, and one epoch holds at
+  least one optimiser step;
+* the model config (a named config plus the data/IMD settings) is valid.
+
+Each failure is an :class:`~avlabel.errors.AvlabelError` naming the config key to change.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avlabel.errors import AvlabelError
+from avlabel.train.config import TrainConfig
+
+# ModelConfig fields that training sets from other sections, and where users set them.
+_DERIVED_MODEL_FIELDS = {
+    "name": "model.name",
+    "num_classes": "data.label_set",
+    "modalities": "model.modalities",
+    "fusion": "model.fusion",
+    "num_frames": "data.frames",
+    "img_size": "data.size",
+    "imd_alpha": "imd.alpha",
+    "imd_mode": "imd.mode",
+    "grad_checkpointing": "model.activation_checkpointing",
+    "pretrained_image": "model.pretrained",
+    "audio_dim": "audio.cache (the cached embedding width)",
+}
+# ModelConfig fields that change how a model runs, not what it computes: resuming may change them.
+RUNTIME_ONLY_MODEL_FIELDS = ("grad_checkpointing", "pretrained_image")
+
+
+@dataclass
+class TrainingPlan:
+    """What the loop runs: resolved config, label set, datasets, model config, batch arithmetic."""
+
+    config: TrainConfig  # with absolute paths
+    label_set: object  # avlabel.labels.LabelSet
+    train_items: object  # avlabel.train.items.TrainingItems (with augmentation)
+    val_items: object  # avlabel.train.items.TrainingItems (single view, no augmentation)
+    model_config: object  # avlabel.models.ModelConfig
+    world_size: int
+    accum_steps: int  # micro-batches per optimiser step on each rank
+    steps_per_epoch: int  # optimiser steps per epoch
+
+    @property
+    def samples_per_step_per_rank(self) -> int:
+        return self.config.optim.micro_batch * self.accum_steps
+
+
+def plan_training(config: TrainConfig, world_size: int, error_log: Path | None = None) -> TrainingPlan:
+    """Resolve and cross-check every input of ``config`` for a job of ``world_size`` ranks.
+
+    Args:
+        config: the loaded config (relative paths resolve against the working directory).
+        world_size: number of training processes.
+        error_log: file the video datasets append unreadable clips to.
+    """
+    from avlabel.data.manifest import read_manifest
+    from avlabel.labels import load_label_set
+
+    config = resolve_paths(config)
+    data, optim = config.data, config.optim
+    accum_steps = _accumulation_steps(optim.global_batch, optim.micro_batch, world_size)
+    try:
+        label_set = load_label_set(data.label_set)
+    except AvlabelError as error:
+        raise AvlabelError(f"data.label_set: {error}") from None
+    manifest = read_manifest(data.manifest, label_set=label_set, check_files=True)
+    splits = {}
+    for key in ("train_split", "val_split"):
+        name = getattr(data, key)
+        splits[key] = manifest.split(name)
+        if len(splits[key]) == 0:
+            raise AvlabelError(
+                f"data.{key}: the manifest {data.manifest} has no {name!r} clips (its splits: {', '.join(manifest.splits())})"
+            )
+    train_manifest, val_manifest = splits["train_split"], splits["val_split"]
+    per_step = optim.micro_batch * accum_steps
+    steps_per_epoch = (len(train_manifest) // world_size) // per_step
+    if steps_per_epoch < 1:
+        raise AvlabelError(
+            f"optim.global_batch: {optim.global_batch} is more than the {len(train_manifest)} training clips "
+            "hold for one optimiser step; lower optim.global_batch"
+        )
+
+    modalities = config.model.modalities
+    train_audio = val_audio = None
+    audio_dim = None
+    if "audio" in modalities:
+        train_audio, val_audio, audio_dim = _open_audio(config, label_set, train_manifest, val_manifest)
+    model_config = build_model_config(config, len(label_set), audio_dim)
+
+    train_items = _items(config, label_set, train_manifest, "train", train_audio, error_log)
+    val_items = _items(config, label_set, val_manifest, "test", val_audio, error_log)
+    return TrainingPlan(
+        config=config,
+        label_set=label_set,
+        train_items=train_items,
+        val_items=val_items,
+        model_config=model_config,
+        world_size=world_size,
+        accum_steps=accum_steps,
+        steps_per_epoch=steps_per_epoch,
+    )
+
+
+def resolve_paths(config: TrainConfig) -> TrainConfig:
+    """A copy of ``config`` whose file paths are absolute (shipped label-set names stay names)."""
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).expanduser().resolve()) if path is not None else None
+
+    data = config.data
+    # A shipped name ("kinetics400") stays a name; a label file becomes an absolute path.
+    label_set = absolute(data.label_set) if Path(data.label_set).expanduser().exists() else data.label_set
+    pretrained = config.model.pretrained
+    if pretrained not in (None, "auto") and Path(pretrained).expanduser().exists():
+        pretrained = absolute(pretrained)
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(data, manifest=absolute(data.manifest), label_set=label_set, flow_dir=absolute(data.flow_dir)),
+        audio=dataclasses.replace(config.audio, cache=absolute(config.audio.cache), savld=absolute(config.audio.savld)),
+        model=dataclasses.replace(config.model, pretrained=pretrained),
+    )
+
+
+def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None):
+    """The :class:`~avlabel.models.ModelConfig` of ``config``: the named config plus data/IMD settings."""
+    from avlabel.models import model_config
+
+    section = config.model
+    for key in section.overrides:
+        if key in _DERIVED_MODEL_FIELDS:
+            raise AvlabelError(f"model.overrides.{key}: set it through {_DERIVED_MODEL_FIELDS[key]} instead")
+    derived = {
+        "num_classes": num_classes,
+        "modalities": tuple(section.modalities),
+        "fusion": section.fusion,
+        "num_frames": config.data.frames,
+        "img_size": config.data.size,
+        "imd_alpha": config.imd.alpha,
+        "imd_mode": config.imd.mode,
+        "grad_checkpointing": section.activation_checkpointing,
+    }
+    if audio_dim is not None:
+        derived["audio_dim"] = audio_dim
+    if section.pretrained != "auto":
+        derived["pretrained_image"] = section.pretrained
+    try:
+        return model_config(section.name, **section.overrides, **derived)
+    except AvlabelError as error:
+        raise AvlabelError(_config_path_for(str(error))) from None
+
+
+def _config_path_for(message: str) -> str:
+    """Rewrite ``model.img_size: ...`` (a ModelConfig path) to the training config key that sets it."""
+    if message.startswith("unknown model "):
+        return f"model.name: {message}"
+    field, sep, rest = message.partition(":")
+    name = field.removeprefix("model.")
+    if sep and field.startswith("model.") and name in _DERIVED_MODEL_FIELDS:
+        return f"{_DERIVED_MODEL_FIELDS[name]}:{rest}"
+    if sep and field.startswith("model.") and " " not in field:
+        return f"model.overrides.{name}:{rest}"
+    return message
+
+
+def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:
+    per_pass = micro_batch * world_size
+    if global_batch % per_pass:
+        raise AvlabelError(
+            f"optim.global_batch {global_batch} is not a multiple of optim.micro_batch {micro_batch} x "
+            f"{world_size} process(es) = {per_pass}; change optim.global_batch or optim.micro_batch"
+        )
+    return global_batch // per_pass
+
+
+def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
+    """The :class:`~avlabel.train.items.ClipAudio` of both splits, after checking where they came from."""
+    from avlabel.audio.cache import BAD_ITEMS, AudioCache
+    from avlabel.audio.targets import RelevanceTargets
+    from avlabel.train.items import ClipAudio
+
+    audio = config.audio
+    cache = AudioCache(audio.cache)
+    targets = RelevanceTargets.load(audio.cache)
+    meta = targets.meta
+    where = f"the relevance targets in {audio.cache}"
+    video_labels = meta.get("video_labels", {})
+    if video_labels.get("sha256") != label_set.sha256:
+        raise AvlabelError(
+            f"data.label_set: {where} were computed for the label set {video_labels.get('name')!r} "
+            f"({video_labels.get('count')} classes), not {label_set.name!r} ({len(label_set)}); rerun "
+            "`avlabel targets` with a SAVLD built for this label set, or train with its label set"
+        )
+    if meta.get("k") != audio.k:
+        raise AvlabelError(f"audio.k: {where} use k={meta.get('k')} SAVLD labels per class, the config asks for {audio.k}; rerun `avlabel targets --k {audio.k}` or set audio.k")
+    if meta.get("source") == "ast" and meta.get("ya") != audio.ya:
+        raise AvlabelError(f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya")
+    if targets.overlap != audio.overlap:
+        raise AvlabelError(f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap")
+    if audio.savld is not None:
+        from avlabel.savld import load_savld
+
+        savld = load_savld(audio.savld)
+        if savld.provenance != meta.get("savld_provenance"):
+            raise AvlabelError(
+                f"audio.savld: {where} were computed from {meta.get('savld')}, not from {audio.savld}; "
+                "rerun `avlabel targets --savld` with this SAVLD or point audio.savld at the one used"
+            )
+    unreadable = _unreadable_videos(Path(audio.cache) / BAD_ITEMS)
+    result = []
+    for manifest in (train_manifest, val_manifest):
+        video_ids = [record.video_id for record in manifest]
+        clip_audio = ClipAudio(audio.cache, video_ids, cache, targets, unreadable)
+        _check_target_classes(clip_audio, targets, manifest, label_set, where)
+        result.append(clip_audio)
+    return result[0], result[1], cache.dim
+
+
+def _check_target_classes(clip_audio, targets, manifest, label_set, where: str) -> None:
+    """Every cached clip's class in the targets must be its class in this manifest."""
+    first = clip_audio.rows[:, 0]
+    known = first >= 0
+    expected = np.array([label_set.index(record.label) for record in manifest], dtype=np.int64)
+    found = targets.row_class[first[known]]
+    wrong = np.flatnonzero(found != expected[known])
+    if len(wrong):
+        record = [r for r, ok in zip(manifest, known) if ok][wrong[0]]
+        raise AvlabelError(
+            f"{where} give clip {record.video_id!r} the class {label_set.labels[found[wrong[0]]]!r}, but the manifest "
+            f"says {record.label!r} ({len(wrong)} clips differ); they were computed for another manifest — rerun `avlabel targets`"
+        )
+
+
+def _unreadable_videos(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["video_id"] for row in csv.DictReader(handle, delimiter="\t") if row.get("video_id")}
+
+
+def _items(config: TrainConfig, label_set, manifest, mode: str, audio, error_log: Path | None):
+    """The :class:`~avlabel.train.items.TrainingItems` of one split."""
+    from avlabel.data.dataset import VideoClipDataset
+    from avlabel.train.items import IntraClassAudioSwap, TrainingItems
+
+    data = config.data
+    visual = [m for m in config.model.modalities if m != "audio"]
+    labels = np.array([label_set.index(record.label) for record in manifest], dtype=np.int64)
+    clips = None
+    if visual:
+        clips = VideoClipDataset(
+            manifest, label_set, mode=mode, modalities=visual, num_frames=data.frames, stride=data.stride,
+            sample_fps=data.sample_fps, num_clips=1, num_crops=1, size=data.size, flow_dir=data.flow_dir,
+            flow_on_the_fly=data.flow_dir is None, decode_short_side=data.decode_short_side, error_log=error_log,
+        )  # fmt: skip
+    swap = None
+    if mode == "train" and audio is not None and config.imd.augment_p > 0:
+        swap = IntraClassAudioSwap(labels, audio.present.any(axis=1), config.imd.augment_p, config.runtime.seed)
+    channels = {"rgb": 3, "flow": 2}
+    shapes = {m: (channels[m], data.frames, data.size, data.size) for m in visual}
+    return TrainingItems(
+        labels=labels,
+        video_ids=[record.video_id for record in manifest],
+        clips=clips,
+        audio=audio,
+        swap=swap,
+        seed=config.runtime.seed,
+        placeholder_shapes=shapes,
+        train=mode == "train",
+    )

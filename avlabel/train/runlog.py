@@ -1,0 +1,192 @@
+"""What a run records: metrics.jsonl, TensorBoard events, environment.json and a progress bar.
+
+Only the main process creates a :class:`RunLog`. ``metrics.jsonl`` holds one JSON object per
+line (``{"kind": "train"|"val", "epoch", "step", "loss", ...}``); each numeric field also goes
+to TensorBoard as ``{kind}/{field}`` at the record's step. On resume both are cut back to the
+checkpoint's step (TensorBoard through ``purge_step``), so a run that was killed and resumed
+reads exactly like one that never stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from avlabel._io import atomic_write_json, atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+ENVIRONMENT_FILE = "environment.json"
+TENSORBOARD_DIR = "tb"
+_PACKAGES = ("avlabel", "torch", "timm", "transformers", "numpy", "av", "opencv-python-headless", "safetensors")
+
+
+class RunLog:
+    """Appends metric records to ``metrics.jsonl`` and TensorBoard.
+
+    Args:
+        run_dir: the run directory.
+        resume_step: the step training resumes after; records of later steps (written by the
+            interrupted run after its last checkpoint) are dropped. None: a fresh run, any old
+            metrics are discarded.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int | None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = run_dir / METRICS_FILE
+        kept = _records_up_to(self.path, resume_step) if resume_step is not None else []
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        purge = resume_step + 1 if resume_step is not None else None
+        self._writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=purge)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (must hold ``kind`` and ``step``); NaN/inf are written as null."""
+        clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value) for key, value in record.items()}
+        self._file.write(json.dumps(clean) + "\n")
+        self._file.flush()
+        for key, value in clean.items():
+            if key not in ("kind", "step", "epoch", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(f"{record['kind']}/{key}", value, global_step=record["step"])
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        self._writer.close()
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All records of a run's ``metrics.jsonl`` (an empty list when there is none)."""
+    return _records_up_to(Path(run_dir) / METRICS_FILE, None)
+
+
+def _records_up_to(path: Path, step: int | None) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if step is None or record.get("step", 0) <= step:
+            records.append(record)
+    return records
+
+
+def write_environment(run_dir: Path, *, device: str, world_size: int, extra: dict[str, Any] | None = None) -> None:
+    """Record what produced the run: git commit, package versions, hardware and command line."""
+    import torch
+
+    environment = {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "cwd": os.getcwd(),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git": _git_state(),
+        "packages": {name: _version(name) for name in _PACKAGES},
+        "device": device,
+        "device_name": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "cuda": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "world_size": world_size,
+        **(extra or {}),
+    }
+    atomic_write_json(run_dir / ENVIRONMENT_FILE, environment)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        if package == "avlabel":
+            from avlabel import __version__
+
+            return __version__
+        return None
+
+
+def _git_state() -> dict[str, Any] | None:
+    """The commit of the avlabel source tree in use (None for an installed wheel)."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+class TrainProgress:
+    """A rich progress bar over optimiser steps (stderr) with loss, accuracy, drop rate, clips/s and ETA.
+
+    It is only created on the main process. Where stderr is not a terminal (a cluster log), rich
+    draws nothing live, so every epoch also ends with one plain summary line.
+    """
+
+    def __init__(self, total_steps: int, done_steps: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from avlabel.cli._console import err_console
+
+        self.console = err_console()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, stats="")
+        self._progress.start()
+
+    def update(self, epoch: int, step: int, stats: dict[str, float]) -> None:
+        text = "  ".join(f"{name} {_short(value)}" for name, value in stats.items())
+        self._progress.update(self._task, completed=step, description=f"epoch {epoch}", stats=text)
+
+    def print(self, message: str) -> None:
+        self._progress.console.print(message, highlight=False)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def _short(value: float) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+class Throughput:
+    """Clips per second over the steps since the last call."""
+
+    def __init__(self):
+        self._time = time.perf_counter()
+        self._clips = 0
+
+    def add(self, clips: int) -> None:
+        self._clips += clips
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        rate = self._clips / max(now - self._time, 1e-9)
+        self._time, self._clips = now, 0
+        return rate
