@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from avlabel.data.decode import VideoReader
 from avlabel.data.flow import FlowStore, flow_between
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.data.sampling import test_clip_indices, train_clip_indices
+from avlabel.data.sampling import sample_test_clips, sample_train_clip
 from avlabel.data.transforms import CropBox, apply_view, random_resized_crop_box, three_crop_boxes
 from avlabel.errors import AvlabelError
 
@@ -171,9 +171,9 @@ class VideoClipDataset(Dataset):
             first, length = _frame_range(record, reader.num_frames, reader.fps)
             sampling = {"video_fps": reader.fps, "sample_fps": self.sample_fps}
             if self.mode == "train":
-                indices = train_clip_indices(length, self.num_frames, self.stride, rng, **sampling)
+                indices = sample_train_clip(length, self.num_frames, self.stride, rng, **sampling)
             else:
-                indices = test_clip_indices(length, self.num_frames, self.stride, self.num_clips, **sampling)[clip_index]
+                indices = sample_test_clips(length, self.num_frames, self.stride, self.num_clips, **sampling)[clip_index]
             indices = indices + first
             wanted = np.concatenate([indices, indices + 1]) if self.flow_on_the_fly else indices
             frames = reader.frames(wanted)

@@ -16,7 +16,8 @@ counts them; the tests check it). The index is cached per process by (path, size
 
 Rotation metadata (the display matrix phones write) is applied, so frames come out upright.
 Problems a user can fix raise :class:`~avlabel.errors.AvlabelError`: missing file, unreadable or
-corrupt container, no video stream, a file that ends long before its index says (truncated).
+corrupt container, no video stream, a file holding fewer frames than its header declares or
+ending before a frame its index lists (truncated).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def open_container(path: str | os.PathLike[str]):
 class _FrameIndex:
     pts: np.ndarray  # (N,) int64 presentation timestamps in display order
     keyframe_pts: np.ndarray  # (K,) int64 sorted timestamps of keyframes
+    declared_frames: int  # what the container header promises (0: unknown)
 
 
 class VideoReader:
@@ -114,6 +116,14 @@ class VideoReader:
         if len(self._index.pts) == 0:
             self.close()
             raise AvlabelError(f"{self.path} has a video stream without any frames; re-encode it or drop it")
+        declared, found = self._index.declared_frames, len(self._index.pts)
+        # Headers round durations and may count a longer audio track (Matroska): allow 5% / 0.5 s.
+        if declared - found > max(_END_TOLERANCE_FRAMES, 0.05 * declared, 0.5 * self.fps):
+            self.close()
+            raise AvlabelError(
+                f"{self.path} holds {found} frames but its header declares {declared}: the file is truncated "
+                "(interrupted download?); re-download it, or drop it from the manifest"
+            )
 
     # -- metadata ---------------------------------------------------------------------------
     @property
@@ -254,12 +264,25 @@ def _frame_index(path: str, size: int, mtime_ns: int) -> _FrameIndex:
             pts.append(timestamp)
             if packet.is_keyframe:
                 keyframes.append(timestamp)
+        declared = _declared_frames(container, stream)
     pts_sorted = np.unique(np.asarray(pts, dtype=np.int64))
     keyframe_pts = np.unique(np.asarray(keyframes, dtype=np.int64))
     if len(keyframe_pts) == 0 or (len(pts_sorted) and keyframe_pts[0] > pts_sorted[0]):
         # No keyframe flags (some AVI muxers) or leading open-GOP frames: decode from the start.
         keyframe_pts = np.concatenate([pts_sorted[:1], keyframe_pts])
-    return _FrameIndex(pts=pts_sorted, keyframe_pts=keyframe_pts)
+    return _FrameIndex(pts=pts_sorted, keyframe_pts=keyframe_pts, declared_frames=declared)
+
+
+def _declared_frames(container, stream) -> int:
+    """Frame count from the header: mp4's sample table, else duration x rate (0 when unknown)."""
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration and rate:
+        return round(float(stream.duration * stream.time_base * rate))
+    if container.duration and rate:
+        return round(container.duration / 1_000_000 * float(rate))
+    return 0
 
 
 def _keyframe_before(keyframe_pts: np.ndarray, pts: int) -> int:

@@ -45,6 +45,10 @@ class ClipRecord:
     start: float | None = None  # seconds from the file's start; None: from the beginning
     end: float | None = None  # None: to the end of the file
 
+    def __post_init__(self):
+        if not isinstance(self.path, Path):
+            object.__setattr__(self, "path", Path(self.path))
+
 
 class Manifest:
     """An ordered list of :class:`ClipRecord` plus the CSV it came from (if any)."""

@@ -21,7 +21,7 @@ def clip_span(num_samples: int, stride: int) -> int:
     return (num_samples - 1) * stride + 1
 
 
-def train_clip_indices(
+def sample_train_clip(
     num_frames: int,
     num_samples: int = 8,
     stride: int = 8,
@@ -39,7 +39,7 @@ def train_clip_indices(
     return _to_file_frames(virtual, num_frames, video_fps, sample_fps)
 
 
-def test_clip_indices(
+def sample_test_clips(
     num_frames: int,
     num_samples: int = 8,
     stride: int = 8,
