@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,6 +103,26 @@ class AstTagger:
         return self.embed(features, num_frames)
 
 
+def tag_file(tagger: AstTagger, path: str | os.PathLike[str], top: int = 10, start: float | None = None, end: float | None = None):
+    """Top AudioSet labels of one file's (centred, 10 s) audio window: what ``avlabel tag`` prints.
+
+    Returns:
+        ``(status, [(class index, probability), ...])`` best first; the list is empty unless
+        ``status`` is :attr:`AudioStatus.OK <avlabel.audio.decode.AudioStatus.OK>`.
+    """
+    import torch
+
+    from avlabel.audio.decode import AudioStatus, load_windows
+
+    windows = load_windows(path, start, end, num_windows=1)
+    status = AudioStatus(int(windows.status[0]))
+    if status != AudioStatus.OK:
+        return status, []
+    _, probs = tagger.tag(windows.waveforms, windows.lengths)
+    values, indices = torch.topk(probs[0].cpu(), k=min(top, probs.shape[1]))
+    return status, [(int(index), float(value)) for index, value in zip(indices, values)]
+
+
 def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
     """Load ``ASTForAudioClassification`` and its filterbank definition.
 
@@ -120,7 +141,9 @@ def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
 
     model = _from_pretrained(ASTForAudioClassification, name_or_path, what="AST checkpoint")
     try:
-        extractor = _from_pretrained(ASTFeatureExtractor, name_or_path, what="AST feature extractor")
+        with warnings.catch_warnings():  # the empty-mel-filter warning, see AstFilterbank._tables
+            warnings.simplefilter("ignore", UserWarning)
+            extractor = _from_pretrained(ASTFeatureExtractor, name_or_path, what="AST feature extractor")
         filterbank_config = FilterbankConfig.from_extractor(extractor)
     except AvlabelError:
         # Checkpoints saved without a preprocessor_config.json: AST's AudioSet recipe, sized to the model.

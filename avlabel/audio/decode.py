@@ -14,11 +14,11 @@ item -- a video container or an audio file, optionally restricted to the clip's 
   whose starts are spread evenly from the segment's start to its end (the multi-clip test
   protocol the video side uses).
 
-Decoding uses PyAV (FFmpeg) and its ``AudioResampler`` (libswresample) to downmix and resample,
-seeking near the first needed sample so long files are not decoded from the beginning. Audio
-problems are data, not errors: a file without an audio stream, an empty window and a silent
-window are reported through :class:`AudioStatus` (they get a zero embedding and relevance target
-0 downstream). Only an unreadable file raises :class:`~avlabel.errors.AvlabelError`.
+Decoding uses PyAV (FFmpeg) and its ``AudioResampler`` (libswresample) to resample; channels are
+averaged into mono. Decoding seeks near the first needed sample, so long files are not decoded
+from the beginning. Audio problems are data, not errors: a file without an audio stream, an
+empty window and a silent window are reported through :class:`AudioStatus` (they get a zero
+embedding and relevance target 0 downstream). Only an unreadable file raises :class:`~avlabel.errors.AvlabelError`.
 """
 
 from __future__ import annotations
@@ -167,7 +167,10 @@ def _decode(container, stream, path: Path, start: float, end: float | None, samp
     import av
 
     stream.codec_context.thread_count = 1  # DataLoader workers already decode in parallel
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    # Resample every channel (planar float), then average them: the mean of the channels is the
+    # downmix torchaudio/librosa/datasets pipelines feed AST; libswresample's own stereo->mono
+    # matrix would scale each channel by 1/sqrt(2) instead, shifting every log-mel energy.
+    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
     if start >= _SEEK_MIN_SECONDS:
         # Seek lands on a packet at or before ``start``; audio packets are all independently
         # decodable, so nothing before it is needed.
@@ -189,13 +192,13 @@ def _decode(container, stream, path: Path, start: float, end: float | None, samp
                 if origin is None:
                     origin = float(frame.time) if frame.time is not None else 0.0
                 for out in resampler.resample(frame):
-                    samples = out.to_ndarray().reshape(-1)
+                    samples = out.to_ndarray().mean(axis=0)  # (channels, n) -> (n,)
                     chunks.append(samples)
                     decoded += len(samples)
             if end is not None and origin is not None and origin + decoded / sample_rate >= end:
                 break
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            chunks.append(out.to_ndarray().mean(axis=0))
     except av.FFmpegError as error:
         raise AvlabelError(f"cannot decode the audio of {path}: {error}; the file is corrupt — re-encode it or drop it") from None
     if failures and not chunks:

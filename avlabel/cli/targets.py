@@ -1,0 +1,100 @@
+"""``avlabel targets``: audio cache + relevance targets + report for a manifest (section 4.2.3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command(name="targets")
+@click.option("--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset.")
+@click.option("--savld", "savld", required=True, type=click.Path(path_type=Path), help="SAVLD file (.json or .txt) from `avlabel savld`.")
+@click.option(
+    "--ast",
+    "ast_source",
+    default=None,
+    metavar="ID|DIR",
+    help="AST checkpoint: a Hugging Face hub id or a local directory. [default: MIT/ast-finetuned-audioset-10-10-0.4593]",
+)
+@click.option(
+    "--tags",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CSV video_id,audio_labels[,relevant] whose ';'-joined AudioSet labels replace the AST predictions.",
+)
+@click.option(
+    "--embedder",
+    type=click.Choice(["ast", "logmel"]),
+    default="ast",
+    show_default=True,
+    help="Audio embedding stored in the cache; logmel (weak baseline, no AST weights needed) requires --tags.",
+)
+@click.option("--ya", default=20, show_default=True, type=int, help="Y_a: top AST labels per audio window.")
+@click.option("--k", "k", default=None, type=int, help="SAVLD labels per class (default: all the SAVLD holds).")
+@click.option("--overlap", type=click.Choice(["iou", "dice"]), default="iou", show_default=True, help="Overlap between the two label sets.")
+@click.option("--windows", default=1, show_default=True, type=click.IntRange(min=1), help="Audio windows per video (multi-clip testing).")
+@click.option(
+    "--workers",
+    default=lambda: min(8, os.cpu_count() or 1),
+    show_default="min(8, CPU cores)",
+    type=click.IntRange(min=0),
+    help="Decoding worker processes (0: decode in the main process).",
+)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes).")
+@click.pass_context
+def targets(
+    ctx: click.Context,
+    manifest: Path,
+    savld: Path,
+    ast_source: str | None,
+    tags: Path | None,
+    embedder: str,
+    ya: int,
+    k: int | None,
+    overlap: str,
+    windows: int,
+    workers: int,
+    batch_size: int,
+    output: Path,
+) -> None:
+    """Cache audio embeddings/AudioSet probabilities and write relevance targets.
+
+    For each manifest clip and its class, target = overlap(top-Y_a audio labels, the class's k
+    SAVLD labels), IoU or Dice normalised to [0, 1]; clips without audio get 0. Writes the cache,
+    targets.npz/json/csv, report.json and PNG plots to OUTPUT. Interrupted runs resume.
+    """
+    from avlabel.audio.pipeline import make_targets
+    from avlabel.cli._console import out_console
+    from avlabel.cli._options import resolve_device
+
+    report = make_targets(
+        manifest,
+        savld,
+        output,
+        ast=ast_source,
+        tags=tags,
+        embedder=embedder,
+        ya=ya,
+        k=k,
+        overlap=overlap,
+        num_windows=windows,
+        workers=workers,
+        batch_size=batch_size,
+        device=resolve_device(ctx),
+    )
+    extraction = report["extraction"]
+    console = out_console()
+    console.print(
+        f"audio: {extraction['videos']} videos ({extraction['already_cached']} cached, {extraction['computed']} computed, "
+        f"{extraction['bad_items']} unreadable{' — see audio_bad_items.tsv' if extraction['bad_items'] else ''})"
+    )
+    kept = ", ".join(f"α={alpha}: {fraction:.1%}" for alpha, fraction in report["fraction_at_least"].items())
+    console.print(f"targets: {report['rows']} windows, mean {report['mean_target']:.3f}; at or above {kept}")
+    per_class = report["per_class"]
+    if per_class:
+        console.print("most audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[:5]))
+        console.print("least audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[-5:]))
+    console.print(f"wrote {output}/ (report.json, target_histogram.png, class_relevance.png, targets.csv, targets.npz)")

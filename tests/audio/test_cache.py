@@ -1,0 +1,98 @@
+"""Audio cache store: round trip, row lookup, recovery from torn writes, refusal to mix embedders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avlabel.audio.cache import EMBEDDING, HEADER, INDEX, PROBS, STATUS, AudioCache, AudioCacheWriter
+from avlabel.errors import AvlabelError
+
+_IDENTITY = {"name": "test", "source": "/somewhere", "fingerprint": "abc", "dim": 4}
+_WINDOWS = {"count": 2, "seconds": 10.0, "sample_rate": 16000}
+_LABELS = ("a", "b", "c")
+
+
+def _rows(seed: int):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((2, 4)).astype(np.float16), rng.random((2, 3)).astype(np.float16), np.array([0, 3], np.uint8)
+
+
+def _writer(directory, identity=_IDENTITY, labels=_LABELS):
+    return AudioCacheWriter(directory, identity, 4, labels, _WINDOWS)
+
+
+def test_round_trip_and_lookup(tmp_path):
+    with _writer(tmp_path) as writer:
+        for index, video_id in enumerate(["v0", "v1", "v2"]):
+            writer.append(video_id, *_rows(index))
+            writer.commit()
+    cache = AudioCache(tmp_path)
+    assert len(cache) == 6 and cache.num_windows == 2 and cache.dim == 4
+    assert cache.video_ids == ["v0", "v0", "v1", "v1", "v2", "v2"] and cache.windows.tolist() == [0, 1] * 3
+    embedding, probs, status = _rows(1)
+    np.testing.assert_array_equal(cache.embedding[2:4], embedding)
+    np.testing.assert_array_equal(cache.probs[2:4], probs)
+    assert cache.status.tolist() == [0, 3] * 3 and cache.has_audio.tolist() == [True, False] * 3
+    assert isinstance(cache.embedding, np.memmap)
+    assert cache.lookup(["v2", "missing", "v0"], window=1).tolist() == [5, -1, 1]
+    assert cache.lookup(["v1", "v1"], window=[0, 1]).tolist() == [2, 3]
+    with pytest.raises(ValueError, match="window"):
+        cache.lookup(["v1"], window=2)
+    vectors, has_audio = cache.read([2, -1, 3])
+    assert vectors.dtype == np.float32 and has_audio.tolist() == [True, False, False]
+    np.testing.assert_array_equal(vectors[0], embedding[0].astype(np.float32))
+    assert not vectors[1].any()
+    assert "v1" in cache and "v9" not in cache
+
+
+def test_uncommitted_rows_are_invisible_and_dropped(tmp_path):
+    writer = _writer(tmp_path)
+    writer.append("v0", *_rows(0))
+    writer.commit()
+    writer.append("v1", *_rows(1))  # appended but never committed: the process "dies" here
+    for handle in writer._handles.values():
+        handle.flush()
+    assert len(AudioCache(tmp_path)) == 2  # readers see the committed rows only
+    writer._lock.close()  # a killed process releases its lock
+    # A torn tail: half a row of garbage on every file, as a kill in mid-write leaves.
+    for name in (EMBEDDING, PROBS, STATUS, INDEX):
+        with open(tmp_path / name, "ab") as handle:
+            handle.write(b"\x07" * 3)
+    with _writer(tmp_path) as resumed:
+        assert resumed.done == {"v0"}
+        resumed.append("v1", *_rows(1))
+    cache = AudioCache(tmp_path)
+    assert cache.video_ids == ["v0", "v0", "v1", "v1"]
+    np.testing.assert_array_equal(cache.embedding[2:], _rows(1)[0])
+    assert (tmp_path / EMBEDDING).stat().st_size == 4 * 4 * 2
+
+
+def test_refuses_a_different_embedder_but_not_a_moved_checkpoint(tmp_path):
+    with _writer(tmp_path) as writer:
+        writer.append("v0", *_rows(0))
+    with _writer(tmp_path, identity={**_IDENTITY, "source": "/moved/elsewhere"}) as writer:
+        assert writer.done == {"v0"}
+    with pytest.raises(AvlabelError, match="different embedder"):
+        _writer(tmp_path, identity={**_IDENTITY, "fingerprint": "other"})
+    with pytest.raises(AvlabelError, match="different labels_sha256"):
+        _writer(tmp_path, labels=("c", "b", "a"))
+
+
+def test_one_writer_at_a_time(tmp_path):
+    with _writer(tmp_path):
+        with pytest.raises(AvlabelError, match="another process is writing"):
+            _writer(tmp_path)
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(AvlabelError, match="no audio cache"):
+        AudioCache(tmp_path)
+    (tmp_path / HEADER).write_text("{not json")
+    with pytest.raises(AvlabelError, match="not valid JSON"):
+        AudioCache(tmp_path)
+
+
+def test_rejects_video_ids_that_would_break_the_index(tmp_path):
+    with _writer(tmp_path) as writer, pytest.raises(AvlabelError, match="tab or line break"):
+        writer.append("bad\tid", *_rows(0))
