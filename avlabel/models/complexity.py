@@ -54,16 +54,18 @@ def model_complexity(config: ModelConfig, with_ast: bool = True) -> dict[str, An
     """
     with torch.device("meta"):
         model = build_model(config).eval()
-        frames = {
-            modality: torch.empty(1, chans, config.num_frames, config.img_size, config.img_size)
-            if modality in config.modalities else None
-            for modality, chans in (("rgb", 3), ("flow", 2))
-        }
-        audio = torch.empty(1, config.audio_dim) if config.has_audio else None
-        visual, visual_flops = _counted(model.forward_visual, frames["rgb"], frames["flow"])
-        (audio_embedding, present), audio_flops = _counted(model.forward_audio, audio, None)
-        fused, fusion_flops = _counted(model.forward_fusion, visual, audio_embedding, present)
-        head_flops = count_flops(model.head, fused.z)
+    # Inputs and parameters live on the meta device; the forward runs outside the device
+    # context, which would otherwise intercept every op.
+    frames = {
+        modality: torch.empty(1, chans, config.num_frames, config.img_size, config.img_size, device="meta")
+        if modality in config.modalities else None
+        for modality, chans in (("rgb", 3), ("flow", 2))
+    }
+    audio = torch.empty(1, config.audio_dim, device="meta") if config.has_audio else None
+    visual, visual_flops = _counted(model.forward_visual, frames["rgb"], frames["flow"])
+    (audio_embedding, present), audio_flops = _counted(model.forward_audio, audio, None)
+    fused, fusion_flops = _counted(model.forward_fusion, visual, audio_embedding, present)
+    head_flops = count_flops(model.head, fused.z)
     gflops = {
         "visual": visual_flops / 1e9,
         "audio_bottleneck": audio_flops / 1e9,
@@ -92,8 +94,8 @@ def _ast_complexity() -> tuple[int, float]:
     config = ASTConfig()
     with torch.device("meta"):
         ast = ASTModel(config).eval()
-        features = torch.empty(1, config.max_length, config.num_mel_bins)
-        flops = count_flops(ast, input_values=features)
+    features = torch.empty(1, config.max_length, config.num_mel_bins, device="meta")
+    flops = count_flops(ast, input_values=features)
     return _numel(ast), flops / 1e9
 
 

@@ -92,7 +92,11 @@ class MultimodalVideoTransformer(nn.Module):
         Linear layers get a truncated normal (std 0.02) and zero bias; modules with their own
         ``init_weights`` (streams: position/class/temporal embeddings; space-time blocks: LR
         at zero; the NL gate: its residual projection at zero) run it after their children.
+        Parameters on the meta device (built to count parameters or FLOPs) hold no values and
+        are left alone.
         """
+        if any(parameter.is_meta for parameter in self.parameters()):
+            return
         named_apply(init_weights_vit_timm, self)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
