@@ -9,6 +9,7 @@ gets mean pooling over its last hidden states, which sentence-transformers sets 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,34 @@ def _default_model_dir() -> Path:
 
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+
+
+@lru_cache(maxsize=2)
+def _load_sentence_model(source: str, device: str | None, model_name: str, model_key: str):
+    """Load once per process: ablations build many dictionaries with the same model.
+
+    ``model_key`` is part of the memo key only, so a local model edited on disk is reloaded.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # transformers draws a per-tensor loading bar; labels load in a second, so hide it for this
+    # call only and leave the caller's setting as it was.
+    bar_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(source, device=device)
+    except Exception as error:  # noqa: BLE001 - hub, I/O and config errors all mean "cannot load"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AvlabelError(
+            f"cannot load sentence model '{model_name}' ({reason}); "
+            "pass a local model directory with --model DIR, or a hub id when online"
+        ) from error
+    finally:
+        if bar_was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class SentenceEmbedder:
@@ -66,27 +95,7 @@ class SentenceEmbedder:
 
     def _load(self):
         if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            from transformers.utils import logging as hf_logging
-
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            # transformers draws a per-tensor loading bar; labels load in a second, so hide it
-            # for this call only and leave the caller's setting as it was.
-            bar_was_enabled = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-            try:
-                self._model = SentenceTransformer(self._source, device=device)
-            except Exception as error:  # noqa: BLE001 - hub, I/O and config errors all mean "cannot load"
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise AvlabelError(
-                    f"cannot load sentence model '{self.model_name}' ({reason}); "
-                    "pass a local model directory with --model DIR, or a hub id when online"
-                ) from error
-            finally:
-                if bar_was_enabled:
-                    hf_logging.enable_progress_bar()
+            self._model = _load_sentence_model(self._source, self.device, self.model_name, self.model_key)
         return self._model
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
