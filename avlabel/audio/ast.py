@@ -15,6 +15,7 @@ target would silently compare the wrong classes: :func:`check_label_order` turns
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -139,7 +140,8 @@ def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
     """
     from transformers import ASTFeatureExtractor, ASTForAudioClassification
 
-    model = _from_pretrained(ASTForAudioClassification, name_or_path, what="AST checkpoint")
+    with _quiet_transformers():
+        model = _from_pretrained(ASTForAudioClassification, name_or_path, what="AST checkpoint")
     try:
         with warnings.catch_warnings():  # the empty-mel-filter warning, see AstFilterbank._tables
             warnings.simplefilter("ignore", UserWarning)
@@ -181,6 +183,20 @@ def _from_pretrained(cls, name_or_path: str | os.PathLike[str], what: str):
             f"internet access download it elsewhere (huggingface-cli download {source} --local-dir DIR), copy DIR over "
             "and pass the local directory (--ast DIR)"
         ) from None
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' weight-loading progress bar (a second bar under ours), then restore it."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _check_model_type(path: Path) -> None:
