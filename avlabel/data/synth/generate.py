@@ -109,11 +109,11 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
         rng = np.random.default_rng([config.seed, class_index, 1_000_003])
         counts = _split_counts(config.per_class, config.split_fractions)
         splits = np.repeat(np.array(SPLITS), counts)
+        # round(fraction x clips) relevant clips per class, spread over the splits in proportion.
+        quotas = _largest_remainder(round(config.relevant_fraction * config.per_class), counts)
         relevant = np.zeros(config.per_class, dtype=bool)
-        for split in SPLITS:
-            members = np.flatnonzero(splits == split)
-            chosen = rng.permutation(members)[: round(config.relevant_fraction * len(members))]
-            relevant[chosen] = True
+        for split, quota in zip(SPLITS, quotas, strict=True):
+            relevant[rng.permutation(np.flatnonzero(splits == split))[:quota]] = True
         for clip_number in range(config.per_class):
             if relevant[clip_number]:
                 sound, labels, source = synth_class.sound, synth_class.audio_labels, synth_class.name
@@ -219,15 +219,21 @@ def _describe(config: SynthConfig, plans: list[ClipPlan], draws: list[dict]) -> 
     }
 
 
-def _split_counts(total: int, fractions: tuple[float, ...]) -> list[int]:
-    """Largest-remainder rounding, so counts sum to ``total`` and non-zero fractions get a clip."""
-    raw = np.asarray(fractions) * total
+def _largest_remainder(total: int, weights) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` (largest-remainder rounding)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    raw = weights / weights.sum() * total if weights.sum() > 0 else np.zeros_like(weights)
     counts = np.floor(raw).astype(int)
     for index in np.argsort(-(raw - counts), kind="stable")[: total - counts.sum()]:
         counts[index] += 1
+    return counts
+
+
+def _split_counts(total: int, fractions: tuple[float, ...]) -> list[int]:
+    """Clips per split: proportional, and at least one in every split with a non-zero fraction."""
+    counts = _largest_remainder(total, fractions)
     for index in np.flatnonzero((np.asarray(fractions) > 0) & (counts == 0)):
-        donor = int(np.argmax(counts))
-        counts[donor] -= 1
+        counts[int(np.argmax(counts))] -= 1
         counts[index] += 1
     return counts.tolist()
 
