@@ -106,9 +106,11 @@ def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: i
     embedding = np.zeros((count, embedder.dim), dtype=np.float16)
     probs = np.zeros((count, len(embedder.labels)), dtype=np.float16) if embedder.labels is not None else None
     if audible.any():
-        if on_gpu:  # filterbank next to the model
-            waveforms = batch["waveforms"][audible].to(embedder.device, non_blocking=True)
-            features, num_frames = embedder.filterbank(waveforms, batch["lengths"][audible].to(embedder.device))
+        if on_gpu:  # filterbank next to the model; the whole pinned batch moves asynchronously
+            on_device = audible.to(embedder.device)
+            waveforms = batch["waveforms"].to(embedder.device, non_blocking=True)[on_device]
+            lengths = batch["lengths"].to(embedder.device, non_blocking=True)[on_device]
+            features, num_frames = embedder.filterbank(waveforms, lengths)
         else:  # the workers computed the features
             features, num_frames = batch["features"][audible], batch["num_frames"][audible]
         out_embedding, out_probs = embedder.embed(features, num_frames)

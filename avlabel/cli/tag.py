@@ -8,16 +8,21 @@ from pathlib import Path
 import click
 
 
-@click.command(name="tag")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many labels to print.")
-@click.option(
+# Shared with `avlabel targets`: the same checkpoint argument everywhere AST runs.
+ast_option = click.option(
     "--ast",
     "ast_source",
     default=None,
     metavar="ID|DIR",
-    help="AST checkpoint: a Hugging Face hub id or a local directory. [default: MIT/ast-finetuned-audioset-10-10-0.4593]",
+    help="AST checkpoint: a Hugging Face hub id or a local directory (without internet: a local directory). "
+    "[default: MIT/ast-finetuned-audioset-10-10-0.4593]",
 )
+
+
+@click.command(name="tag")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many labels to print.")
+@ast_option
 @click.option("--start", type=float, default=None, help="Clip start in seconds (default: the start of the audio).")
 @click.option("--end", type=float, default=None, help="Clip end in seconds (default: the end of the audio).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli.tag import ast_option
+
 
 @click.command(name="targets")
 @click.option("--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset.")
 @click.option("--savld", "savld", required=True, type=click.Path(path_type=Path), help="SAVLD file (.json or .txt) from `avlabel savld`.")
-@click.option(
-    "--ast",
-    "ast_source",
-    default=None,
-    metavar="ID|DIR",
-    help="AST checkpoint: a Hugging Face hub id or a local directory. [default: MIT/ast-finetuned-audioset-10-10-0.4593]",
-)
+@ast_option
 @click.option(
     "--tags",
     type=click.Path(path_type=Path),
