@@ -42,9 +42,18 @@ def models(pattern: str, as_json: bool, no_ast: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.console import Console
+    from rich.measure import Measurement
+
     from avlabel.cli._console import out_console
 
-    out_console().print(_table(rows))
+    console, table = out_console(), _table(rows)
+    # Never squeeze the table below its natural width (pipes report 80 columns): a long line
+    # wraps in a narrow terminal, but a cut model name or number would mislead.
+    natural = Measurement.get(console, console.options.update(max_width=1000), table).maximum
+    if natural > console.width:
+        console = Console(width=natural, force_terminal=console.is_terminal, no_color=console.no_color)
+    console.print(table)
 
 
 def _table(rows: list[dict]):
@@ -52,15 +61,14 @@ def _table(rows: list[dict]):
 
     table = Table(
         title="avlabel models: parameters (M) and forward cost of one view",
-        caption="GFLOPs: 2 per multiply-add (torch.utils.flop_counter); GMACs: the convention of most papers. "
-        "AB: audio bottleneck. AST: frozen, run once per clip or read from the audio cache.",
+        caption="GFLOPs: 2 per multiply-add (torch.utils.flop_counter). Total GMACs: the model without AST, in "
+        "multiply-adds as most papers count. AB: audio bottleneck. AST: frozen, run once per clip or read from "
+        "the audio cache.",
     )
     headers = ("model", "inputs", "fusion", "T×size", "D×L/ST", "visual", "AB", "fusion\n+head",
                "visual\nGFLOPs", "AB+fusion\nGFLOPs", "total\nGMACs", "AST", "AST\nGFLOPs")
     for index, header in enumerate(headers):
-        # Numbers are never cut; when the terminal is narrow the text columns fold instead.
-        table.add_column(header, justify="left" if index < 5 else "right", no_wrap=index >= 5,
-                         overflow="fold")
+        table.add_column(header, justify="left" if index < 5 else "right", no_wrap=True)
     for row in rows:
         params, gflops = row["params"], row["gflops"]
         table.add_row(
@@ -69,13 +77,18 @@ def _table(rows: list[dict]):
             row["fusion"] or "–",
             f"{row['frames']}×{row['img_size']}²",
             f"{row['embed_dim']}×{row['depth']}/{row['space_time_blocks']}",
-            f"{params['visual'] / 1e6:.1f}",
-            f"{params['audio_bottleneck'] / 1e6:.2f}",
-            f"{params['fusion'] / 1e6:.2f}",
-            f"{gflops['visual']:.1f}",
-            f"{gflops['audio_bottleneck'] + gflops['fusion']:.3f}",
-            f"{gflops['total'] / 2:.1f}",
-            f"{params['ast'] / 1e6:.1f}" if "ast" in params else "–",
-            f"{gflops['ast']:.1f}" if "ast" in gflops else "–",
+            _number(params["visual"] / 1e6, 1),
+            _number(params["audio_bottleneck"] / 1e6, 2),
+            _number(params["fusion"] / 1e6, 2),
+            _number(gflops["visual"], 1),
+            _number(gflops["audio_bottleneck"] + gflops["fusion"], 3),
+            _number(gflops["total"] / 2, 1),
+            _number(params.get("ast", 0) / 1e6, 1),
+            _number(gflops.get("ast", 0), 1),
         )
     return table
+
+
+def _number(value: float, decimals: int) -> str:
+    """``decimals`` places; "–" for a part the model does not have."""
+    return f"{value:.{decimals}f}" if value else "–"
