@@ -155,7 +155,7 @@ def run_views(
     batches: Iterable[dict],
     accumulator: MultiViewAccumulator,
     model_inputs: Callable[[dict], dict],
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[dict], None] | None = None,
 ) -> MultiViewResult:
     """Run ``model`` over every view in ``batches`` and return the per-video averages.
 
@@ -165,7 +165,7 @@ def run_views(
             ``audio_present`` and ``relevance`` (targets) are used when present.
         accumulator: receives each batch's outputs.
         model_inputs: maps a batch to the model's keyword arguments, already on the model's device.
-        on_batch: called with the batch size after each batch (progress bars).
+        on_batch: called with each batch after it ran (progress bars, counting skipped views).
     """
     import torch
 
@@ -173,11 +173,15 @@ def run_views(
     device_type = next(model.parameters()).device.type
     with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
         for batch in batches:
+            if len(batch["index"]) == 0:  # every view of the batch was unreadable
+                if on_batch is not None:
+                    on_batch(batch)
+                continue
             output = model(**model_inputs(batch))
             accumulator.add(
                 batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep,
                 batch.get("audio_present"), batch.get("relevance"),
             )
             if on_batch is not None:
-                on_batch(len(batch["index"]))
+                on_batch(batch)
     return accumulator.result()

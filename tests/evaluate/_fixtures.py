@@ -29,3 +29,59 @@ def make_run(root, name, *, fusion="imd", modalities=("rgb", "flow", "audio"), a
         target.mkdir(parents=True)
         (target / "metrics.json").write_text(json.dumps({"views": "3x4", **evaluation}))
     return run_dir
+
+
+def invoke(args: list[str]) -> str:
+    """Run an avlabel command in-process (as a user would from the shell); fail loudly on error."""
+    from click.testing import CliRunner
+
+    from avlabel.cli import cli
+
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
+    """A tiny synthetic benchmark, its audio cache and targets, and a freshly initialised run.
+
+    Uses the real commands end to end (`avlabel synth`, `avlabel savld`, `avlabel targets` with
+    the log-mel embedder and the benchmark's tags) and saves an `imd_tiny` model through the
+    training engine's checkpoint writer with a real config.yaml, so `load_run` sees exactly what
+    `avlabel train` would leave behind. Returns a dict of paths.
+    """
+    import torch
+
+    from avlabel.audio.cache import AudioCache
+    from avlabel.models import build_model, model_config
+    from avlabel.train.checkpoint import save_checkpoint
+
+    data = root / "synth"
+    invoke(["synth", "--out", str(data), "--classes", "3", "--per-class", "5", "--size", "32",
+            "--duration", "1.0", "--workers", "1"])
+    classes = ["playing drums", "playing trumpet", "whistling"]
+    (data / "classes.txt").write_text("\n".join(classes) + "\n")
+    invoke(["savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "5",
+            "-o", str(data / "savld.json")])
+    invoke(["targets", "--manifest", str(data / "manifest.csv"), "--savld", str(data / "savld.json"),
+            "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "5", "--windows", "2",
+            "--workers", "0", "-o", str(data / "audio")])
+    run_dir = root / "run"
+    raw = {
+        "data": {"manifest": str(data / "manifest.csv"), "label_set": str(data / "classes.txt"),
+                 "frames": 4, "stride": 4, "size": 32, "workers": 0},
+        "audio": {"cache": str(data / "audio"), "k": 5},
+        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None},
+        "runtime": {"device": "cpu"},
+    }
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(dump_config(config_from_dict(raw)))
+    torch.manual_seed(0)
+    config = model_config("imd_tiny", num_classes=3, num_frames=4, img_size=32, modalities=tuple(modalities),
+                          audio_dim=AudioCache(data / "audio").dim)
+    model = build_model(config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    state = {"model_config": config.to_dict(), "classes": classes, "label_set": "classes", "epoch": 0, "step": 0}
+    save_checkpoint(run_dir, "best", model, optimizer, None, state)
+    return {"data": data, "manifest": data / "manifest.csv", "run": run_dir, "classes": classes,
+            "audio": data / "audio", "tags": data / "audio_tags.csv"}

@@ -1,0 +1,94 @@
+"""``avlabel eval``: multi-view test accuracy and relevance-network behaviour of a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(name="eval")
+@click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
+@click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
+@click.option("--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV holding the clips to evaluate.")
+@click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
+@click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view).")
+@click.option("--audio", "audio_dir", type=click.Path(path_type=Path), help="Audio cache (`avlabel targets -o DIR`); default: the run's.")
+@click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder (`avlabel flow`); default: the run's.")
+@click.option("--tags", type=click.Path(dir_okay=False, path_type=Path),
+              help="Tags CSV with a `relevant` column; default: audio_tags.csv beside the manifest, if any.")  # fmt: skip
+@click.option("--target-threshold", type=float, default=None,
+              help="Relevance targets at or above this count as relevant (default: the model's alpha).")  # fmt: skip
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Views per forward pass.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Data-loading worker processes.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory [default: RUN_DIR/eval/SPLIT-CHECKPOINT].")  # fmt: skip
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    run: Path,
+    checkpoint: str,
+    manifest: Path,
+    split: str,
+    views: str,
+    audio_dir: Path | None,
+    flow_dir: Path | None,
+    tags: Path | None,
+    target_threshold: float | None,
+    batch_size: int,
+    workers: int,
+    output: Path | None,
+) -> None:
+    """Evaluate a run on a manifest split: top-1/top-5, class accuracy, confusion matrix, relevance.
+
+    Each video's softmax is averaged over its views (3 crops x 4 clips, as in the paper).
+    Writes metrics.json, predictions.csv, confusion.png and skipped.tsv (videos that could not be
+    decoded) and prints a summary table.
+    """
+    from avlabel.cli._console import err_console, out_console
+    from avlabel.cli._options import resolve_device
+    from avlabel.errors import AvlabelError
+    from avlabel.evaluate.multiview import ViewGrid
+    from avlabel.evaluate.runner import evaluate_run
+
+    if batch_size < 1 or workers < 0:
+        raise AvlabelError(f"--batch-size ({batch_size}) must be >= 1 and --workers ({workers}) >= 0")
+    metrics = evaluate_run(
+        run, manifest, split=split, checkpoint=checkpoint, views=ViewGrid.parse(views), output_dir=output,
+        audio_dir=audio_dir, flow_dir=flow_dir, tags=tags, target_threshold=target_threshold,
+        device=resolve_device(ctx), batch_size=batch_size, workers=workers,
+    )  # fmt: skip
+    out_console().print(summary_table(metrics))
+    if metrics["skipped_videos"]:
+        err_console().print(f"[yellow]{len(metrics['skipped_videos'])} video(s) could not be decoded and were skipped")
+    err_console().print(f"wrote metrics.json, predictions.csv, confusion.png to {metrics['output_dir']}")
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_table(metrics: dict):
+    """A short rich table of the headline numbers of an evaluation."""
+    from rich.table import Table
+
+    model = metrics["model"]
+    table = Table(title=f"{model['name']} ({'+'.join(model['modalities'])}, {model['fusion'] or 'no fusion'}) "
+                        f"on {metrics['split']}, {metrics['views']} views", show_header=False)  # fmt: skip
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("videos evaluated", f"{metrics['evaluated']} / {metrics['videos']}")
+    table.add_row("top-1", _percent(metrics["top1"]))
+    table.add_row("top-5", _percent(metrics["top5"]))
+    table.add_row("mean class accuracy", _percent(metrics["mean_class_accuracy"]))
+    relevance = metrics.get("relevance")
+    if relevance:
+        table.add_row(f"relevance: mean score (alpha {relevance['alpha']:g})", f"{relevance['mean_score']:.3f}")
+        table.add_row("audio dropped", _percent(relevance["drop_rate"]))
+        for key, name in (("vs_targets", "targets"), ("vs_relevant", "true relevance")):
+            if relevance.get(key):
+                agreement = relevance[key]
+                auc = "–" if agreement["roc_auc"] is None else f"{agreement['roc_auc']:.3f}"
+                table.add_row(f"vs {name}: ROC-AUC / precision / recall",
+                              f"{auc} / {_percent(agreement['precision'])} / {_percent(agreement['recall'])}")  # fmt: skip
+    return table

@@ -1,0 +1,139 @@
+"""`avlabel eval` end to end on a tiny synthetic benchmark and a saved run, plus its bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from avlabel.cli import cli
+from tests.evaluate._fixtures import build_tiny_run
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory.mktemp("tiny-eval"))
+
+
+def _eval(tiny, output, *extra, manifest=None):
+    args = ["eval", "--run", str(tiny["run"]), "--manifest", str(manifest or tiny["manifest"]), "--workers", "0",
+            "-o", str(output), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def _test_rows(manifest):
+    with open(manifest, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["split"] == "test"]
+
+
+def test_eval_writes_metrics_predictions_and_confusion(tiny, tmp_path):
+    result = _eval(tiny, tmp_path / "eval", "--views", "3x2")
+    assert result.exit_code == 0, result.output
+    assert "top-1" in result.stdout and "audio dropped" in result.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    test_rows = _test_rows(tiny["manifest"])
+    # Every video evaluated on its full 3 crops x 2 clips grid.
+    assert metrics["videos"] == metrics["evaluated"] == len(test_rows) and metrics["incomplete"] == 0
+    assert metrics["views"] == "3x2" and metrics["skipped_videos"] == []
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as handle:
+        predictions = list(csv.DictReader(handle))
+    assert sorted(p["video_id"] for p in predictions) == sorted(r["video_id"] for r in test_rows)
+    top1 = np.mean([p["label"] == p["predicted"] for p in predictions])
+    assert metrics["top1"] == pytest.approx(top1)
+    assert metrics["top5"] == 1.0  # 3 classes: the true class is always in the top 5
+    assert np.sum(metrics["confusion_matrix"]) == len(test_rows)
+    assert list(metrics["per_class_accuracy"]) == tiny["classes"]
+    assert (tmp_path / "eval" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The relevance network is judged against the targets and the benchmark's true relevance.
+    relevance = metrics["relevance"]
+    assert 0.0 <= relevance["mean_score"] <= 1.0 and 0.0 <= relevance["drop_rate"] <= 1.0
+    with open(tiny["tags"], newline="") as handle:
+        flags = {row["video_id"]: int(row["relevant"]) for row in csv.DictReader(handle)}
+    assert relevance["vs_relevant"]["count"] == relevance["items_with_audio"] <= len(test_rows)
+    assert relevance["vs_relevant"]["positives"] <= sum(flags[r["video_id"]] for r in test_rows)
+    assert relevance["vs_targets"]["count"] == relevance["items_with_audio"]
+
+
+def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
+    """The eval pipeline feeds the model what training would: same clip, crop, flow and audio window."""
+    from avlabel.data.dataset import VideoClipDataset
+    from avlabel.data.manifest import read_manifest
+    from avlabel.labels import load_label_set
+    from avlabel.train.checkpoint import load_run
+
+    assert _eval(tiny, tmp_path / "eval", "--views", "1x1").exit_code == 0
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as handle:
+        predictions = {p["video_id"]: p for p in csv.DictReader(handle)}
+    loaded = load_run(tiny["run"])
+    label_set = load_label_set(tiny["data"] / "classes.txt")
+    rows = read_manifest(tiny["manifest"]).split("test")
+    clips = VideoClipDataset(rows, label_set, mode="test", num_frames=4, stride=4, num_clips=1, num_crops=1,
+                             size=32, flow_on_the_fly=True)
+    from avlabel.audio.cache import AudioCache
+
+    cache = AudioCache(tiny["audio"])
+    embedding, present = cache.read(cache.lookup([r.video_id for r in rows], 0))
+    with torch.no_grad():
+        for i, record in enumerate(rows):
+            item = clips[i]
+            output = loaded.model(rgb=item["rgb"][None], flow=item["flow"][None], audio=torch.from_numpy(embedding[i : i + 1]),
+                                  audio_present=torch.tensor([bool(present[i])]))
+            probabilities = torch.softmax(output.logits[0].double(), dim=0)
+            expected = predictions[record.video_id]
+            assert loaded.classes[int(probabilities.argmax())] == expected["predicted"]
+            assert float(probabilities.max()) == pytest.approx(float(expected["probability"]), abs=1e-4)
+            if present[i]:
+                assert float(output.rev[0]) == pytest.approx(float(expected["relevance"]), abs=1e-4)
+
+
+def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    rows = list(csv.DictReader(open(tiny["manifest"], newline="")))
+    for row in rows:
+        row["path"] = str(tiny["data"] / row["path"])
+    broken = next(row for row in rows if row["split"] == "test")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    broken["path"] = str(tmp_path / "broken.mp4")
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = _eval(tiny, tmp_path / "eval", "--views", "1x2", manifest=manifest)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["skipped_videos"] == [broken["video_id"]]
+    assert metrics["evaluated"] == metrics["videos"] - 1
+    assert broken["video_id"] in (tmp_path / "eval" / "skipped.tsv").read_text()
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    for fragment in fragments:
+        assert fragment in result.output
+
+
+def test_run_directory_without_checkpoint(tiny, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny["run"] / "config.yaml", run / "config.yaml")
+    result = CliRunner().invoke(cli, ["eval", "--run", str(run), "--manifest", str(tiny["manifest"])])
+    _one_line_error(result, "no checkpoints")
+
+
+def test_manifest_with_classes_the_model_does_not_know(tiny, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    text = tiny["manifest"].read_text().replace(",whistling,test", ",juggling balls,test")
+    manifest.write_text(text.replace("videos/", str(tiny["data"] / "videos") + "/"))
+    _one_line_error(_eval(tiny, tmp_path / "eval", manifest=manifest), "does not know", "juggling balls")
+
+
+def test_bad_views_and_split(tiny, tmp_path):
+    _one_line_error(_eval(tiny, tmp_path / "eval", "--views", "2x4"), "spatial crops must be 1")
+    _one_line_error(_eval(tiny, tmp_path / "eval", "--views", "three"), "CROPSxCLIPS")
+    _one_line_error(_eval(tiny, tmp_path / "eval", "--split", "holdout"), "holdout")
