@@ -37,6 +37,10 @@ def bench(
 
     Inputs are random tensors of the model's shapes (no data loading). MFU is the counted FLOPs
     of a training step over this device's measured bf16 (CUDA) or fp32 (CPU) matmul rate.
+
+    Columns: params (millions), GFLOP (forward, per clip), train/s (training clips per second),
+    stream/s (the same times the number of visual streams), MFU%, MiB (peak training memory),
+    infer/s (inference clips per second).
     """
     from avlabel._io import atomic_write_json
     from avlabel.cli._console import err_console, out_console
@@ -58,27 +62,30 @@ def bench(
 
 
 def _table(report: dict):
+    """Compact enough for an 80-column pipe; the JSON has every figure."""
+    from rich import box
     from rich.table import Table
 
-    environment = report["environment"]
+    environment, first = report["environment"], report["results"][0]
     table = Table(
-        title=f"{environment['name']} ({environment['device']}), peak {report['peak_matmul_precision']} matmul "
-        f"{report['peak_matmul_tflops']:.2f} TFLOP/s"
+        title=f"{environment['name']} ({environment['device']}): batch {first['batch']}, {first['frames']}×{first['size']}², "
+        f"{first['precision']}, peak matmul {report['peak_matmul_tflops']:.2f} TFLOP/s",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    columns = ("model", "params (M)", "T×size", "batch", "GFLOPs/clip", "train clips/s", "per stream",
-               "step ms", "peak MiB", "MFU %", "infer clips/s")
+    # params in millions, forward GFLOPs per clip, clips/s (per visual stream), MFU in %, peak MiB
+    columns = ("model", "params", "GFLOP", "train/s", "stream/s", "MFU%", "MiB", "infer/s")
     for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     for r in report["results"]:
         memory = "–" if r["train_peak_memory_mib"] is None else f"{r['train_peak_memory_mib']:.0f}"
         table.add_row(
-            r["model"], f"{r['parameters'] / 1e6:.1f}", f"{r['frames']}×{r['size']}²", str(r["batch"]),
-            f"{r['forward_gflops_per_clip']:.3g}", f"{r['train_clips_per_s']:.2f}", f"{r['train_stream_clips_per_s']:.2f}",
-            f"{r['train_step_ms']:.0f}", memory, f"{100 * r['mfu']:.1f}", f"{r['inference_clips_per_s']:.2f}",
+            r["model"], f"{r['parameters'] / 1e6:.1f}", f"{r['forward_gflops_per_clip']:.3g}", f"{r['train_clips_per_s']:.3g}",
+            f"{r['train_stream_clips_per_s']:.3g}", f"{100 * r['mfu']:.1f}", memory, f"{r['inference_clips_per_s']:.3g}",
         )
-    for pair, ratio in report["ratios"].items():
-        table.caption = (table.caption or "") + (
-            f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
-            f"inference ×{ratio['inference_clips_per_s']:.2f}\n"
-        )
+    table.caption = "\n".join(
+        f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
+        f"inference ×{ratio['inference_clips_per_s']:.2f}"
+        for pair, ratio in report["ratios"].items()
+    ) or None
     return table
