@@ -100,3 +100,15 @@ def test_missing_file_and_inverted_bounds(media, tmp_path):
         load_windows(tmp_path / "nope.wav")
     with pytest.raises(AvlabelError, match="ends"):
         load_windows(media["tone_wav"], start=2.0, end=1.0)
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".wav", "pcm_s16le"), (".wav", "pcm_u8"), (".wav", "pcm_s32le"), (".wav", "pcm_f32le"), (".flac", "flac")])
+def test_every_sample_format_becomes_the_channel_mean(tmp_path, suffix, codec):
+    from avlabel.data.writer import write_clip
+
+    from ._media import tone
+
+    stereo = np.stack([tone(500, 2.0, 16_000, 0.3), tone(500, 2.0, 16_000, 0.1)])
+    path = write_clip(tmp_path / f"stereo{suffix}", None, audio=stereo, sample_rate=16_000, audio_codec=codec)
+    waveform = load_windows(path).waveforms[0, : 2 * SAMPLE_RATE]
+    np.testing.assert_allclose(waveform, stereo.mean(axis=0), atol=0.01 if codec == "pcm_u8" else 1e-4)
