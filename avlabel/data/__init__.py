@@ -10,5 +10,5 @@ Modules, one job each (import the one you need; this package imports nothing hea
 - :mod:`avlabel.data.transforms` — batched crop / flip / resize / normalise on ``(C, T, H, W)``.
 - :mod:`avlabel.data.flow` — optical flow extraction, uint8 storage, readers (incl. denseflow).
 - :mod:`avlabel.data.dataset` — the PyTorch ``VideoClipDataset`` and ``collate_clips``.
-- :mod:`avlabel.data.synth` — the synthetic audio-visual benchmark generator.
+- :mod:`avlabel.data.synth` — the synthetic audio-visual benchmark (classes, sounds, visuals, writer).
 """
