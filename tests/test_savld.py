@@ -13,16 +13,24 @@ from avlabel.savld import METRICS, Savld, build_savld, compare_savld, default_sa
 
 
 @pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    """One embedding cache for the module: MiniLM embeds the 927 labels once, later builds hit it."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AVLABEL_CACHE_DIR", str(tmp_path_factory.mktemp("savld-cache")))
-        yield
+def shared_cache_dir(tmp_path_factory):
+    """One embedding cache per test session (shared with tests/cli/test_savld.py): MiniLM embeds
+    each label once and later builds read it, as a user's second build does."""
+    path = tmp_path_factory.getbasetemp() / "shared-embedding-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _use_shared_cache(_isolated_cache, shared_cache_dir, monkeypatch):
+    monkeypatch.setenv("AVLABEL_CACHE_DIR", str(shared_cache_dir))
 
 
 @pytest.fixture(scope="module")
-def kinetics_audioset(module_cache) -> Savld:
-    return build_savld(load_label_set("kinetics400"), load_label_set("audioset"), k=10, metric="cosine", device="cpu")
+def kinetics_audioset(shared_cache_dir) -> Savld:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AVLABEL_CACHE_DIR", str(shared_cache_dir))
+        return build_savld(load_label_set("kinetics400"), load_label_set("audioset"), k=10, metric="cosine", device="cpu")
 
 
 def _top(savld: Savld, video_label: str, n: int) -> list[str]:
@@ -69,7 +77,7 @@ def test_reverse_direction_is_consistent(kinetics_audioset):
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_every_metric_matches_scikit_learn(module_cache, metric):
+def test_every_metric_matches_scikit_learn(metric):
     from sklearn.neighbors import NearestNeighbors
 
     from avlabel.embed import create_embedder, embed_label_set
@@ -88,7 +96,7 @@ def test_every_metric_matches_scikit_learn(module_cache, metric):
     assert "dog" in [label for label, _ in savld.audio_labels("WalkingWithDog")]
 
 
-def test_glove_backend_builds_kinetics_without_unknown_video_labels(module_cache):
+def test_glove_backend_builds_kinetics_without_unknown_video_labels():
     savld = build_savld(load_label_set("kinetics400"), load_label_set("audioset"), k=10, backend="glove", metric="euclidean")
     assert "Caterwaul" in savld.provenance["audio_without_vector"]
     caterwaul = savld.audio.index("Caterwaul")
@@ -96,7 +104,7 @@ def test_glove_backend_builds_kinetics_without_unknown_video_labels(module_cache
     assert any("drum" in label.lower() for label in _top(savld, "playing drums", 5))
 
 
-def test_templates_are_recorded_and_change_the_embedding(module_cache):
+def test_templates_are_recorded_and_change_the_embedding():
     video, audio = load_label_set("esc50"), load_label_set("esc50")
     plain = build_savld(video, audio, k=1)
     assert plain.audio_labels("dog")[0][0] == "dog"
@@ -227,7 +235,7 @@ def test_unknown_output_suffix_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compare_is_one_for_itself_and_lower_across_backends(module_cache, kinetics_audioset):
+def test_compare_is_one_for_itself_and_lower_across_backends(kinetics_audioset):
     assert {j for _, j in compare_savld(kinetics_audioset, kinetics_audioset)} == {1.0}
     glove = build_savld(kinetics_audioset.video, kinetics_audioset.audio, k=10, backend="glove")
     overlaps = dict(compare_savld(kinetics_audioset, glove))

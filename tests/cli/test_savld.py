@@ -13,12 +13,15 @@ from avlabel.savld import load_savld
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli-savld-cache")
+    """One embedding cache per test session (shared with tests/test_savld.py): one MiniLM pass."""
+    path = tmp_path_factory.getbasetemp() / "shared-embedding-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture
 def run(shared_cache, monkeypatch):
-    """Invoke the CLI with one embedding cache shared by this module's tests (one MiniLM pass)."""
+    """Invoke the CLI with the session's shared embedding cache."""
     monkeypatch.setenv("AVLABEL_CACHE_DIR", str(shared_cache))
 
     def invoke(*args: str):
