@@ -168,7 +168,10 @@ class MultimodalVideoTransformer(nn.Module):
         visual = self.forward_visual(rgb, flow)
         audio_embedding, present = self.forward_audio(audio, audio_present)
         fused = self.forward_fusion(visual, audio_embedding, present)
-        return FusionOutput(self.head(fused.z), *fused[1:])
+        return FusionOutput(
+            logits=self.head(fused.z), rev=fused.rev, rev_logit=fused.rev_logit, delta=fused.delta,
+            keep=fused.keep, aux_loss=fused.aux_loss,
+        )
 
     def _check_inputs(self, **inputs: torch.Tensor | None) -> None:
         """Each configured modality must be given and no other (a silent ignore hides bugs)."""

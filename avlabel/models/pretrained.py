@@ -41,7 +41,7 @@ _NOT_IN_IMAGE_MODEL = re.compile(
 )
 # Temporal-attention parameters copied from the same block's spatial attention.
 _SPATIAL_TO_TEMPORAL = (("norm1.", "norm_time."), ("attn.", "attn_time."))
-_FILE_NAMES_IN_FOLDER = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+_FILE_NAMES_IN_FOLDER = ("model.safetensors", "pytorch_model.bin")  # timm's save_pretrained / hub layout
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".npz")
 
 
@@ -241,8 +241,8 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt files raise many different types
         raise AvlabelError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-            f"re-download it or pass a .safetensors / .pth file saved with torch.save(state_dict)"
+            f"cannot read checkpoint {path} ({_first_line(error)}); re-download it or pass a .safetensors / "
+            f".pth file saved with torch.save(state_dict)"
         ) from error
     if not isinstance(checkpoint, dict):
         raise AvlabelError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict")
@@ -263,7 +263,7 @@ def _timm_state_dict(name: str, file: Path | None) -> dict[str, torch.Tensor]:
                 f"unknown timm model {name!r}; use a timm name like vit_base_patch16_224.augreg_in21k "
                 f"or a local checkpoint path"
             ) from error
-        raise AvlabelError(f"timm could not load {name!r}: {str(error).splitlines()[0]}") from error
+        raise AvlabelError(f"timm could not load {name!r} ({_first_line(error)})") from error
     except (OSError, ValueError) as error:  # no network, hub errors (huggingface_hub raises OSError subclasses)
         where = f"file {file}" if file is not None else "the Hugging Face hub"
         raise AvlabelError(
@@ -271,6 +271,10 @@ def _timm_state_dict(name: str, file: Path | None) -> dict[str, torch.Tensor]:
             f"without internet, download the checkpoint elsewhere and pass its local path"
         ) from error
     return image_model.state_dict()
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
 def _abbreviate(names: list[str] | tuple[str, ...], limit: int = 6) -> str:

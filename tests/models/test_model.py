@@ -169,7 +169,9 @@ def test_parameter_counts_match_two_vits_plus_the_temporal_parts(name, timm_name
         vit = timm.create_model(timm_name, num_classes=0)
     vit_params = sum(p.numel() for p in vit.parameters())
     d, p = config.embed_dim, config.patch_size
-    temporal = config.num_frames * d + config.space_time_blocks * (2 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * d + d))
+    # norm_time + attn_time (qkv, proj) + LR, per space-time block
+    per_block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * d + d)
+    temporal = config.num_frames * d + config.space_time_blocks * per_block
     rgb = sum(x.numel() for x in model.streams["rgb"].parameters())
     flow = sum(x.numel() for x in model.streams["flow"].parameters())
     assert rgb == vit_params + temporal

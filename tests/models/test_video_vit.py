@@ -87,5 +87,5 @@ def test_activation_checkpointing_gives_the_same_values_and_gradients():
     model.set_grad_checkpointing(True)
     loss_ckpt, grads_ckpt = run()
     torch.testing.assert_close(loss_ckpt, loss)
-    for grad, grad_ckpt in zip(grads, grads_ckpt):
+    for grad, grad_ckpt in zip(grads, grads_ckpt, strict=True):
         torch.testing.assert_close(grad_ckpt, grad)
