@@ -29,7 +29,8 @@ import numpy as np
 from avlabel import __version__
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
-from avlabel.labels import LabelSet, load_label_set
+from avlabel.labels import LabelSet, list_label_sets, load_label_set
+from avlabel.labels.loading import shipped_dir
 
 METRICS = ("cosine", "euclidean", "manhattan")
 FORMAT_VERSION = 1
@@ -106,8 +107,6 @@ def default_savld_path() -> Path:
     inspect`` reads it when no ``--savld`` is given, so it answers offline in well under a
     second without loading a model; ``data_labels/savld/README.md`` gives the command that
     rebuilds it and a test checks that a fresh build still matches it."""
-    from avlabel.labels.loading import shipped_dir
-
     return shipped_dir() / "savld" / DEFAULT_SAVLD_FILE
 
 
@@ -303,8 +302,6 @@ def _label_set_from_json(data: dict[str, Any]) -> LabelSet:
 
 
 def _is_shipped(label_set: LabelSet) -> bool:
-    from avlabel.labels import list_label_sets
-
     return label_set.name in list_label_sets() and load_label_set(label_set.name).sha256 == label_set.sha256
 
 
@@ -382,8 +379,10 @@ def _to_text(savld: Savld) -> str:
     score_kind = "similarity" if savld.higher_is_closer else "distance"
     lines = [
         _TEXT_HEADER + json.dumps(header, ensure_ascii=False),
-        f"# one row per video label: the label, its {savld.k} audio labels best first, then their {savld.k} "
-        f"{savld.metric} {score_kind} scores; TAB-separated",
+        (
+            f"# one row per video label: the label, its {savld.k} audio labels best first, then their {savld.k} "
+            f"{savld.metric} {score_kind} scores; TAB-separated"
+        ),
     ]
     for row, label in enumerate(savld.video.labels):
         fields = [label]

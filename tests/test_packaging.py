@@ -56,9 +56,9 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     env = {**os.environ, "AVLABEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""}
 
     def avlabel(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(environment / "bin" / "avlabel"), *args], cwd=workdir, env=env, capture_output=True, text=True)
+        return subprocess.run([str(environment / "bin" / "avlabel"), *args], cwd=workdir, env=env, capture_output=True, text=True, check=False)
 
-    where = subprocess.run([str(python), "-c", "import avlabel; print(avlabel.__file__)"], cwd=workdir, env=env, capture_output=True, text=True)
+    where = subprocess.run([str(python), "-c", "import avlabel; print(avlabel.__file__)"], cwd=workdir, env=env, capture_output=True, text=True, check=False)
     assert str(environment) in where.stdout, f"the wheel's copy must be the one imported: {where.stdout}{where.stderr}"
 
     listing = avlabel("labels")

@@ -9,7 +9,15 @@ import pytest
 
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet, load_label_set
-from avlabel.savld import METRICS, Savld, build_savld, compare_savld, default_savld_path, load_savld, save_savld
+from avlabel.savld import (
+    METRICS,
+    Savld,
+    build_savld,
+    compare_savld,
+    default_savld_path,
+    load_savld,
+    save_savld,
+)
 
 
 @pytest.fixture(scope="module")

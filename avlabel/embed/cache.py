@@ -85,14 +85,13 @@ class EmbeddingCache:
         self._vectors = vectors if not self._vectors.size else np.concatenate([self._vectors, vectors])
         self._oov.extend(" ".join(words) for words in oov)
         try:
-            with atomic_path(self.path) as tmp:
-                with open(tmp, "wb") as handle:
-                    np.savez(
-                        handle,
-                        texts=np.array(list(self._rows), dtype=str),
-                        vectors=self._vectors,
-                        oov=np.array(self._oov, dtype=str),
-                    )
+            with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    texts=np.array(list(self._rows), dtype=str),
+                    vectors=self._vectors,
+                    oov=np.array(self._oov, dtype=str),
+                )
         except OSError:
             # A read-only cache directory slows the next run down but must not fail this one.
             pass

@@ -47,7 +47,7 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
     hf_logging.disable_progress_bar()
     try:
         return SentenceTransformer(source, device=device)
-    except Exception as error:  # noqa: BLE001 - hub, I/O and config errors all mean "cannot load"
+    except Exception as error:  # hub, I/O and config errors all mean "cannot load"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(
             f"cannot load sentence model '{model_name}' ({reason}); "

@@ -165,7 +165,7 @@ def load_keyed_vectors(path: Path):
         )
     except AvlabelError:
         raise
-    except Exception as error:  # noqa: BLE001 - gensim raises many types for a malformed file
+    except Exception as error:  # gensim raises many types for a malformed file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(f"cannot read word vectors '{path}' ({reason}); {_VECTORS_HELP}") from error
 
@@ -175,7 +175,7 @@ def _load_gensim_data(name: str):
 
     try:
         return gensim.downloader.load(name)
-    except Exception as error:  # noqa: BLE001 - unknown name and network failure both end here
+    except Exception as error:  # an unknown name and a network failure both end here
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(f"cannot fetch gensim-data vectors '{name}' ({reason}); {_VECTORS_HELP}") from error
 

@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -86,7 +86,7 @@ def load_label_set(name_or_path: str | Path) -> LabelSet:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_shipped(name: str, path: Path) -> LabelSet:
     return _parse(path, name)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gensim.models import KeyedVectors, Word2Vec
+from gensim.models import Word2Vec
 
 from avlabel.embed import create_embedder, embed_label_set
 from avlabel.errors import AvlabelError
