@@ -8,6 +8,7 @@ file system, which is why the temporary file lives in the destination's director
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -37,7 +38,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+@functools.cache
 def _umask() -> int:
+    # os.umask can only be read by setting it; do that once, not on every write from many threads.
     mask = os.umask(0)
     os.umask(mask)
     return mask

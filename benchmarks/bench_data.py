@@ -8,6 +8,9 @@ Run from the repository root::
 Measures, each in one process (= one DataLoader worker; throughput scales with workers until the
 cores run out):
 
+Rates are printed as "wall / cpu": items per wall-clock second and per CPU second of the (single-
+threaded) process; on a shared machine the CPU figure is what one unshared core delivers.
+
 1. ``avlabel synth`` generation time (8 classes x 40 clips) with 2 worker processes.
 2. Training ``VideoClipDataset`` items/s on the synthetic clips (128 px, crop 112): RGB only,
    RGB + stored flow, RGB + on-the-fly flow.
@@ -51,16 +54,18 @@ def _natural_video(num_frames: int, height: int, width: int, seed: int = 0) -> n
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
 
-def _items_per_second(dataset, seconds: float = 6.0) -> float:
+def _rates(dataset, seconds: float = 6.0) -> str:
+    """Items per wall-clock second and per CPU second ("wall / cpu"): on a busy machine the CPU
+    rate is what one unshared core would deliver."""
     import torch
 
     torch.manual_seed(0)
-    count, start = 0, time.perf_counter()
+    count, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         item = dataset[count % len(dataset)]
         assert "error" not in item, item
         count += 1
-    return count / (time.perf_counter() - start)
+    return f"{count / (time.perf_counter() - start):.1f} / {count / (time.process_time() - cpu_start):.1f}"
 
 
 def bench_synth(work: Path, results: dict) -> Path:
@@ -91,8 +96,7 @@ def bench_dataset_synth(synth_dir: Path, work: Path, results: dict) -> None:
         "rgb+stored_flow": {"flow_dir": work / "synth_flow"},
         "rgb+on_the_fly_flow": {"flow_on_the_fly": True},
     }.items():
-        rate = _items_per_second(VideoClipDataset(manifest, labels, **options, **common))
-        results[f"synth_train_clips_per_s_per_worker[{name}]"] = round(rate, 1)
+        results[f"synth_train_clips_per_s_per_worker[{name}] wall/cpu"] = _rates(VideoClipDataset(manifest, labels, **options, **common))
 
 
 def bench_dataset_long(work: Path, results: dict) -> Path:
@@ -110,7 +114,7 @@ def bench_dataset_long(work: Path, results: dict) -> Path:
         path = write_clip(work / f"long_gop{gop}.mp4", frames, fps=30, video_options={"g": str(gop), "preset": "medium"})
         manifest = Manifest([ClipRecord("long", path, "whistling", "train")])
         dataset = VideoClipDataset(manifest, labels, modalities=("rgb",), num_frames=8, stride=8, size=224)
-        results[f"long_340x256_30fps_train_clips_per_s_per_worker[gop={gop}]"] = round(_items_per_second(dataset), 1)
+        results[f"long_340x256_30fps_train_clips_per_s_per_worker[gop={gop}] wall/cpu"] = _rates(dataset)
         rng, decoded = np.random.default_rng(0), []
         for _ in range(20):
             with VideoReader(path) as reader:
@@ -127,9 +131,13 @@ def bench_flow(video: Path, work: Path, results: dict) -> None:
     manifest = Manifest([ClipRecord("long", video, "whistling", "train")])
     for format in ("jpg", "npz"):
         out = work / f"flow_{format}"
+        cpu_start = time.process_time()
         summary = run_flow(manifest, out, FlowConfig(format=format), workers=1)
         if format == "jpg":
-            results["dis_medium_pairs_per_s_per_worker[256px short side, incl. decode+store]"] = round(summary.flow_frames / summary.seconds, 1)
+            cpu = time.process_time() - cpu_start
+            results["dis_medium_pairs_per_s_per_worker[256px, decode+flow+store] wall/cpu"] = (
+                f"{summary.flow_frames / summary.seconds:.1f} / {summary.flow_frames / cpu:.1f}"
+            )
         stored = sum(path.stat().st_size for path in out.rglob("*") if path.is_file() and not path.name.startswith("flow_"))
         results[f"flow_storage_kb_per_pair[{format}]"] = round(stored / summary.flow_frames / 1e3, 2)
         store, record = FlowStore(out), manifest[0]
@@ -143,18 +151,16 @@ def bench_flow(video: Path, work: Path, results: dict) -> None:
     results["flow_jpg_abs_error_px[mean]"] = round(float(error.mean()), 4)
     results["flow_jpg_abs_error_px[p99]"] = round(float(np.percentile(error, 99)), 3)
 
-    import cv2
-
     from avlabel.data.flow import flow_estimator, to_grey
 
     frames = to_grey(_natural_video(41, 256, 340))
     for preset in ("ultrafast", "fast", "medium"):
         estimate = flow_estimator("dis", preset)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for previous, current in zip(frames[:-1], frames[1:], strict=True):
             estimate(previous, current)
-        results[f"dis_{preset}_pairs_per_s[341x256, estimation only, cv2 threads={cv2.getNumThreads()}]"] = round(
-            40 / (time.perf_counter() - start), 1
+        results[f"dis_{preset}_pairs_per_s[340x256, estimation only] wall/cpu"] = (
+            f"{40 / (time.perf_counter() - start):.1f} / {40 / (time.process_time() - cpu_start):.1f}"
         )
 
 
@@ -163,6 +169,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted after)")
     args = parser.parse_args()
+    import cv2
+    import torch
+
+    # Per-worker figures: DataLoader workers and flow workers run single-threaded.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="avlabel-bench-data-"))
     results: dict = {"cpu_count": os.cpu_count(), "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
     try:
