@@ -26,8 +26,9 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from timm.layers import Attention, DropPath, PatchEmbed, trunc_normal_
-from timm.models.vision_transformer import Block
+from timm.layers import DropPath, PatchEmbed, trunc_normal_
+# Both live in vision_transformer in every timm 1.x (Attention moved to timm.layers later).
+from timm.models.vision_transformer import Attention, Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
