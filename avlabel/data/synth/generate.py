@@ -14,8 +14,8 @@ class (white/pink noise, mains hum, silence); ``audio_tags.csv`` names the sound
 
 Defaults and why: 128x128 pixels, 25 fps, 3 s (75 frames: 8 frames at stride 8 span 57, leaving
 room for a random offset), 16 kHz mono audio (what AST resamples to anyway; AST's 10 s window is
-padded by the audio front end). 8 classes x 40 clips generate in about 15 s on 2 cores and a
-small two-stream model trains on them on a CPU in minutes.
+padded by the audio front end). 8 classes x 40 clips take about 48 CPU-seconds (~25 s on two
+free cores, 16 MB) and a small two-stream model trains on them on a CPU in minutes.
 
 Determinism: every clip draws from its own generator seeded by ``(seed, class, clip)``, and the
 encoders run single-threaded with bit-exact muxing, so the same seed gives byte-identical files
