@@ -3,9 +3,10 @@
 Measures, on synthetic but real media files (10 s clips, H.264 video + 44.1 kHz stereo AAC, like
 Kinetics):
 
-1. decode + resample (PyAV / libswresample) per clip, one CPU worker;
+1. decode + resample (PyAV / libswresample) per clip, one CPU worker, and the resampling alone;
 2. the AST filterbank per clip: the batched torch implementation and transformers'
-   ASTFeatureExtractor, one CPU thread, and the torch one on the GPU when there is one;
+   ASTFeatureExtractor, one CPU thread, and the torch one on the GPU when there is one (plus the
+   pinned host-to-GPU copy of the waveforms);
 3. AST-base forward (random weights from ``ASTConfig()``: the same compute as the AudioSet
    checkpoint) in clips/s, on the CPU and, with CUDA, in bf16;
 4. the end-to-end cache fill (decode workers + filterbank + embedder + commits) with the logmel
@@ -64,7 +65,7 @@ def _best_of(function, repeats: int, clock=time.perf_counter) -> float:
 def bench_decode_and_filterbank(paths: list[Path], device: str) -> dict:
     import torch
 
-    from avlabel.audio.decode import load_windows
+    from avlabel.audio.decode import _resample, load_windows
     from avlabel.audio.features import AstFilterbank
 
     torch.set_num_threads(1)  # one DataLoader worker's share
@@ -73,8 +74,10 @@ def bench_decode_and_filterbank(paths: list[Path], device: str) -> dict:
     lengths = np.concatenate([w.lengths for w in windows])
     torch_fbank = AstFilterbank(backend="torch")
     reference_fbank = AstFilterbank(backend="transformers")
+    native = _clip_audio(0).mean(axis=0)  # what the resampler gets: 10 s of 44.1 kHz mono
     stages = {
         "decode_resample": lambda: [load_windows(path) for path in paths],
+        "resample_only": lambda: [_resample(native, 44_100, 16_000) for _ in paths],
         "filterbank_torch_1thread": lambda: torch_fbank(waveforms, lengths),
         "filterbank_transformers": lambda: reference_fbank(waveforms, lengths),
     }
@@ -95,6 +98,13 @@ def bench_decode_and_filterbank(paths: list[Path], device: str) -> dict:
             torch.cuda.synchronize()
 
         results["filterbank_torch_gpu_clips_per_s"] = len(batch) / _best_of(gpu_fbank, 5)
+        pinned = torch.from_numpy(np.tile(waveforms, (max(1, 256 // len(paths)), 1))).pin_memory()
+
+        def transfer():
+            pinned.to(device, non_blocking=True)
+            torch.cuda.synchronize()
+
+        results["host_to_gpu_waveform_clips_per_s"] = len(pinned) / _best_of(transfer, 5)
     return results
 
 
@@ -158,9 +168,11 @@ def bench_cache_read(directory: Path, rows: int, dim: int = 768, batch: int = 25
     for rows_of_batch in batches:
         cache.read(rows_of_batch)
     seconds = time.perf_counter() - start
+    id_batches = [[f"v{row:07d}" for row in rows_of_batch] for rows_of_batch in batches]
     start = time.perf_counter()
-    cache.lookup([f"v{row:07d}" for row in batches[0]])
-    lookup_seconds = time.perf_counter() - start
+    for ids in id_batches:
+        cache.lookup(ids)
+    lookup_seconds = (time.perf_counter() - start) / len(batches)
     return {
         "cache_rows": rows,
         "cache_read_random_rows_per_s": len(batches) * batch / seconds,

@@ -62,7 +62,6 @@ def extract_audio(
         batch_size: videos per model batch and per commit.
         progress: show a rich progress bar on stderr.
     """
-    import torch
     from torch.utils.data import DataLoader
 
     started = time.perf_counter()
@@ -194,7 +193,14 @@ class _progress_bar:
 
     def __init__(self, show: bool, total: int):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[bold]audio"),

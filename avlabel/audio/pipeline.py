@@ -29,7 +29,13 @@ from avlabel.audio.decode import WINDOW_SECONDS, AudioStatus
 from avlabel.audio.embedders import build_embedder
 from avlabel.audio.extract import extract_audio
 from avlabel.audio.report import plot_report, relevance_report
-from avlabel.audio.targets import OVERLAPS, RelevanceTargets, read_tags, tag_sets, top_labels
+from avlabel.audio.targets import (
+    OVERLAPS,
+    RelevanceTargets,
+    read_tags,
+    tag_sets,
+    top_labels,
+)
 from avlabel.errors import AvlabelError
 
 

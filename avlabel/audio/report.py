@@ -59,7 +59,7 @@ def relevance_report(
     ]
     per_class.sort(key=lambda entry: -entry["mean_relevance"])
     report = {
-        "rows": int(len(values)),
+        "rows": len(values),
         "status_counts": {status_code.name.lower(): int((status == status_code).sum()) for status_code in AudioStatus},
         "mean_target": float(values.mean()) if len(values) else 0.0,
         "fraction_at_least": {str(alpha): float((values >= alpha).mean()) if len(values) else 0.0 for alpha in alphas},

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-
 # Shared with `avlabel targets`: the same checkpoint argument everywhere AST runs.
 ast_option = click.option(
     "--ast",

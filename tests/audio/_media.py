@@ -8,7 +8,7 @@ import numpy as np
 
 from avlabel.data.writer import write_clip
 
-TINY_AST = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TINY_AST = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def tone(frequency: float, seconds: float, sample_rate: int = 16_000, amplitude: float = 0.3) -> np.ndarray:

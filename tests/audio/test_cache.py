@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avlabel.audio.cache import EMBEDDING, HEADER, INDEX, PROBS, STATUS, AudioCache, AudioCacheWriter
+from avlabel.audio.cache import (
+    EMBEDDING,
+    HEADER,
+    INDEX,
+    PROBS,
+    STATUS,
+    AudioCache,
+    AudioCacheWriter,
+)
 from avlabel.errors import AvlabelError
 
 _IDENTITY = {"name": "test", "source": "/somewhere", "fingerprint": "abc", "dim": 4}
@@ -30,7 +38,7 @@ def test_round_trip_and_lookup(tmp_path):
     cache = AudioCache(tmp_path)
     assert len(cache) == 6 and cache.num_windows == 2 and cache.dim == 4
     assert cache.video_ids == ["v0", "v0", "v1", "v1", "v2", "v2"] and cache.windows.tolist() == [0, 1] * 3
-    embedding, probs, status = _rows(1)
+    embedding, probs, _ = _rows(1)
     np.testing.assert_array_equal(cache.embedding[2:4], embedding)
     np.testing.assert_array_equal(cache.probs[2:4], probs)
     assert cache.status.tolist() == [0, 3] * 3 and cache.has_audio.tolist() == [True, False] * 3
@@ -80,9 +88,8 @@ def test_refuses_a_different_embedder_but_not_a_moved_checkpoint(tmp_path):
 
 
 def test_one_writer_at_a_time(tmp_path):
-    with _writer(tmp_path):
-        with pytest.raises(AvlabelError, match="another process is writing"):
-            _writer(tmp_path)
+    with _writer(tmp_path), pytest.raises(AvlabelError, match="another process is writing"):
+        _writer(tmp_path)
 
 
 def test_reader_errors(tmp_path):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avlabel.audio.targets import RelevanceTargets, multi_hot, overlap_target, read_tags, tag_sets, top_labels
+from avlabel.audio.targets import (
+    RelevanceTargets,
+    multi_hot,
+    overlap_target,
+    read_tags,
+    tag_sets,
+    top_labels,
+)
 from avlabel.errors import AvlabelError
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from audio._media import save_tiny_ast, write_media
 from click.testing import CliRunner
 
-from audio._media import save_tiny_ast, write_media
 from avlabel.cli import cli
 
 

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from audio._media import make_savld, save_tiny_ast, write_media
 from click.testing import CliRunner
 
-from audio._media import make_savld, save_tiny_ast, write_media
 from avlabel.audio.cache import AudioCache
 from avlabel.audio.targets import RelevanceTargets
 from avlabel.cli import cli
