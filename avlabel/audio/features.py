@@ -9,9 +9,9 @@ AudioSet mean -4.2677393 and std 4.5689974.
 transformers' :class:`~transformers.ASTFeatureExtractor` defines these numbers (and reads them
 from a checkpoint's ``preprocessor_config.json``). It processes one waveform at a time, through
 ``torchaudio.compliance.kaldi.fbank`` when torchaudio is installed, else through a NumPy
-frame loop (about 46 ms per 10 s clip on one CPU core). :class:`AstFilterbank` computes the same
-features for a whole batch with a handful of tensor operations on any device -- about 2.4x faster
-on one CPU core, and negligible next to the model on a GPU -- and its
+frame loop. :class:`AstFilterbank` computes the same features for a whole batch with a handful of
+tensor operations on any device -- several times cheaper on one CPU core (see
+``benchmarks/bench_audio.py``), and negligible next to the model on a GPU -- and its
 ``backend="transformers"`` calls the extractor itself. The tests hold the two to 1e-3 and pin
 both against a recorded slice, so a library upgrade that changes AST's input is caught.
 """
