@@ -17,18 +17,24 @@ On-disk layout (``DIR`` is the ``-o`` directory of ``avlabel targets``)::
     DIR/.audio_cache.lock     advisory lock held by the writing process
 
 ``audio_cache.json`` holds ``rows`` and ``index_bytes`` (how much of the data files and of the
-index is committed), ``dim``, ``num_labels``, ``labels_sha256`` (of the class names the probability
-columns follow, one per line; column ``j`` is class ``j`` of the SAVLD's audio label set), ``windows`` (``count``, ``seconds``,
-``sample_rate``) and ``embedder`` (its identity: name, checkpoint, fingerprint, filterbank).
+index is committed), ``dim``, ``num_labels``, ``labels_sha256`` (sha256 of the class names of the
+probability columns joined by newlines, i.e. ``LabelSet.sha256`` of the SAVLD's audio label set;
+column ``j`` is class ``j``), ``windows`` (``count``, ``seconds``, ``sample_rate``) and
+``embedder`` (its identity: name, checkpoint, fingerprint, filterbank).
 
 Row mapping. Every video is stored as ``windows.count`` consecutive rows, windows ``0..W-1`` in
 order; row ``r`` belongs to line ``r`` of the index. :meth:`AudioCache.lookup` maps
 ``(video_id, window)`` to rows (``-1`` for videos not in the cache, e.g. unreadable files). With
 ``W`` audio windows and a video clip ``clip_index`` out of ``num_clips`` uniformly spaced test
 clips, the matching window is ``clip_index * W // num_clips``. Rows whose status is not 0 have an
-all-zero embedding and probabilities; their relevance target is 0 by definition. The relevance
-target of a row for a video class is in :class:`~avlabel.audio.targets.RelevanceTargets`, stored
-next to the cache (``targets.npz``; :meth:`RelevanceTargets.load(DIR) <avlabel.audio.targets.RelevanceTargets.load>`).
+all-zero embedding and probabilities; their relevance target is 0 by definition. The target of
+row ``r`` for video class ``c`` comes from :class:`~avlabel.audio.targets.RelevanceTargets`,
+stored next to the cache (``targets.npz`` + ``targets.json``)::
+
+    targets = RelevanceTargets.load(DIR)
+    targets.for_items(rows)          # each row against its own video's class
+    targets.pairs(rows, classes)     # row j against classes[j] (e.g. audio borrowed within a class)
+    targets.matrix(rows, classes)    # every row against every class
 
 Crash safety. A commit appends whole videos to the data files and the index, flushes and fsyncs
 them, then atomically replaces the header with the new ``rows``/``index_bytes``. Bytes past the
