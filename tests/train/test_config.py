@@ -1,0 +1,100 @@
+"""Training config: YAML + --set overrides into typed dataclasses, errors naming the dotted path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avlabel.errors import AvlabelError
+from avlabel.train.config import TrainConfig, dump_config, load_config
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+BASE = ["data.manifest=m.csv", "audio.cache=audio"]
+
+
+def test_yaml_file_with_overrides_gives_typed_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  manifest: m.csv\n  frames: 16\naudio:\n  cache: a\noptim:\n  lr: 1e-3\n")
+    config = load_config(path, ["optim.global_batch=128", "model.modalities=[rgb, audio]", "model.overrides.depth=2"])
+    assert isinstance(config, TrainConfig)
+    assert config.data.frames == 16 and config.data.stride == 8  # file value, default
+    assert config.optim.lr == 0.001  # YAML 1.1 reads "1e-3" as a string; a float field takes it
+    assert config.optim.global_batch == 128
+    assert config.model.modalities == ["rgb", "audio"]
+    assert config.model.overrides == {"depth": 2}
+    assert config.imd.alpha == 0.25 and config.imd.mode == "M"  # paper defaults
+
+
+def test_dumped_config_loads_back_identically(tmp_path):
+    config = load_config(None, [*BASE, "optim.lr=0.01", "schedule.max_steps=7", "model.pretrained=null"])
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lrr=0.1"], r"unknown config key 'optim\.lrr'; did you mean 'optim\.lr'\?"),
+        (["optimiser.lr=0.1"], r"unknown config key 'optimiser'; did you mean 'optim'\?"),
+        (["optim.lr=fast"], r"optim\.lr: expected float, got str 'fast'"),
+        (["optim.lr=-1"], r"optim\.lr: must be > 0, got -1\.0"),
+        (["optim.lr=.nan"], r"optim\.lr: must be a finite number"),
+        (["data.frames=2.5"], r"data\.frames: expected int, got float 2\.5"),
+        (["data.frames=true"], r"data\.frames: expected int, got bool True"),
+        (["data.frames=0"], r"data\.frames: must be >= 1, got 0"),
+        (["imd.mode=X"], r"imd\.mode: expected one of M, W, got str 'X'"),
+        (["imd.alpha=1.5"], r"imd\.alpha: must be in \[0, 1\], got 1\.5"),
+        (["imd.augment_p=-0.1"], r"imd\.augment_p: must be in \[0, 1\]"),
+        (["model.modalities=[rgb, sound]"], r"model\.modalities\[1\]: expected one of rgb, flow, audio, got str 'sound'"),
+        (["model.modalities=[]"], r"model\.modalities: must name at least one"),
+        (["optim.global_batch=20", "optim.micro_batch=8"], r"optim\.global_batch: must be a multiple of optim\.micro_batch \(8\)"),
+        (["optim.min_lr=0.1"], r"optim\.min_lr: must be in \[0, optim\.lr\]"),
+        (["runtime.device=gpu"], r"runtime\.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        (["data=3"], r"data: expected a mapping of keys, got int 3"),
+        (["audio.cache=null"], r"audio\.cache: is required when model\.modalities includes audio"),
+        (["data.val_split=train"], r"data\.val_split: must differ from data\.train_split"),
+    ],
+)
+def test_bad_values_name_their_dotted_path(overrides, message):
+    with pytest.raises(AvlabelError, match=message):
+        load_config(None, [*BASE, *overrides])
+
+
+def test_missing_required_key_and_bad_override_syntax():
+    with pytest.raises(AvlabelError, match=r"missing required config key 'data\.manifest'"):
+        load_config(None, ["audio.cache=a"])
+    with pytest.raises(AvlabelError, match=r"expected KEY=VALUE"):
+        load_config(None, [*BASE, "optim.lr"])
+    with pytest.raises(AvlabelError, match=r"--set 'optim\.lr\.x=1': optim\.lr is not a section"):
+        load_config(None, [*BASE, "optim.lr=0.1", "optim.lr.x=1"])
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(AvlabelError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(AvlabelError, match="is not valid YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(AvlabelError, match="must hold a mapping of sections"):
+        load_config(listing)
+
+
+@pytest.mark.parametrize("name", ["imd_b_kinetics400", "imd_l_kinetics400", "imd_b_ucf101", "synthetic"])
+def test_shipped_examples_are_valid(name):
+    config = load_config(EXAMPLES / f"{name}.yaml")
+    assert config.data.manifest
+
+
+def test_imd_b_example_has_the_paper_settings():
+    config = load_config(EXAMPLES / "imd_b_kinetics400.yaml")
+    assert (config.data.frames, config.data.size) == (8, 224)
+    assert config.model.name == "imd_b" and config.model.modalities == ["rgb", "flow", "audio"]
+    assert (config.optim.name, config.optim.momentum, config.optim.lr, config.optim.weight_decay) == ("sgd", 0.9, 0.005, 1e-4)
+    assert config.optim.global_batch == 64 and config.schedule.epochs == 15
+    assert (config.audio.k, config.audio.ya, config.audio.overlap) == (10, 20, "iou")
+    assert (config.imd.alpha, config.imd.mode) == (0.25, "M") and config.imd.augment_p > 0
