@@ -16,7 +16,7 @@ components stored separately. Two layouts, one reader:
 
 Measured (``benchmarks/bench_data.py``, 10 s 340x256 video with camera pan and moving objects):
 JPEG pairs take 5.8 KB per frame pair against 10.4 KB for deflate (2.0 vs 3.3 KB on the
-synthetic benchmark), read 8 frames about as fast (~20 ms under load), and differ from the
+synthetic benchmark), read a clip's 8 frames faster (4.0 vs 5.8 ms), and differ from the
 lossless values by 0.003 px on average (99th percentile 0.16 px, one quantisation step) — far
 below DIS's own error. Hence ``jpg`` is the default; ``npz`` is there for bit-exact needs.
 
