@@ -85,12 +85,10 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
     manifest = read_manifest(data.manifest, label_set=label_set, check_files=True)
     splits = {}
     for key in ("train_split", "val_split"):
-        name = getattr(data, key)
-        splits[key] = manifest.split(name)
-        if len(splits[key]) == 0:
-            raise AvlabelError(
-                f"data.{key}: the manifest {data.manifest} has no {name!r} clips (its splits: {', '.join(manifest.splits())})"
-            )
+        try:
+            splits[key] = manifest.split(getattr(data, key))
+        except AvlabelError as error:
+            raise AvlabelError(f"data.{key}: {error}") from None
     train_manifest, val_manifest = splits["train_split"], splits["val_split"]
     per_step = optim.micro_batch * accum_steps
     steps_per_epoch = (len(train_manifest) // world_size) // per_step
