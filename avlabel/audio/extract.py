@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avlabel._progress import progress_bar
 from avlabel.audio.cache import AudioCacheWriter
 from avlabel.audio.decode import SAMPLE_RATE, WINDOW_SECONDS, AudioStatus, load_windows
 from avlabel.errors import AvlabelError
@@ -81,7 +82,7 @@ def extract_audio(
             worker_init_fn=_init_worker,
             pin_memory=on_gpu,
         )
-        with _progress_bar(progress, len(pending)) as advance:
+        with progress_bar("audio", total=len(pending), disable=not progress) as bar:
             try:
                 for batch in loader:
                     summary.bad.extend(batch["bad"])
@@ -89,7 +90,7 @@ def extract_audio(
                         _embed_batch(batch, embedder, writer, num_windows, on_gpu)
                         writer.commit()
                         summary.computed += len(batch["video_ids"])
-                    advance(len(batch["video_ids"]) + len(batch["bad"]))
+                    bar.advance(len(batch["video_ids"]) + len(batch["bad"]))
             finally:
                 writer.write_bad_items(summary.bad)
     summary.seconds = time.perf_counter() - started
@@ -186,36 +187,3 @@ def _unique_records(records: Sequence) -> list:
                 f"({previous.path} vs {record.path}); give each clip its own video_id"
             )
     return list(seen.values())
-
-
-class _progress_bar:
-    """A rich progress bar on stderr; ``with _progress_bar(show, total) as advance: advance(n)``."""
-
-    def __init__(self, show: bool, total: int):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]audio"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not show,
-        )
-        self._task = self._progress.add_task("audio", total=total)
-
-    def __enter__(self):
-        self._progress.start()
-        return lambda count: self._progress.advance(self._task, count)
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()

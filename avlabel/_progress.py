@@ -1,0 +1,39 @@
+"""The one rich progress bar of avlabel's long jobs (flow, synth, audio cache, evaluation).
+
+Bars go to stderr so that results on stdout stay pipeable. Jobs report progress either as
+``bar(done, total)`` (callbacks from worker pools) or as ``bar.advance(n)`` (loops over batches);
+both drive the same bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
+class ProgressBar:
+    """Handle yielded by :func:`progress_bar`."""
+
+    def __init__(self, progress, task) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        self._progress.advance(self._task, count)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None = None, disable: bool = False) -> Iterator[ProgressBar]:
+    """A bar labelled ``description`` on stderr (``disable`` hides it, e.g. in library use)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from avlabel.cli._console import err_console
+
+    progress = Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err_console(), disable=disable)  # fmt: skip
+    task = progress.add_task(description, total=total)
+    with progress:
+        yield ProgressBar(progress, task)
