@@ -82,7 +82,10 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
         label_set = load_label_set(data.label_set)
     except AvlabelError as error:
         raise AvlabelError(f"data.label_set: {error}") from None
-    manifest = read_manifest(data.manifest, label_set=label_set, check_files=True)
+    try:
+        manifest = read_manifest(data.manifest, label_set=label_set, check_files=True)
+    except AvlabelError as error:
+        raise AvlabelError(f"data.manifest: {error}") from None
     splits = {}
     for key in ("train_split", "val_split"):
         try:
