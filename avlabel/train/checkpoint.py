@@ -111,7 +111,7 @@ def save_checkpoint(run_dir, tag: str, model, optimizer, scheduler, state: dict[
 
 def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The decoded metadata of a weights file: ``model_config`` and ``classes`` parsed from JSON."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(weights_path)
     if not path.is_file():
@@ -119,7 +119,7 @@ def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
-    except Exception as error:  # safetensors raises its own error types for corrupt headers
+    except (OSError, SafetensorError) as error:
         raise AvlabelError(f"checkpoint {path} is not a readable safetensors file ({error}); re-save or pick another") from None
     if "model_config" not in raw or "classes" not in raw:
         raise AvlabelError(f"checkpoint {path} has no avlabel metadata (model_config, classes); was it written by `avlabel train`?")

@@ -46,9 +46,9 @@ def setup_distributed(requested_device: str) -> DistContext:
         AvlabelError: CUDA asked for but absent, or fewer GPUs than local ranks.
     """
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = _pick_device(requested_device, local_rank if launched else None)
     if launched and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -30,12 +30,28 @@ from torch.utils.data import DataLoader
 
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
-from avlabel.train.checkpoint import checkpoint_paths, load_training_state, resolve_checkpoint, save_checkpoint, weights_sha256
+from avlabel.train.checkpoint import (
+    checkpoint_paths,
+    load_training_state,
+    resolve_checkpoint,
+    save_checkpoint,
+    weights_sha256,
+)
 from avlabel.train.config import TrainConfig, config_to_dict, dump_config
-from avlabel.train.distributed import DistContext, all_reduce_sum, gather_strings, setup_distributed, teardown_distributed
+from avlabel.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    gather_strings,
+    setup_distributed,
+    teardown_distributed,
+)
 from avlabel.train.items import collate_items
 from avlabel.train.objective import imd_objective
-from avlabel.train.preflight import RUNTIME_ONLY_MODEL_FIELDS, TrainingPlan, plan_training
+from avlabel.train.preflight import (
+    RUNTIME_ONLY_MODEL_FIELDS,
+    TrainingPlan,
+    plan_training,
+)
 from avlabel.train.runlog import RunLog, Throughput, TrainProgress, write_environment
 from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
 

@@ -22,11 +22,17 @@ import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avlabel.errors import AvlabelError
 from avlabel.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from avlabel.labels import LabelSet
+    from avlabel.models import ModelConfig
+    from avlabel.train.items import TrainingItems
 
 # ModelConfig fields that training sets from other sections, and where users set them.
 _DERIVED_MODEL_FIELDS = {
@@ -51,10 +57,10 @@ class TrainingPlan:
     """What the loop runs: resolved config, label set, datasets, model config, batch arithmetic."""
 
     config: TrainConfig  # with absolute paths
-    label_set: object  # avlabel.labels.LabelSet
-    train_items: object  # avlabel.train.items.TrainingItems (with augmentation)
-    val_items: object  # avlabel.train.items.TrainingItems (single view, no augmentation)
-    model_config: object  # avlabel.models.ModelConfig
+    label_set: LabelSet
+    train_items: TrainingItems  # random clips, crops and flips, intra-class audio swap
+    val_items: TrainingItems  # single centre view, no augmentation
+    model_config: ModelConfig
     world_size: int
     accum_steps: int  # micro-batches per optimiser step on each rank
     steps_per_epoch: int  # optimiser steps per epoch

@@ -90,7 +90,7 @@ def write_environment(run_dir: Path, *, device: str, world_size: int, extra: dic
 
     environment = {
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "command": _command_line(),
         "cwd": os.getcwd(),
         "host": socket.gethostname(),
         "python": platform.python_version(),
@@ -108,6 +108,13 @@ def write_environment(run_dir: Path, *, device: str, world_size: int, extra: dic
     atomic_write_json(run_dir / ENVIRONMENT_FILE, environment)
 
 
+def _command_line() -> list[str]:
+    # `python -m avlabel` and `torchrun -m avlabel` leave avlabel/__main__.py in argv[0].
+    program = Path(sys.argv[0])
+    head = ["python", "-m", "avlabel"] if program.name == "__main__.py" else [program.name]
+    return [*head, *sys.argv[1:]]
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -123,10 +130,10 @@ def _git_state() -> dict[str, Any] | None:
     """The commit of the avlabel source tree in use (None for an installed wheel)."""
     source = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         if commit.returncode != 0:
             return None
-        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
@@ -140,7 +147,14 @@ class TrainProgress:
     """
 
     def __init__(self, total_steps: int, done_steps: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from avlabel.cli._console import err_console
 

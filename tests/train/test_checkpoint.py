@@ -11,7 +11,14 @@ from safetensors import safe_open
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet
 from avlabel.models import build_model, model_config
-from avlabel.train.checkpoint import checkpoint_paths, load_run, load_training_state, read_metadata, save_checkpoint, weights_sha256
+from avlabel.train.checkpoint import (
+    checkpoint_paths,
+    load_run,
+    load_training_state,
+    read_metadata,
+    save_checkpoint,
+    weights_sha256,
+)
 
 CLASSES = ("playing drums", "whistling", "applauding")
 
@@ -42,7 +49,7 @@ def test_weights_carry_self_describing_metadata_and_rebuild_the_model(tmp_path):
     loaded = load_run(path)  # a bare weights file: no run config
     assert loaded.train_config is None and loaded.classes == list(CLASSES) and not loaded.model.training
     assert weights_sha256(loaded.model.state_dict()) == weights_sha256(model.state_dict())
-    inputs = dict(rgb=torch.randn(2, 3, 4, 32, 32), flow=torch.randn(2, 2, 4, 32, 32), audio=torch.randn(2, 768))
+    inputs = {"rgb": torch.randn(2, 3, 4, 32, 32), "flow": torch.randn(2, 2, 4, 32, 32), "audio": torch.randn(2, 768)}
     model.eval()
     torch.testing.assert_close(loaded.model(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
 

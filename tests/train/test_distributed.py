@@ -30,7 +30,7 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(sy
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "avlabel", "train", "--config", str(config_path), "--out", str(tmp_path / "ddp")]  # fmt: skip
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("finished: 3 steps") == 1  # only rank 0 reports
 

@@ -76,7 +76,8 @@ def test_targets_follow_the_benchmark_ground_truth(synth_bench):
 
     config = load_config(None, tiny_overrides(synth_bench, imd__augment_p=0.0))
     items = plan_training(config, world_size=1).train_items
-    truth = {row["video_id"]: int(row["relevant"]) for row in csv.DictReader(open(synth_bench.root / "audio_tags.csv"))}
+    with open(synth_bench.root / "audio_tags.csv", newline="") as handle:
+        truth = {row["video_id"]: int(row["relevant"]) for row in csv.DictReader(handle)}
     relevant = np.array([truth[video_id] for video_id in items.video_ids])
     target = items.audio.target[:, 0]
     # Oracle SAVLD + true tags: relevant clips overlap their class's labels, the others do not.

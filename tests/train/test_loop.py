@@ -47,11 +47,11 @@ def _comparable(records):
 
 def test_resume_after_a_kill_mid_epoch_reproduces_the_uninterrupted_run(synth_bench, tmp_path, one_thread, monkeypatch):
     # Dropout and stochastic depth on: resuming must restore the RNG too, not just data order.
-    common = dict(
-        model__overrides="{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1, "
+    common = {
+        "model__overrides": "{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1, "
         "drop_path_rate: 0.2, head_dropout: 0.2}",
-        schedule__checkpoint_every=2,
-    )
+        "schedule__checkpoint_every": 2,
+    }
     reference = train(load_config(None, tiny_overrides(synth_bench, **common)), tmp_path / "ref")
     assert reference.step == 6 and reference.epochs_done == 2  # 48 clips / 16 per step = 3 steps per epoch
 
@@ -125,3 +125,13 @@ def test_resume_guards(synth_bench, tmp_path, one_thread):
     result = train(checkpointed, run, resume="last")
     assert result.step == 2
     assert json.loads((run / "replicas.json").read_text())["step"] == 2
+
+
+def test_out_of_memory_suggests_gradient_accumulation(synth_bench, tmp_path, one_thread, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "imd_objective", out_of_memory)
+    with pytest.raises(AvlabelError, match=r"out of GPU memory with optim\.micro_batch=8; set --set optim\.micro_batch=4: "
+                                           r"gradient accumulation \(2 -> 4 micro-steps\) keeps the global batch of 16"):  # fmt: skip
+        train(load_config(None, tiny_overrides(synth_bench)), tmp_path / "run")
