@@ -137,6 +137,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
         raise AvlabelError(
             f"the run in {run_dir} already finished its {config.schedule.epochs} epochs; raise schedule.epochs to train longer"
         )
+    if config.schedule.max_steps is not None and step >= config.schedule.max_steps:
+        raise AvlabelError(f"the run in {run_dir} already made schedule.max_steps={config.schedule.max_steps} steps; raise or remove it")
     model = raw_model
     if config.model.compile:
         model = torch.compile(model)

@@ -114,6 +114,8 @@ def test_resume_guards(synth_bench, tmp_path, one_thread):
     train(config, run)
     with pytest.raises(AvlabelError, match="already holds a run"):
         train(config, run)
+    with pytest.raises(AvlabelError, match=r"already made schedule\.max_steps=1 steps; raise or remove it"):
+        train(config, run, resume="last")
     wider = load_config(None, tiny_overrides(
         synth_bench, schedule__max_steps=2,
         model__overrides="{depth: 2, embed_dim: 64, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}",
