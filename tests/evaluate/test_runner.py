@@ -1,0 +1,71 @@
+"""Test items of `avlabel eval`: each view gets the audio window under its clip; bad views are dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from avlabel.evaluate.multiview import ViewGrid
+from avlabel.evaluate.runner import ViewItems, collate_views
+
+
+class _WindowAudio:
+    """Audio whose embedding names its (row, window); window 1 of row 0 is silent."""
+
+    num_windows = 4
+
+    def __init__(self, rows: int):
+        self.present = np.ones((rows, self.num_windows), dtype=bool)
+        self.present[0, 1] = False
+        self.target = np.arange(rows * self.num_windows, dtype=np.float32).reshape(rows, self.num_windows) / 10
+
+    def embedding(self, row: int, window: int) -> np.ndarray:
+        return np.array([row, window], dtype=np.float32)
+
+
+class _Clips:
+    """A test-mode clip dataset stand-in: items in (row, clip, crop) order, one unreadable row."""
+
+    def __init__(self, rows: int, grid: ViewGrid, bad_row: int | None = None):
+        self.rows, self.grid, self.bad_row = rows, grid, bad_row
+
+    def __getitem__(self, item: int) -> dict:
+        row, view = divmod(item, self.grid.count)
+        clip, crop = divmod(view, self.grid.spatial_crops)
+        base = {"index": row, "video_id": f"v{row}", "clip_index": clip, "crop_index": crop}
+        if row == self.bad_row:
+            return {**base, "error": "cannot decode"}
+        return {**base, "label": row % 2, "rgb": torch.full((3, 2, 4, 4), float(item))}
+
+
+def test_each_clip_gets_the_audio_window_under_it():
+    grid = ViewGrid(spatial_crops=3, temporal_clips=2)
+    items = ViewItems(_Clips(2, grid), _WindowAudio(2), np.array([0, 1]), ["v0", "v1"], grid)
+    assert len(items) == 2 * 6
+    seen = [(item["index"], item["clip_index"], item["crop_index"], tuple(item["audio"].tolist())) for item in map(items.__getitem__, range(12))]
+    # 2 clips over 4 windows: clip 0 -> window 0, clip 1 -> window 2 (clip * W // clips).
+    for row, clip, crop, (audio_row, window) in seen:
+        assert audio_row == row and window == clip * 4 // 2
+    assert sorted({(r, c, s) for r, c, s, _ in seen}) == [(r, c, s) for r in range(2) for c in range(2) for s in range(3)]
+    assert items[0]["relevance"] == np.float32(0.0) and items[3]["relevance"] == np.float32(0.2)
+
+
+def test_audio_only_items_cover_the_clips_without_crops():
+    grid = ViewGrid(spatial_crops=1, temporal_clips=4)
+    items = ViewItems(None, _WindowAudio(2), np.array([1, 0]), ["a", "b"], grid)
+    windows = [(items[i]["index"], items[i]["clip_index"], int(items[i]["audio"][1])) for i in range(len(items))]
+    assert windows == [(row, clip, clip) for row in range(2) for clip in range(4)]
+    assert items[1]["audio_present"] is False and items[5]["audio_present"] is True
+    assert items[4]["label"] == 0 and items[4]["video_id"] == "b"
+
+
+def test_collate_drops_unreadable_views_and_keeps_audio_aligned():
+    grid = ViewGrid(spatial_crops=1, temporal_clips=2)
+    items = ViewItems(_Clips(3, grid, bad_row=1), _WindowAudio(3), np.array([0, 1, 0]), ["v0", "v1", "v2"], grid)
+    batch = collate_views([items[i] for i in range(len(items))])
+    assert batch["index"].tolist() == [0, 0, 2, 2]
+    assert [entry[1] for entry in batch["skipped"]] == ["v1", "v1"]
+    # Audio rows line up with the surviving clips: row 2's embedding follows row 0's.
+    assert batch["audio"][:, 0].tolist() == [0.0, 0.0, 2.0, 2.0]
+    assert batch["audio_present"].tolist() == [True, True, True, True]
+    assert batch["rgb"].shape == (4, 3, 2, 4, 4) and batch["relevance"].shape == (4,)
