@@ -73,12 +73,15 @@ def test_same_seed_same_bytes_whatever_the_workers_and_files_are_real(tmp_path):
     generate_benchmark(tmp_path / "c", dataclasses.replace(TINY, seed=1), workers=1)
     a, b, c = (_digests(tmp_path / name) for name in "abc")
     assert a == b
-    assert len(a) == 3 * 5 + 3
+    assert len(a) == 3 * 5 + 4
     assert a["videos/playing_drums/playing_drums_0000.mp4"] != c["videos/playing_drums/playing_drums_0000.mp4"]
     assert first["clips"] == 15
 
     manifest = read_manifest(tmp_path / "a" / "manifest.csv", load_label_set("kinetics400"))
     assert manifest.labels() == ["playing drums", "playing trumpet", "whistling"]
+    classes = load_label_set(tmp_path / "a" / "classes.txt")
+    assert classes.labels == ("playing drums", "playing trumpet", "whistling")
+    read_manifest(tmp_path / "a" / "manifest.csv", classes)  # the benchmark's own label set fits
     info = probe_video(manifest[0].path)
     assert (info.num_frames, info.fps, info.width, info.height, info.has_audio) == (25, 25.0, 48, 48, True)
     with open(tmp_path / "a" / "audio_tags.csv", newline="") as handle:
