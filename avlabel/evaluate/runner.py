@@ -57,6 +57,11 @@ class _ClipSettings:
 
 def _clip_settings(loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, audio_dir: str | os.PathLike[str] | None) -> _ClipSettings:
     config = loaded.train_config
+    run_dir = _run_dir_of(loaded.checkpoint_path, loaded)
+    if config is None and run_dir is not None:  # a checkpoint file inside a run directory
+        from avlabel.train.config import load_config
+
+        config = load_config(run_dir / "config.yaml")
     if config is None:  # a weights file alone: the model config knows T and the size
         settings = _ClipSettings(loaded.model_config.num_frames, 8, loaded.model_config.img_size, None, None, None, None)
     else:
@@ -329,6 +334,8 @@ def evaluate_run(
     device = torch.device(device)
     loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     run_dir = _run_dir_of(Path(run), loaded)
+    if not Path(run).is_dir():  # a checkpoint file: name the results after it, not after --checkpoint
+        checkpoint = loaded.checkpoint_path.name.split(".")[0]
     if output_dir is None:
         if run_dir is None:
             raise AvlabelError(f"{run} is a checkpoint file outside a run directory; pass -o DIR for the results")
@@ -367,6 +374,7 @@ def evaluate_run(
 
 
 def _run_dir_of(run: Path, loaded: LoadedRun) -> Path | None:
+    """The run directory ``run`` names, or the one its checkpoint file sits in (None for a loose file)."""
     if run.is_dir():
         return run
     candidate = loaded.checkpoint_path.parent.parent  # RUN_DIR/checkpoints/x.safetensors

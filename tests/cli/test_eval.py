@@ -91,6 +91,15 @@ def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
                 assert float(output.rev[0]) == pytest.approx(float(expected["relevance"]), abs=1e-4)
 
 
+def test_a_checkpoint_file_evaluates_into_its_run_directory(tiny):
+    checkpoint = tiny["run"] / "checkpoints" / "best.safetensors"
+    args = ["eval", "--run", str(checkpoint), "--manifest", str(tiny["manifest"]), "--views", "1x1", "--workers", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tiny["run"] / "eval" / "test-best" / "metrics.json").read_text())
+    assert metrics["checkpoint"] == str(checkpoint) and metrics["audio_cache"] == str(tiny["audio"])
+
+
 def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
     manifest = tmp_path / "manifest.csv"
     rows = list(csv.DictReader(open(tiny["manifest"], newline="")))
