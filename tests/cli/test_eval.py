@@ -12,12 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from avlabel.cli import cli
-from tests.evaluate._fixtures import build_tiny_run
+from tests.evaluate._fixtures import shared_tiny_run
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny-eval"))
+    return shared_tiny_run(tmp_path_factory)
 
 
 def _eval(tiny, output, *extra, manifest=None):

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from avlabel.cli import cli
 from avlabel.data.writer import write_clip
-from tests.evaluate._fixtures import build_tiny_run
+from tests.evaluate._fixtures import shared_tiny_run
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory.mktemp("tiny-predict"))
+    return shared_tiny_run(tmp_path_factory)
 
 
 def _predict(tiny, video, *extra):

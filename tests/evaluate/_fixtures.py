@@ -42,6 +42,28 @@ def invoke(args: list[str]) -> str:
     return result.output
 
 
+def shared_tiny_run(tmp_path_factory) -> dict:
+    """:func:`build_tiny_run`, built once per test session and shared by the modules that use it.
+
+    The session's base temporary folder is the same for every module, so a finished build (its
+    marker written last) is reused instead of generating and embedding the benchmark again.
+    """
+    root = tmp_path_factory.getbasetemp() / "avlabel-tiny-eval-run"
+    marker = root / "paths.json"
+    if not marker.is_file():
+        if root.exists():  # an earlier attempt in this session failed half-way
+            import shutil
+
+            shutil.rmtree(root)
+        root.mkdir()
+        paths = build_tiny_run(root)
+        marker.write_text(json.dumps({key: str(value) if not isinstance(value, list) else value for key, value in paths.items()}))
+    from pathlib import Path
+
+    loaded = json.loads(marker.read_text())
+    return {key: value if isinstance(value, list) else Path(value) for key, value in loaded.items()}
+
+
 def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     """A tiny synthetic benchmark, its audio cache and targets, and a freshly initialised run.
 
