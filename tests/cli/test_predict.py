@@ -57,3 +57,25 @@ def test_predict_on_bad_files_is_a_one_line_error(tiny, tmp_path):
         result = _predict(tiny, path)
         assert result.exit_code == 2 and result.output.startswith("Error: ") and fragment in result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_ast_run_lists_the_audioset_tags_it_hears(tiny, tmp_path):
+    from tests.evaluate._fixtures import build_ast_run
+
+    run = build_ast_run(tiny, tmp_path)
+    video = next((tiny["data"] / "videos" / "playing_drums").glob("*.mp4"))
+    result = CliRunner().invoke(cli, ["predict", str(video), "--run", str(run), "--views", "1x1", "--json"])
+    assert result.exit_code == 0, result.output
+    tags = json.loads(result.stdout)["audio_tags"]
+    assert len(tags) == 5 and all(0.0 <= p <= 1.0 for _, p in tags)
+    assert [p for _, p in tags] == sorted((p for _, p in tags), reverse=True)
+    from avlabel.labels import load_label_set
+
+    audioset = load_label_set("audioset")
+    assert all(name in audioset for name, _ in tags)
+    # The AST the cache was built with must be the one predict uses: other weights are refused.
+    from tests.audio._media import save_tiny_ast
+
+    other = save_tiny_ast(tmp_path / "other-ast", audioset.labels, seed=1)
+    refused = CliRunner().invoke(cli, ["predict", str(video), "--run", str(run), "--ast", str(other)])
+    assert refused.exit_code == 2 and "not the one" in refused.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from avlabel.evaluate.report import eval_dir
 from avlabel.train.config import config_from_dict, dump_config
@@ -58,10 +59,51 @@ def shared_tiny_run(tmp_path_factory) -> dict:
         root.mkdir()
         paths = build_tiny_run(root)
         marker.write_text(json.dumps({key: str(value) if not isinstance(value, list) else value for key, value in paths.items()}))
-    from pathlib import Path
-
     loaded = json.loads(marker.read_text())
     return {key: value if isinstance(value, list) else Path(value) for key, value in loaded.items()}
+
+
+def build_ast_run(tiny: dict, root) -> Path:
+    """A run over the shared tiny benchmark whose audio cache was built by a (tiny, random) AST.
+
+    The AST is saved with ``save_pretrained`` and loaded back through ``avlabel targets --ast
+    DIR``, the path a user's checkpoint takes; the run's model reads its embedding width.
+    """
+    from avlabel.labels import load_label_set
+    from tests.audio._media import save_tiny_ast
+
+    ast_dir = save_tiny_ast(root / "ast", load_label_set("audioset").labels)
+    audio = root / "audio"
+    invoke(["targets", "--manifest", str(tiny["manifest"]), "--savld", str(tiny["data"] / "savld.json"),
+            "--ast", str(ast_dir), "--tags", str(tiny["tags"]), "--embedder", "ast", "--k", "5",
+            "--workers", "0", "-o", str(audio)])
+    return _save_fresh_run(root / "run", tiny["manifest"], tiny["data"] / "classes.txt", audio, list(tiny["classes"]))
+
+
+def _save_fresh_run(run_dir: Path, manifest: Path, labels: Path, audio: Path, classes: list[str],
+                    modalities=("rgb", "flow", "audio")) -> Path:  # fmt: skip
+    """config.yaml plus a freshly initialised imd_tiny saved by the training engine's checkpoint writer."""
+    import torch
+
+    from avlabel.audio.cache import AudioCache
+    from avlabel.models import build_model, model_config
+    from avlabel.train.checkpoint import save_checkpoint
+
+    raw = {
+        "data": {"manifest": str(manifest), "label_set": str(labels), "frames": 4, "stride": 4, "size": 32, "workers": 0},
+        "audio": {"cache": str(audio), "k": 5},
+        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None},
+        "runtime": {"device": "cpu"},
+    }
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(dump_config(config_from_dict(raw)))
+    torch.manual_seed(0)
+    config = model_config("imd_tiny", num_classes=len(classes), num_frames=4, img_size=32, modalities=tuple(modalities),
+                          audio_dim=AudioCache(audio).dim)  # fmt: skip
+    model = build_model(config)
+    state = {"model_config": config.to_dict(), "classes": classes, "label_set": labels.stem, "epoch": 0, "step": 0}
+    save_checkpoint(run_dir, "best", model, torch.optim.SGD(model.parameters(), lr=0.01), None, state)
+    return run_dir
 
 
 def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
@@ -72,12 +114,6 @@ def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     training engine's checkpoint writer with a real config.yaml, so `load_run` sees exactly what
     `avlabel train` would leave behind. Returns a dict of paths.
     """
-    import torch
-
-    from avlabel.audio.cache import AudioCache
-    from avlabel.models import build_model, model_config
-    from avlabel.train.checkpoint import save_checkpoint
-
     data = root / "synth"
     invoke(["synth", "--out", str(data), "--classes", "3", "--per-class", "5", "--size", "32",
             "--duration", "1.0", "--workers", "1"])
@@ -88,22 +124,6 @@ def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     invoke(["targets", "--manifest", str(data / "manifest.csv"), "--savld", str(data / "savld.json"),
             "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "5", "--windows", "2",
             "--workers", "0", "-o", str(data / "audio")])
-    run_dir = root / "run"
-    raw = {
-        "data": {"manifest": str(data / "manifest.csv"), "label_set": str(data / "classes.txt"),
-                 "frames": 4, "stride": 4, "size": 32, "workers": 0},
-        "audio": {"cache": str(data / "audio"), "k": 5},
-        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None},
-        "runtime": {"device": "cpu"},
-    }
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(dump_config(config_from_dict(raw)))
-    torch.manual_seed(0)
-    config = model_config("imd_tiny", num_classes=3, num_frames=4, img_size=32, modalities=tuple(modalities),
-                          audio_dim=AudioCache(data / "audio").dim)
-    model = build_model(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    state = {"model_config": config.to_dict(), "classes": classes, "label_set": "classes", "epoch": 0, "step": 0}
-    save_checkpoint(run_dir, "best", model, optimizer, None, state)
+    run_dir = _save_fresh_run(root / "run", data / "manifest.csv", data / "classes.txt", data / "audio", classes, modalities)
     return {"data": data, "manifest": data / "manifest.csv", "run": run_dir, "classes": classes,
             "audio": data / "audio", "tags": data / "audio_tags.csv"}
