@@ -120,8 +120,9 @@ def build_data(out: Path, seed: int) -> Path:
     log = out / "logs" / f"data-seed{seed}.log"
     if not (data / "manifest.csv").is_file():
         avlabel("synth", "--out", str(data), *SYNTH, "--seed", str(seed), "--workers", "2", log=log)
-    labels = sorted({row["label"] for row in csv.DictReader(open(data / "manifest.csv", newline="", encoding="utf-8"))})
-    (data / "classes.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    if not (data / "classes.txt").is_file():  # older `avlabel synth` versions wrote no label file
+        labels = sorted({row["label"] for row in csv.DictReader(open(data / "manifest.csv", newline="", encoding="utf-8"))})
+        (data / "classes.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     if not (data / "savld.json").is_file():
         avlabel("savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "10",
                 "-o", str(data / "savld.json"), log=log)  # fmt: skip
