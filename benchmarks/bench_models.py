@@ -29,7 +29,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     on_gpu = args.device.startswith("cuda")
-    preset = dict(batch=32, steps=20, warmup=5, compile=True) if on_gpu else dict(batch=1, steps=3, warmup=1, compile=False)
+    if on_gpu:
+        preset = {"batch": 32, "steps": 20, "warmup": 5, "compile": True}
+    else:
+        preset = {"batch": 1, "steps": 3, "warmup": 1, "compile": False}
     report = run_benchmarks(["imd_b", "timesformer_b"], device=args.device, **preset)
     print(f"{report['environment']['name']} ({args.device}), measured {report['peak_matmul_precision']} matmul peak "
           f"{report['peak_matmul_tflops']:.2f} TFLOP/s")  # fmt: skip

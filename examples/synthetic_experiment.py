@@ -109,7 +109,7 @@ def avlabel(*args: str, log: Path | None = None) -> None:
     with open(log, "a", encoding="utf-8") as handle:
         handle.write("$ avlabel " + " ".join(args) + "\n")
         handle.flush()
-        completed = subprocess.run(command, env=environment, stdout=handle, stderr=subprocess.STDOUT)
+        completed = subprocess.run(command, env=environment, stdout=handle, stderr=subprocess.STDOUT, check=False)
     if completed.returncode:
         raise SystemExit(f"`avlabel {' '.join(args)}` failed (exit {completed.returncode}); see {log}")
 
@@ -121,7 +121,8 @@ def build_data(out: Path, seed: int) -> Path:
     if not (data / "manifest.csv").is_file():
         avlabel("synth", "--out", str(data), *SYNTH, "--seed", str(seed), "--workers", "2", log=log)
     if not (data / "classes.txt").is_file():  # older `avlabel synth` versions wrote no label file
-        labels = sorted({row["label"] for row in csv.DictReader(open(data / "manifest.csv", newline="", encoding="utf-8"))})
+        with open(data / "manifest.csv", newline="", encoding="utf-8") as handle:
+            labels = sorted({row["label"] for row in csv.DictReader(handle)})
         (data / "classes.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     if not (data / "savld.json").is_file():
         avlabel("savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "10",

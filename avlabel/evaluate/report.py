@@ -99,9 +99,9 @@ def _best_val_record(run_dir: Path) -> dict[str, Any] | None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a killed run
-        if record.get("kind") == "val" and record.get("top1") is not None:
-            if best is None or record["top1"] > best["top1"]:
-                best = record
+        is_val = record.get("kind") == "val" and record.get("top1") is not None
+        if is_val and (best is None or record["top1"] > best["top1"]):
+            best = record
     return best
 
 

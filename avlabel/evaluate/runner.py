@@ -266,7 +266,14 @@ class _progress:
     """A rich progress bar on stderr over views; ``with _progress(show, text, total) as advance``."""
 
     def __init__(self, show: bool, description: str, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from avlabel.cli._console import err_console
 
@@ -289,7 +296,7 @@ def evaluate_run(
     manifest: str | os.PathLike[str],
     split: str = "test",
     checkpoint: str = "best",
-    views: ViewGrid = ViewGrid(),
+    views: ViewGrid | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     audio_dir: str | os.PathLike[str] | None = None,
     flow_dir: str | os.PathLike[str] | None = None,
@@ -306,7 +313,7 @@ def evaluate_run(
         run: a run directory (or a ``.safetensors`` checkpoint file).
         manifest: the manifest CSV; ``split`` selects its rows.
         checkpoint: "best", "last" or a path (for a run directory).
-        views: crops x clips per video (paper: 3 x 4).
+        views: crops x clips per video (None: the paper's 3 x 4).
         output_dir: where ``metrics.json``, ``predictions.csv``, ``confusion.png`` and
             ``skipped.tsv`` go; default ``RUN_DIR/eval/{split}-{checkpoint}``.
         audio_dir, flow_dir: override the run's audio cache / flow folder (needed when the
@@ -331,6 +338,7 @@ def evaluate_run(
     from avlabel.evaluate.report import eval_dir
     from avlabel.train.checkpoint import load_run
 
+    views = views or ViewGrid()
     device = torch.device(device)
     loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     run_dir = _run_dir_of(Path(run), loaded)
@@ -402,7 +410,7 @@ def _metrics(loaded: LoadedRun, result: MultiViewResult, labels: np.ndarray, vid
     confusion = confusion_matrix(truth, probabilities.argmax(axis=1), len(loaded.classes))
     per_class = per_class_accuracy(confusion)
     metrics: dict[str, Any] = {
-        "videos": int(len(labels)),
+        "videos": len(labels),
         "evaluated": int(evaluated.sum()),
         "incomplete": int((evaluated & ~result.complete).sum()),
         "top1": top[1],
@@ -466,7 +474,7 @@ def predict_video(
     video: str | os.PathLike[str],
     run: str | os.PathLike[str],
     checkpoint: str = "best",
-    views: ViewGrid = ViewGrid(),
+    views: ViewGrid | None = None,
     audio_dir: str | os.PathLike[str] | None = None,
     flow_dir: str | os.PathLike[str] | None = None,
     ast: str | os.PathLike[str] | None = None,
@@ -490,6 +498,7 @@ def predict_video(
     from avlabel.data.manifest import ClipRecord, Manifest
     from avlabel.train.checkpoint import load_run
 
+    views = views or ViewGrid()
     video = Path(video)
     if not video.is_file():
         raise AvlabelError(f"video not found: {video}")

@@ -102,7 +102,8 @@ def test_a_checkpoint_file_evaluates_into_its_run_directory(tiny):
 
 def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
     manifest = tmp_path / "manifest.csv"
-    rows = list(csv.DictReader(open(tiny["manifest"], newline="")))
+    with open(tiny["manifest"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
     for row in rows:
         row["path"] = str(tiny["data"] / row["path"])
     broken = next(row for row in rows if row["split"] == "test")

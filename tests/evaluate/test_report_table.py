@@ -7,7 +7,12 @@ import json
 import pytest
 
 from avlabel.errors import AvlabelError
-from avlabel.evaluate.report import eval_dir, markdown_table, summarize_run, write_report
+from avlabel.evaluate.report import (
+    eval_dir,
+    markdown_table,
+    summarize_run,
+    write_report,
+)
 from tests.evaluate._fixtures import make_run
 
 
