@@ -248,47 +248,19 @@ def _model_inputs(device: torch.device) -> Callable[[dict], dict]:
 def _run_model(loaded: LoadedRun, items: ViewItems, grid: ViewGrid, device: torch.device, batch_size: int, workers: int,
                progress: bool, description: str) -> tuple[MultiViewResult, list[tuple[int, str, str]]]:  # fmt: skip
     """All views through the model; returns per-video averages and the skipped ``(row, video_id, error)``."""
+    from avlabel._progress import progress_bar
     from avlabel.evaluate.multiview import MultiViewAccumulator, run_views
 
     skipped: list[tuple[int, str, str]] = []
     accumulator = MultiViewAccumulator(len(items.labels), len(loaded.classes), grid, device)
-    with _progress(progress, description, len(items)) as advance:
+    with progress_bar(description, total=len(items), disable=not progress) as bar:
 
         def on_batch(batch: dict) -> None:
             skipped.extend(batch["skipped"])
-            advance(len(batch["index"]) + len(batch["skipped"]))
+            bar.advance(len(batch["index"]) + len(batch["skipped"]))
 
         result = run_views(loaded.model, _loader(items, batch_size, workers, device), accumulator, _model_inputs(device), on_batch)
     return result, skipped
-
-
-class _progress:
-    """A rich progress bar on stderr over views; ``with _progress(show, text, total) as advance``."""
-
-    def __init__(self, show: bool, description: str, total: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from avlabel.cli._console import err_console
-
-        self._progress = Progress(
-            TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TextColumn("views"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console(), disable=not show, transient=False,
-        )  # fmt: skip
-        self._task = self._progress.add_task(description, total=total)
-
-    def __enter__(self) -> Callable[[int], None]:
-        self._progress.start()
-        return lambda n: self._progress.advance(self._task, n)
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()
 
 
 def evaluate_run(
