@@ -55,18 +55,12 @@ def eval_dir(run_dir: str | os.PathLike[str], split: str, checkpoint: str) -> Pa
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
-    import yaml
+    from avlabel.train.config import read_yaml_mapping
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise AvlabelError(f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`")
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise AvlabelError(f"{config_path} is not valid YAML ({' '.join(str(error).split())}); was it edited by hand?") from None
-    if not isinstance(config, dict):
-        raise AvlabelError(f"{config_path} does not hold a training config mapping")
-    return config
+    return read_yaml_mapping(config_path)
 
 
 def _settings(config: dict[str, Any]) -> dict[str, str]:

@@ -151,7 +151,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_yaml(Path(path))
+        raw = read_yaml_mapping(Path(path))
     for override in overrides:
         _apply_override(raw, override)
     config = config_from_dict(raw)
@@ -177,7 +177,8 @@ def dump_config(config: TrainConfig) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping in YAML file ``path`` (``{}`` when empty); one-line errors otherwise."""
     import yaml
 
     if not path.is_file():
