@@ -44,6 +44,7 @@ writer, so a rerun after ``kill -9`` at any instant continues with no torn or du
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -230,6 +231,15 @@ class AudioCacheWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_bad_items(directory: str | os.PathLike[str]) -> set[str]:
+    """Video ids the last extraction into ``directory`` could not read (they train and evaluate without audio)."""
+    path = Path(directory) / BAD_ITEMS
+    if not path.is_file():
+        return set()
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["video_id"] for row in csv.DictReader(handle, delimiter="\t") if row.get("video_id")}
 
 
 def labels_sha256(labels: Sequence[str]) -> str:

