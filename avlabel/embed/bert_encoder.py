@@ -50,7 +50,7 @@ class BertConfig:
     @classmethod
     def from_json(cls, path: Path) -> BertConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if raw.get(name) is not None})
 
 
 def bert_encoder_supported(directory: Path) -> bool:
@@ -98,6 +98,7 @@ class BertEncoder(nn.Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        self.config = config
         self.word_embed = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.pos_embed = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.type_embed = nn.Embedding(config.type_vocab_size, config.hidden_size)

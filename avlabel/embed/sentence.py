@@ -96,7 +96,7 @@ class _PooledEncoder:
         self.model = load_bert_encoder(directory).to(device)
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         # tokenizer.json may carry a fixed padding length; pad each batch to its longest text instead.
-        pad_id = _read_json(directory / "config.json").get("pad_token_id") or 0
+        pad_id = self.model.config.pad_token_id
         self.tokenizer.no_padding()
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=self.tokenizer.id_to_token(pad_id) or "[PAD]")
         self.tokenizer.enable_truncation(max_length=max_length)
