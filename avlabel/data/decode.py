@@ -234,7 +234,10 @@ class VideoReader:
         if self.short_side is not None and min(width, height) > self.short_side:
             scale = self.short_side / min(width, height)
             width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        # One swscale thread: by default FFmpeg builds the conversion context of every frame with a
+        # pool of one thread per CPU, whose start-up cost more than decoding the frame (a 4-frame
+        # clip of a 64 px video: 2.8 -> 1.9 ms of CPU); decoding workers already run in parallel.
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, threads=1)
         # frame.rotation is the counter-clockwise angle that makes the picture upright; rot90 turns
         # counter-clockwise too.
         return np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90)) if self._rotation else rgb

@@ -168,7 +168,10 @@ class TrainingItems(Dataset):
         item = {"label": int(self.labels[index]), "index": index, "video_id": self.video_ids[index]}
         if self.clips is not None:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_item_seed(self.seed, epoch, index))
+                # The CPU generator only, which is all fork_rng(devices=[]) restores: torch.manual_seed
+                # would also reseed (and leave reseeded) every CUDA generator, and costs a Python
+                # stack trace per call for CUDA's lazy seeding.
+                torch.default_generator.manual_seed(_item_seed(self.seed, epoch, index))
                 item.update(self.clips[index])
         item["valid"] = "error" not in item
         if not item["valid"]:
