@@ -1,4 +1,5 @@
-"""The synthetic benchmark: honest labels and tags, balance, distinct classes, same seed same bytes."""
+"""The synthetic benchmark: honest labels and tags, clean targets, exact sound mixtures, a visual
+cue that survives the training transforms, distinct classes, same seed same bytes."""
 
 from __future__ import annotations
 
@@ -10,17 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from avlabel.audio.targets import overlap_target
+from avlabel.data.dataset import VideoClipDataset
 from avlabel.data.decode import probe_video
 from avlabel.data.manifest import read_manifest
 from avlabel.data.synth import SynthConfig, generate_benchmark, load_synth_description, plan_clips
 from avlabel.data.synth.classes import BACKGROUNDS, CLASSES, MOTIONS, SHAPES
+from avlabel.data.synth.generate import AUDIO_KINDS, render_plan
+from avlabel.data.synth.hue_drift import HueDriftParams, class_elevation, class_hue
+from avlabel.data.synth.shape_motion import ShapeMotionParams, render_shape_motion
 from avlabel.data.synth.sounds import SOUNDS, render_sound
-from avlabel.data.synth.visuals import VisualParams, render_clip
+from avlabel.data.synth.visuals import VisualParams
 from avlabel.errors import AvlabelError
 from avlabel.labels import load_label_set
+from avlabel.savld import load_savld
 
 TINY = SynthConfig(classes=3, per_class=5, duration=1.0, visual=VisualParams(size=48))
+SHIPPED_SAVLD = Path(__file__).parents[2] / "data_labels" / "savld" / "kinetics400-audioset-bert-k10-cosine.txt"
 
 
 def test_class_names_and_audio_tags_exist_in_kinetics_and_audioset():
@@ -41,25 +50,52 @@ def test_shapes_and_motions_are_shared_pairwise_never_both(count):
     assert set(Counter(c.motion for c in classes).values()) == {2}
 
 
-def test_plan_is_balanced_and_stratified():
+def test_default_classes_get_clean_relevance_targets_from_the_shipped_dictionary():
+    """With the Kinetics-400 x AudioSet SAVLD (MiniLM, k = 10) that ``avlabel savld`` builds, a
+    default class's own sound scores 1 and every other class's sound 0 (no dictionary artefacts)."""
+    savld = load_savld(SHIPPED_SAVLD)
+    classes = SynthConfig().class_table
+    rows = {c.name: {label for label, _ in savld.audio_labels(c.name)} for c in classes}
+    targets = np.array([
+        [overlap_target(len(set(sound.audio_labels) & rows[c.name]), len(sound.audio_labels), savld.k) for c in classes]
+        for sound in classes
+    ])  # fmt: skip
+    np.testing.assert_array_equal(targets, np.eye(len(classes)))
+
+
+def _mix_counts(plans, class_index, split):
+    kinds = Counter(plan.audio_kind for plan in plans if plan.class_index == class_index and plan.split == split)
+    return tuple(kinds[kind] for kind in AUDIO_KINDS)
+
+
+def test_plan_has_exact_sound_mixtures_per_class_and_split():
     plans = plan_clips(SynthConfig())
-    assert Counter(plan.class_index for plan in plans) == {index: 40 for index in range(8)}
+    assert Counter(plan.class_index for plan in plans) == {index: 100 for index in range(8)}
     for class_index in range(8):
-        mine = [plan for plan in plans if plan.class_index == class_index]
-        assert Counter(plan.split for plan in mine) == {"train": 24, "val": 8, "test": 8}
-        for split, size in (("train", 24), ("val", 8), ("test", 8)):
-            assert sum(plan.relevant for plan in mine if plan.split == split) == size // 2
+        # 50/35/15 of 60, 20 and 20 clips.
+        assert [_mix_counts(plans, class_index, split) for split in ("train", "val", "test")] == [(30, 21, 9), (10, 7, 3), (10, 7, 3)]
         own = CLASSES[class_index]
-        for plan in mine:
-            assert (plan.audio_labels == own.audio_labels) == plan.relevant
+        for plan in (plan for plan in plans if plan.class_index == class_index):
+            assert plan.relevant == (plan.audio_kind == "own") == (plan.audio_labels == own.audio_labels)
             assert (plan.sound_source == own.name) == plan.relevant
-    irrelevant = Counter(plan.sound_source == "background" for plan in plans if not plan.relevant)
-    assert 0.35 < irrelevant[True] / sum(irrelevant.values()) < 0.65
+            if plan.audio_kind == "other":
+                assert plan.sound_source in {c.name for c in CLASSES[:8]} - {own.name}
+            if plan.audio_kind == "background":
+                assert plan.sound_source == "background" and plan.sound in {sound for sound, _ in BACKGROUNDS}
 
 
-def test_relevant_fraction_extremes():
-    assert all(plan.relevant for plan in plan_clips(dataclasses.replace(TINY, relevant_fraction=1.0)))
-    assert not any(plan.relevant for plan in plan_clips(dataclasses.replace(TINY, relevant_fraction=0.0)))
+def test_per_class_mixtures_and_extremes():
+    config = SynthConfig(classes=3, per_class=20, audio_mix=(0.0, 1.0, 0.0), class_audio_mix={"whistling": (1.0, 0.0, 0.0)})
+    plans = plan_clips(config)
+    for split, size in (("train", 12), ("val", 4), ("test", 4)):
+        assert _mix_counts(plans, 0, split) == (0, size, 0)
+        assert _mix_counts(plans, 2, split) == (size, 0, 0)  # whistling
+    assert not any(plan.relevant for plan in plan_clips(dataclasses.replace(TINY, audio_mix=(0.0, 0.5, 0.5))))
+
+
+def test_plan_is_deterministic_per_seed():
+    assert plan_clips(SynthConfig()) == plan_clips(SynthConfig())
+    assert plan_clips(SynthConfig()) != plan_clips(SynthConfig(seed=1))
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -92,7 +128,7 @@ def test_same_seed_same_bytes_whatever_the_workers_and_files_are_real(tmp_path):
     description = load_synth_description(tmp_path / "a")
     assert description["config"]["seed"] == 0 and description["config"]["visual"]["size"] == 48
     assert [clip["relevant"] for clip in description["clips"]] == [row["relevant"] == "1" for row in tags]
-    assert {"visibility", "hard", "frequency", "noise_sigma"} <= set(description["clips"][0])
+    assert {"hue", "elevation", "side", "noise_sigma", "audio_kind"} <= set(description["clips"][0])
 
 
 def test_refuses_to_write_into_a_foreign_folder(tmp_path):
@@ -103,8 +139,10 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"classes": 13}, "between 2 and 12"), ({"per_class": 2}, "at least 5"), ({"relevant_fraction": 1.5}, "within"),
-     ({"visual": VisualParams(size=33)}, "even")],  # fmt: skip
+    [({"classes": 13}, "between 2 and 12"), ({"per_class": 2}, "at least 5"), ({"audio_mix": (0.5, 0.6, 0.0)}, "sum to 1"),
+     ({"audio_mix": (0.5, 0.5)}, "three"), ({"class_audio_mix": {"dancing": (1.0, 0.0, 0.0)}}, "not one of the benchmark"),
+     ({"visual": VisualParams(size=33)}, "even"), ({"visual": VisualParams(cue="texture")}, "hue-drift, shape-motion"),
+     ({"visual": VisualParams(hue_drift=HueDriftParams(hue_sigma=-0.1))}, ">= 0 radians")],  # fmt: skip
 )
 def test_bad_parameters(changes, message):
     with pytest.raises(AvlabelError, match=message):
@@ -132,10 +170,53 @@ def test_sounds_sit_where_their_instrument_does(name, low, high):
 
 @pytest.mark.parametrize(("motion", "horizontal"), [("sway", True), ("bounce", False)])
 def test_motion_patterns_move_the_object_the_class_way(motion, horizontal):
-    clean = VisualParams(size=96, clutter=0, distractors=0, noise_sigma=(0, 0), shake_px=0, hard_fraction=0.0,
-                         visibility=(1.0, 1.0))  # fmt: skip
-    frames, _ = render_clip(np.random.default_rng(0), "disk", motion, 1.0, 50, 25.0, clean)
+    clean = ShapeMotionParams(clutter=0, distractors=0, noise_sigma=(0, 0), shake_px=0, hard_fraction=0.0,
+                              visibility=(1.0, 1.0))  # fmt: skip
+    synth_class = dataclasses.replace(CLASSES[0], shape="disk", motion=motion, speed=1.0)
+    frames, _ = render_shape_motion(np.random.default_rng(0), synth_class, 50, 25.0, 96, clean)
     changed = np.abs(frames.astype(int) - np.median(frames, axis=0)).sum(-1) > 60  # (T, H, W) object pixels
     ys, xs = np.nonzero(changed.any(0))
     x_extent, y_extent = np.ptp(xs), np.ptp(ys)
     assert (x_extent > 2 * y_extent) if horizontal else (y_extent > 2 * x_extent)
+
+
+def test_hue_drift_draws_scatter_around_the_class_cues_by_their_sigmas():
+    config = SynthConfig(classes=4, per_class=60, duration=0.25, visual=VisualParams(size=32))  # 6 frames per clip
+    hue_error, elevation_error = [], []
+    for plan in plan_clips(config):
+        _, _, draws = render_plan(plan, config)
+        hue_error.append((draws["hue"] - class_hue(plan.class_index, 4) + np.pi) % (2 * np.pi) - np.pi)
+        elevation_error.append(draws["elevation"] - class_elevation(plan.class_index, 4))
+    assert np.std(hue_error) == pytest.approx(0.4, rel=0.1)
+    assert np.std(elevation_error) == pytest.approx(0.3, rel=0.1)
+
+
+@pytest.fixture(scope="module")
+def exact_cue_bench(tmp_path_factory):
+    """4 classes whose clips show exactly their class's hue and pan direction (both sigmas 0)."""
+    root = tmp_path_factory.mktemp("cue")
+    visual = VisualParams(size=64, hue_drift=HueDriftParams(hue_sigma=0.0, drift_sigma=0.0))
+    config = SynthConfig(classes=4, per_class=5, duration=1.2, visual=visual)
+    generate_benchmark(root, config, workers=1)
+    return root, config
+
+
+def test_hue_and_pan_survive_the_training_transforms(exact_cue_bench):
+    """Random-resized crops (area down to 25%, aspect jitter), flips and normalisation keep both
+    cues: mean colours of the items cluster by class, and the flow's elevation is the class's."""
+    root, config = exact_cue_bench
+    classes = load_label_set(root / "classes.txt")
+    dataset = VideoClipDataset(read_manifest(root / "manifest.csv", classes), classes, mode="train", num_frames=4,
+                               stride=4, size=32, flow_on_the_fly=True)  # fmt: skip
+    torch.manual_seed(0)
+    items = [dataset[index] for _ in range(3) for index in range(len(dataset))]
+    labels = np.array([item["label"] for item in items])
+    colours = np.stack([item["rgb"].mean(dim=(1, 2, 3)).numpy() for item in items])  # (N, 3), normalised space
+    centroids = np.stack([colours[labels == k].mean(0) for k in range(4)])
+    nearest = np.linalg.norm(colours[:, None] - centroids[None], axis=-1).argmin(1)
+    assert (nearest == labels).all()
+    flows = np.stack([item["flow"].mean(dim=(1, 2, 3)).numpy() for item in items])  # (N, 2): mean x, y displacement
+    elevation = np.arctan2(-flows[:, 1], np.abs(flows[:, 0]))
+    expected = np.array([class_elevation(k, 4) for k in labels])
+    assert np.abs(elevation - expected).max() < np.radians(12)  # neighbours are 45 degrees apart
+    assert (flows[:, 0] > 0).any() and (flows[:, 0] < 0).any()  # left and right pans (and flips) both occur

@@ -31,16 +31,19 @@ class SynthBench:
 def synth_bench(tmp_path_factory) -> SynthBench:
     from avlabel.audio.pipeline import make_targets
     from avlabel.data.synth import SynthConfig, generate_benchmark
+    from avlabel.data.synth.shape_motion import ShapeMotionParams
     from avlabel.data.synth.visuals import VisualParams
 
     root = tmp_path_factory.mktemp("synth")
     # 4 classes x 20 clips: 12 train / 8 val per class (no test split needed here), 1.6 s at
-    # 32 px. Clutter and noise are off, so that a tiny model sees the class object within the
-    # few dozen steps a test can afford; 9 clips in 10 carry their class's sound.
+    # 32 px, the shape-motion cue with clutter and noise off, so that a tiny model sees the
+    # class object within the few dozen steps a test can afford; 9 clips in 10 carry their
+    # class's sound.
+    clean = ShapeMotionParams(clutter=0, distractors=0, noise_sigma=(1.0, 2.0), shake_px=0.0, object_radius=(5.0, 7.0),
+                              hard_fraction=0.0)
     config = SynthConfig(
-        classes=4, per_class=20, split_fractions=(0.6, 0.4, 0.0), duration=1.6, relevant_fraction=0.9,
-        visual=VisualParams(size=32, clutter=0, distractors=0, noise_sigma=(1.0, 2.0), shake_px=0.0,
-                            object_radius=(5.0, 7.0), hard_fraction=0.0),
+        classes=4, per_class=20, split_fractions=(0.6, 0.4, 0.0), duration=1.6, audio_mix=(0.9, 0.05, 0.05),
+        visual=VisualParams(size=32, cue="shape-motion", shape_motion=clean),
     )  # fmt: skip
     generate_benchmark(root, config)
     classes = tuple(c.name for c in config.class_table)

@@ -6,18 +6,22 @@ Output folder::
     classes.txt       the benchmark's label set, one Kinetics-400 name per line (pass it as
                       ``--video``/``data.label_set``: an 8-way head trains far faster than 400-way)
     audio_tags.csv    video_id,audio_labels,relevant       (AudioSet names joined by ";")
-    synth.json        every parameter, the class table, and each clip's random draws
+    synth.json        every parameter, the class table, and each clip's plan and random draws
     videos/<class>/<video_id>.mp4   H.264 video + AAC audio
 
-Per class, clips are split train/val/test (60/20/20 by default) and, within every split, a
-``relevant_fraction`` of them carry the class's own sound. The others are *irrelevant*: half
-carry the sound of another (randomly chosen) class, half a background sound that belongs to no
-class (white/pink noise, mains hum, silence); ``audio_tags.csv`` names the sound actually played.
+The paper's setting (Sec. 1): labels describe what is *seen*, and the audio of a clip is
+sometimes its class's own sound (relevant), sometimes another class's sound (misleading) and
+sometimes background. Per class, clips are split train/val/test (60/20/20 by default) and within
+every class and split the three kinds of sound are given to exact shares (``audio_mix``: own,
+other class, background; 50/35/15 by default, rounded by largest remainder), optionally per
+class (``class_audio_mix``). An other-class clip plays the sound of a randomly chosen other
+class, a background clip one of white/pink noise, mains hum or silence; ``audio_tags.csv`` names
+the sound actually played. The picture follows :mod:`avlabel.data.synth.visuals`.
 
-Defaults and why: 128x128 pixels, 25 fps, 3 s (75 frames: 8 frames at stride 8 span 57, leaving
-room for a random offset), 16 kHz mono audio (what AST resamples to anyway; AST's 10 s window is
-padded by the audio front end). 8 classes x 40 clips take about 48 CPU-seconds (~25 s on two
-free cores, 16 MB) and a small two-stream model trains on them on a CPU in minutes.
+Defaults and why: 8 classes x 100 clips (60 training clips per class: enough for a small ViT
+from scratch to learn the default visual cue), 64x64 pixels, 25 fps, 2 s (50 frames: 4 frames
+at stride 8 span 25, leaving room for a random offset), 16 kHz mono audio (what AST resamples to
+anyway; AST's 10 s window is padded by the audio front end).
 
 Determinism: every clip draws from its own generator seeded by ``(seed, class, clip)``, and the
 encoders run single-threaded with bit-exact muxing, so the same seed gives byte-identical files
@@ -42,10 +46,11 @@ from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.data.manifest import ClipRecord, write_manifest
 from avlabel.data.synth.classes import BACKGROUNDS, CLASSES, SynthClass
 from avlabel.data.synth.sounds import render_sound
-from avlabel.data.synth.visuals import VisualParams, render_clip
+from avlabel.data.synth.visuals import VISUAL_CUES, VisualParams, render_visual
 from avlabel.errors import AvlabelError
 
 SPLITS = ("train", "val", "test")
+AUDIO_KINDS = ("own", "other", "background")  # the class's own sound, another class's, a background
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,12 @@ class SynthConfig:
     """Every parameter of a generated benchmark (written to ``synth.json``)."""
 
     classes: int = 8  # number of classes, taken in order from avlabel.data.synth.classes.CLASSES
-    per_class: int = 40  # clips per class
-    relevant_fraction: float = 0.5  # share of clips (per class and split) whose sound is their class's
-    background_fraction: float = 0.5  # share of irrelevant clips with a background sound (else another class's)
+    per_class: int = 100  # clips per class
+    audio_mix: tuple[float, float, float] = (0.5, 0.35, 0.15)  # shares of own / other-class / background sound
+    class_audio_mix: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # class name -> its own mix
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
     seed: int = 0
-    duration: float = 3.0  # seconds
+    duration: float = 2.0  # seconds
     fps: float = 25.0
     sample_rate: int = 16000
     loudness: tuple[float, float] = (0.3, 0.8)  # peak amplitude range of the sound
@@ -71,12 +76,21 @@ class SynthConfig:
             raise AvlabelError(f"--classes must be between 2 and {len(CLASSES)} (the classes with a synthetic sound), got {self.classes}")
         if self.per_class < 5:
             raise AvlabelError(f"--per-class must be at least 5 (one clip per split and both audio kinds), got {self.per_class}")
-        if not 0.0 <= self.relevant_fraction <= 1.0:
-            raise AvlabelError(f"--relevant-fraction must be within [0, 1], got {self.relevant_fraction}")
+        _check_mix(self.audio_mix, "--audio-mix")
+        names = [synth_class.name for synth_class in self.class_table]
+        for name, mix in self.class_audio_mix.items():
+            if name not in names:
+                raise AvlabelError(f"--class-audio-mix: {name!r} is not one of the benchmark's classes ({', '.join(names)})")
+            _check_mix(mix, f"--class-audio-mix {name!r}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
             raise AvlabelError(f"split fractions must be non-negative and sum to 1, got {self.split_fractions}")
         if self.visual.size < 32 or self.visual.size % 2:
             raise AvlabelError(f"--size must be an even number of pixels >= 32 (H.264 stores 4:2:0), got {self.visual.size}")
+        if self.visual.cue not in VISUAL_CUES:
+            raise AvlabelError(f"--visual-cue must be one of {', '.join(VISUAL_CUES)}, got {self.visual.cue!r}")
+        cue = self.visual.hue_drift
+        if cue.hue_sigma < 0 or cue.drift_sigma < 0:
+            raise AvlabelError(f"--hue-sigma and --drift-sigma must be >= 0 radians, got {cue.hue_sigma} and {cue.drift_sigma}")
         if self.duration <= 0.2 or self.fps <= 0:
             raise AvlabelError(f"duration must exceed 0.2 s and fps be positive, got {self.duration} s at {self.fps} fps")
 
@@ -88,6 +102,15 @@ class SynthConfig:
     def class_table(self) -> tuple[SynthClass, ...]:
         return CLASSES[: self.classes]
 
+    def mix_of(self, class_name: str) -> tuple[float, float, float]:
+        """The (own, other class, background) shares of ``class_name``'s clips."""
+        return self.class_audio_mix.get(class_name, self.audio_mix)
+
+
+def _check_mix(mix, option: str) -> None:
+    if len(mix) != len(AUDIO_KINDS) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
+        raise AvlabelError(f"{option} takes three non-negative shares OWN,OTHER,BACKGROUND that sum to 1, got {tuple(mix)}")
+
 
 @dataclass(frozen=True)
 class ClipPlan:
@@ -97,29 +120,35 @@ class ClipPlan:
     class_index: int
     clip_number: int
     split: str
-    relevant: bool
+    audio_kind: str  # one of AUDIO_KINDS
     sound: str  # key in avlabel.data.synth.sounds.SOUNDS
     audio_labels: tuple[str, ...]  # AudioSet names of that sound
     sound_source: str  # the class whose sound plays, or "background"
 
+    @property
+    def relevant(self) -> bool:
+        """The ground truth IMD is judged against: the clip carries its own class's sound."""
+        return self.audio_kind == "own"
+
 
 def plan_clips(config: SynthConfig) -> list[ClipPlan]:
-    """Assign every clip a split and a sound, stratified per class and split."""
+    """Assign every clip a split and a kind of sound, in exact shares per class and split."""
     plans = []
     classes = config.class_table
     for class_index, synth_class in enumerate(classes):
         rng = np.random.default_rng([config.seed, class_index, 1_000_003])
         counts = _split_counts(config.per_class, config.split_fractions)
         splits = np.repeat(np.array(SPLITS), counts)
-        # round(fraction x clips) relevant clips per class, spread over the splits in proportion.
-        quotas = _largest_remainder(round(config.relevant_fraction * config.per_class), counts)
-        relevant = np.zeros(config.per_class, dtype=bool)
-        for split, quota in zip(SPLITS, quotas, strict=True):
-            relevant[rng.permutation(np.flatnonzero(splits == split))[:quota]] = True
+        kinds = np.empty(config.per_class, dtype=object)
+        for split, count in zip(SPLITS, counts, strict=True):
+            # round(share x clips) of each kind within the split (largest remainder), in random order.
+            members = rng.permutation(np.flatnonzero(splits == split))
+            kinds[members] = np.repeat(np.array(AUDIO_KINDS), _largest_remainder(count, config.mix_of(synth_class.name)))
         for clip_number in range(config.per_class):
-            if relevant[clip_number]:
+            kind = str(kinds[clip_number])
+            if kind == "own":
                 sound, labels, source = synth_class.sound, synth_class.audio_labels, synth_class.name
-            elif rng.random() < config.background_fraction:
+            elif kind == "background":
                 sound, labels = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
                 source = "background"
             else:
@@ -127,7 +156,7 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
                 sound, labels, source = other.sound, other.audio_labels, other.name
             plans.append(ClipPlan(
                 video_id=f"{_slug(synth_class.name)}_{clip_number:04d}", class_index=class_index,
-                clip_number=clip_number, split=str(splits[clip_number]), relevant=bool(relevant[clip_number]),
+                clip_number=clip_number, split=str(splits[clip_number]), audio_kind=kind,
                 sound=sound, audio_labels=tuple(labels), sound_source=source,
             ))  # fmt: skip
     return plans
@@ -138,8 +167,8 @@ def render_plan(plan: ClipPlan, config: SynthConfig) -> tuple[np.ndarray, np.nda
     synth_class = config.class_table[plan.class_index]
     visual_rng = np.random.default_rng([config.seed, plan.class_index, plan.clip_number, 0])
     audio_rng = np.random.default_rng([config.seed, plan.class_index, plan.clip_number, 1])
-    frames, draws = render_clip(visual_rng, synth_class.shape, synth_class.motion, synth_class.speed,
-                                config.num_frames, config.fps, config.visual)  # fmt: skip
+    frames, draws = render_visual(visual_rng, synth_class, plan.class_index, config.classes, config.num_frames,
+                                  config.fps, config.visual)  # fmt: skip
     num_samples = round(config.num_frames / config.fps * config.sample_rate)
     peak = audio_rng.uniform(*config.loudness)
     audio = render_sound(plan.sound, audio_rng, num_samples, config.sample_rate, peak)
@@ -207,7 +236,7 @@ def _describe(config: SynthConfig, plans: list[ClipPlan], draws: list[dict]) -> 
     """The JSON record: parameters, class table, background sounds, per-clip plan and draws."""
     return {
         "avlabel_version": __version__,
-        "config": asdict(config),
+        "config": {**asdict(config), "visual": config.visual.describe()},
         "num_frames": config.num_frames,
         "video": {"container": "mp4", "codec": "libx264 (yuv420p, single-threaded)", "audio_codec": "aac",
                   "size": [config.visual.size, config.visual.size]},  # fmt: skip
@@ -215,7 +244,7 @@ def _describe(config: SynthConfig, plans: list[ClipPlan], draws: list[dict]) -> 
         "backgrounds": [{"sound": sound, "audio_labels": list(labels)} for sound, labels in BACKGROUNDS],
         "clips": [
             {"video_id": plan.video_id, "label": config.class_table[plan.class_index].name, "split": plan.split,
-             "relevant": plan.relevant, "sound": plan.sound, "sound_source": plan.sound_source,
+             "relevant": plan.relevant, "audio_kind": plan.audio_kind, "sound": plan.sound, "sound_source": plan.sound_source,
              "audio_labels": list(plan.audio_labels), **clip_draws}  # fmt: skip
             for plan, clip_draws in zip(plans, draws, strict=True)
         ],

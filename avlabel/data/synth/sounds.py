@@ -172,14 +172,6 @@ def xylophone(rng, num_samples, sample_rate):
     return out
 
 
-def flute(rng, num_samples, sample_rate):
-    """Flute: strong fundamental, weak 2nd/3rd harmonics, breath noise, 260-2000 Hz."""
-    f0, starts = _melody(rng, num_samples, sample_rate, 260, 2000, (0.25, 0.6))
-    tone = _additive(f0, [1.0, 0.25, 0.1, 0.03], sample_rate, (0.005, 5.0), rng)
-    breath = _filtered_noise(rng, num_samples, sample_rate, 1000, 6000)
-    return tone * _note_envelope(num_samples, starts, sample_rate, 0.06, 0.06) + 0.06 * breath / (np.abs(breath).max() + 1e-9)
-
-
 def _reed_chord(rng, num_samples, sample_rate, low_hz, high_hz, detune_cents, tremolo_hz, note_seconds):
     """Free-reed instruments: odd-heavy harmonics, two-note chords, detuned reed pairs (beating)."""
     f0, starts = _melody(rng, num_samples, sample_rate, low_hz, high_hz, note_seconds)
@@ -219,6 +211,20 @@ def organ(rng, num_samples, sample_rate):
     return chord * _note_envelope(num_samples, starts, sample_rate, 0.01, 0.01)
 
 
+def lawn_mower(rng, num_samples, sample_rate):
+    """A small petrol engine: a bright pulse train at 25-40 firings per second whose speed
+    wanders, engine rattle (noise gated by the firings) and broadband blade noise up to 5 kHz."""
+    t = _time(num_samples, sample_rate)
+    wander = 1 + 0.06 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 2 * np.pi))
+    firing = np.full(num_samples, rng.uniform(25, 40)) * wander
+    pulses = _additive(firing, [1.0 / n**0.7 for n in range(1, 80)], sample_rate)  # harmonics up to ~3 kHz
+    phase = np.cumsum(firing) / sample_rate % 1.0
+    rattle = _filtered_noise(rng, num_samples, sample_rate, 300, 3000) * np.exp(-phase / 0.15)
+    blade = _filtered_noise(rng, num_samples, sample_rate, 800, 5000)
+    return (pulses / (np.abs(pulses).max() + 1e-9) + 0.6 * rattle / (np.abs(rattle).max() + 1e-9)
+            + 0.2 * blade / (np.abs(blade).max() + 1e-9))
+
+
 def white_noise(rng, num_samples, sample_rate):
     """White noise (flat spectrum)."""
     return rng.standard_normal(num_samples)
@@ -242,8 +248,8 @@ def silence(rng, num_samples, sample_rate):
 
 SOUNDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     function.__name__: function
-    for function in (drums, trumpet, whistling, applause, violin, cello, xylophone, flute, harmonica, accordion,
-                     bagpipes, organ, white_noise, pink_noise, hum, silence)  # fmt: skip
+    for function in (drums, trumpet, whistling, applause, violin, cello, xylophone, harmonica, accordion,
+                     bagpipes, organ, lawn_mower, white_noise, pink_noise, hum, silence)  # fmt: skip
 }
 
 
