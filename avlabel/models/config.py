@@ -24,7 +24,7 @@ MODALITIES = ("rgb", "flow", "audio")
 VISUAL_MODALITIES = ("rgb", "flow")
 # Names of the fusion heads in avlabel.models.fusion.FUSION_HEADS (kept here so validating a
 # config does not import torch; a test checks the two agree).
-FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc")
+FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc", "drop_pathway")
 IMD_MODES = ("M", "W")
 
 
@@ -64,6 +64,7 @@ class ModelConfig:
     imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
     imd_mode: str = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
     avc_loss_weight: float = 1.0  # weight of the avc head's correspondence loss in aux_loss
+    drop_pathway_p: float = 0.5  # drop_pathway head: probability of dropping a training clip's audio
     head_dropout: float = 0.0  # dropout inside the classifier MLP of Eq. 9
 
     # Efficiency.
@@ -117,7 +118,7 @@ class ModelConfig:
             fail("num_heads", f"embed_dim {self.embed_dim} is not divisible by {self.num_heads} heads")
         if not 0 <= self.space_time_blocks <= self.depth:
             fail("space_time_blocks", f"{self.space_time_blocks} must lie in [0, depth={self.depth}]")
-        for name in ("drop_path_rate", "attn_drop_rate", "proj_drop_rate", "head_dropout"):
+        for name in ("drop_path_rate", "attn_drop_rate", "proj_drop_rate", "head_dropout", "drop_pathway_p"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(name, f"{getattr(self, name)} must lie in [0, 1)")
         if self.mlp_ratio <= 0 or self.avc_loss_weight < 0:

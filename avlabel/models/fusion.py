@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avlabel.models.config import ModelConfig
-from avlabel.models.imd import IMDFusion
+from avlabel.models.imd import GatedAudioFusion, IMDFusion
 from avlabel.models.outputs import FusedEmbedding
 
 
@@ -168,6 +168,39 @@ class AVCFusion(nn.Module):
         return self.loss_weight * (loss * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+class DropPathwayFusion(GatedAudioFusion):
+    """Random audio dropout: AVSlowFast's DropPathway (Xiao et al., "Audiovisual SlowFast
+    networks for video recognition", 2020) on IMD's own fusion layers.
+
+    In training each clip's audio is dropped with probability ``p`` (``delta`` = 0) and
+    otherwise kept whole (``delta`` = 1); in evaluation every clip keeps its audio. The fused
+    embedding is ``MLP(LN([delta * audio; visual]))``, IMD's Eqs. 6-8 with the same layers, so
+    the comparison with IMD isolates one question: is *learned* dropout (a relevance network
+    choosing which audio to drop, Eqs. 4-5) better than *random* dropout at a similar rate?
+    IMD in mode M also scales the audio it keeps by its score; here kept audio is unscaled, as
+    a coin carries no score. Like the Table-5 baselines it trains without the relevance loss.
+    DropPathway drops the audio pathway of the whole network; here the audio embedding is the
+    whole audio pathway, so dropping it per clip is the same operation. The draw uses torch's
+    generator, which training seeds per rank and saves in checkpoints, so runs resume exactly.
+
+    Args:
+        dim: Embedding width D.
+        p: Probability of dropping a training clip's audio.
+    """
+
+    def __init__(self, dim: int, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+        self.build_fusion(dim)
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor, present: torch.Tensor) -> FusedEmbedding:
+        keep = present
+        if self.training:
+            keep = present & (torch.rand(present.shape, device=present.device) >= self.p)
+        delta = keep.to(audio.dtype)
+        return FusedEmbedding(z=self.fuse_gated(visual, audio, delta, keep), delta=delta, keep=keep)
+
+
 # name -> factory(config) -> head; the names are ModelConfig's FUSION_NAMES.
 FUSION_HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "imd": lambda config: IMDFusion(config.embed_dim, alpha=config.imd_alpha, mode=config.imd_mode),
@@ -176,4 +209,5 @@ FUSION_HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "nl_gate": lambda config: NLGateFusion(config.embed_dim),
     "gmu": lambda config: GMUFusion(config.embed_dim),
     "avc": lambda config: AVCFusion(config.embed_dim, loss_weight=config.avc_loss_weight),
+    "drop_pathway": lambda config: DropPathwayFusion(config.embed_dim, p=config.drop_pathway_p),
 }

@@ -42,7 +42,29 @@ class RelevanceNetwork(nn.Module):
         return self.score(self.mlp(self.norm(z)) + z).squeeze(-1)
 
 
-class IMDFusion(nn.Module):
+class GatedAudioFusion(nn.Module):
+    """Eqs. 6-8 given the audio gate: ``z_av = MLP(LN([delta * audio; visual]))``.
+
+    Audio whose ``keep`` is False enters as exact zeros through ``torch.where`` (no value and no
+    gradient leaks from it). IMD chooses ``delta`` with its relevance network; the random
+    ``drop_pathway`` baseline with a coin, on these same layers. Subclasses call
+    :meth:`build_fusion` in their constructor (after their own gate's layers, which fixes the
+    order in which the weights are initialised).
+    """
+
+    def build_fusion(self, dim: int) -> None:
+        """The LayerNorm and MLP of Eq. 8 for embeddings of width ``dim``."""
+        self.norm = nn.LayerNorm(2 * dim)
+        self.fuse = Mlp(in_features=2 * dim, hidden_features=dim, out_features=dim)
+
+    def fuse_gated(self, visual: torch.Tensor, audio: torch.Tensor, delta: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` visual and audio, ``(B,)`` gate and keep mask -> ``(B, D)`` fused embedding."""
+        kept_audio = torch.where(keep.unsqueeze(-1), audio * delta.unsqueeze(-1), torch.zeros_like(audio))
+        z = torch.cat([kept_audio, visual], dim=-1)  # Eqs. 6-7
+        return self.fuse(self.norm(z))  # Eq. 8
+
+
+class IMDFusion(GatedAudioFusion):
     """IMD fusion head (Eqs. 4-8): relevance network, thresholded audio mask, MLP(LN(.)) fusion.
 
     Args:
@@ -58,8 +80,7 @@ class IMDFusion(nn.Module):
         self.alpha = alpha
         self.mode = mode
         self.relevance = RelevanceNetwork(2 * dim, dim)
-        self.norm = nn.LayerNorm(2 * dim)
-        self.fuse = Mlp(in_features=2 * dim, hidden_features=dim, out_features=dim)
+        self.build_fusion(dim)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor, present: torch.Tensor) -> FusedEmbedding:
         """Fuse one clip's audio and visual embeddings.
@@ -73,7 +94,5 @@ class IMDFusion(nn.Module):
         rev = torch.sigmoid(rev_logit)
         keep = present & (rev >= self.alpha) if self.mode == "M" else present
         delta = torch.where(keep, rev, torch.zeros_like(rev))  # Eq. 5
-        kept_audio = torch.where(keep.unsqueeze(-1), audio * delta.unsqueeze(-1), torch.zeros_like(audio))
-        z = torch.cat([kept_audio, visual], dim=-1)  # Eqs. 6-7
-        z_av = self.fuse(self.norm(z))  # Eq. 8
+        z_av = self.fuse_gated(visual, audio, delta, keep)  # Eqs. 6-8
         return FusedEmbedding(z=z_av, rev=rev, rev_logit=rev_logit, delta=delta, keep=keep)

@@ -67,7 +67,7 @@ class ModelSection:
     """Which network to build (a name from ``avlabel models``) and how to run it."""
 
     name: str = "imd_b"
-    fusion: str = "imd"  # fusion head: imd, late_concat, se_gate, nl_gate, gmu, avc
+    fusion: str = "imd"  # fusion head: imd, late_concat, se_gate, nl_gate, gmu, avc, drop_pathway
     modalities: list[Modality] = field(default_factory=lambda: ["rgb", "flow", "audio"])
     # ImageNet initialisation of the visual streams: "auto" takes the named model's own timm
     # checkpoint (imd_b: vit_base_patch16_224.augreg_in21k), null starts from random weights,
