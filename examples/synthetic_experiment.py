@@ -1,19 +1,25 @@
-"""Reproduce the synthetic experiment from nothing: synth -> SAVLD -> flow -> targets -> train -> eval -> report.
+"""Reproduce the paper's comparisons on the synthetic benchmark, from nothing, through the CLI.
 
-The paper's fusion comparison (Table 5), its modality ablation (Table 3, visual vs audio) and
-its IMD ablations (Table 4: alpha, masking M vs weighting W) are rerun at toy scale on the
-synthetic audio-visual benchmark (``avlabel synth``), on the CPU, over several seeds. Every
-step is the ``avlabel`` command a user would type (run as subprocesses), so the numbers come
-from the shipped tool and nothing else:
+The paper's modality ablation (Table 3), its IMD ablations (Table 4: alpha, masking M vs
+weighting W) and its fusion comparison (Table 5), plus random audio dropout (DropPathway) as the
+baseline that asks whether *learned* dropout beats *random* dropout, are rerun on the default
+``avlabel synth`` benchmark (8 classes x 100 clips; labels describe what is seen, half the clips
+carry their class's sound, 35% another class's, 15% a background), on the CPU, over several
+seeds. Every step is the ``avlabel`` command a user would type (run as subprocesses), so the
+numbers come from the shipped tool and nothing else:
 
-    python examples/synthetic_experiment.py --out runs/synthetic --seeds 0 1 2 --jobs 2
+    python examples/synthetic_experiment.py --out runs/synthetic --jobs 2           # 5 seeds, every variant
+    python examples/synthetic_experiment.py --out runs/synthetic-quick --quick      # 1 seed, 4 variants
 
 Seed ``s`` generates its own benchmark (``avlabel synth --seed s``) and trains every variant on
 it with ``runtime.seed=s``, so variants are compared on the same data within a seed and the
-spread over seeds covers both the data draw and the initialisation. Each variant is evaluated
-on the test split with multi-view testing and the runs are summarised by ``avlabel report
---group`` (mean ± sample std over seeds) into ``OUT/results.md``, followed by the relevance
-network's agreement with the benchmark's ground-truth relevance for the IMD variants.
+spread over seeds covers both the data draw and the initialisation. Each run is evaluated on the
+test split with 3 x 4 views (``avlabel eval``), and ``OUT/results.md`` reports, per variant, the
+mean ± sample std over seeds of test top-1/top-5, the share of audible audio dropped at test
+time, the relevance network's ROC-AUC against the benchmark's ground-truth ``relevant`` flag, and
+top-1 split by the kind of sound in the clip (own / other class / background), which is where
+fusion methods differ. A second table shows what the relevance network does with each kind of
+sound. ``OUT/table_runs.md`` is ``avlabel report`` over every run.
 
 Reruns skip finished work (evaluated runs, built data), so the script can be interrupted and
 restarted; an interrupted training run is resumed with ``avlabel train --resume``.
@@ -26,17 +32,20 @@ import csv
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-# Benchmark size: 8 classes x 40 clips (24 train / 8 val / 8 test per class), 2 s at 64 px.
-SYNTH = ["--classes", "8", "--per-class", "40", "--size", "64", "--duration", "2.0"]
-
-# One small model and schedule for every variant, sized for a shared 2-core CPU.
+# One small model and schedule for every variant, sized for a shared 2-core CPU: imd_tiny with
+# depth 2 and width 32 on 4 frames of 32x32, 16 epochs of 30 steps of 16 clips. The relevance
+# loss weight (IMD only; the paper gives none) is the one avlabel uses for tiny models trained
+# from scratch (examples/synthetic.yaml): at lambda = 1 the relevance loss can keep the visual
+# streams from learning (the "IMD, lambda = 1" row measures how often).
 BASE_CONFIG = """\
 data:
   manifest: {data}/manifest.csv
@@ -55,6 +64,8 @@ model:
   name: imd_tiny
   pretrained: null
   overrides: {{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}}
+imd:
+  relevance_weight: 0.1
 optim:
   name: adamw
   lr: 0.002
@@ -71,70 +82,78 @@ runtime:
   seed: {seed}
 """
 
-# name -> `--set` overrides on BASE_CONFIG. Baseline heads train without the relevance loss and
-# without augmentation (paper section 4.3); "imd_aug" is the paper's IMD* (section 3.6), and the
-# Table-4 ablations vary alpha and M/W on that full model.
-VARIANTS = {
-    "visual": ["model.modalities=[rgb,flow]"],
-    "audio": ["model.modalities=[audio]", "imd.augment_p=0"],
-    "late_concat": ["model.fusion=late_concat", "imd.augment_p=0"],
-    "gmu": ["model.fusion=gmu", "imd.augment_p=0"],
-    "se_gate": ["model.fusion=se_gate", "imd.augment_p=0"],
-    "nl_gate": ["model.fusion=nl_gate", "imd.augment_p=0"],
-    "avc": ["model.fusion=avc", "imd.augment_p=0"],
-    "imd": ["model.fusion=imd", "imd.augment_p=0"],
-    "imd_aug": ["model.fusion=imd", "imd.augment_p=0.5"],
-    "imd_aug_a0.5": ["model.fusion=imd", "imd.augment_p=0.5", "imd.alpha=0.5"],
-    "imd_aug_a0.75": ["model.fusion=imd", "imd.augment_p=0.5", "imd.alpha=0.75"],
-    "imd_aug_W": ["model.fusion=imd", "imd.augment_p=0.5", "imd.mode=W"],
-}
-# Follow-ups that test why IMD does or does not win here: a weaker relevance loss (lambda), and
-# the flow stream alone as the visual side (it learns faster than RGB + flow at this scale).
-INVESTIGATION = {
-    "imd_lambda0.1": ["model.fusion=imd", "imd.augment_p=0", "imd.relevance_weight=0.1"],
-    "flow": ["model.modalities=[flow]"],
-    "late_concat_flow": ["model.modalities=[flow,audio]", "model.fusion=late_concat", "imd.augment_p=0"],
-    "imd_flow": ["model.modalities=[flow,audio]", "model.fusion=imd", "imd.augment_p=0"],
-}
-ALL_VARIANTS = {**VARIANTS, **INVESTIGATION}
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the results: which of the paper's tables it belongs to and its `--set` overrides."""
+
+    label: str
+    table: str
+    overrides: tuple[str, ...]
 
 
-def avlabel(*args: str, log: Path | None = None) -> None:
-    """Run one avlabel command; one intra-op thread each (OpenMP spin-waiting stalls tiny models
+# Baseline heads train without the relevance loss and without the intra-class augmentation
+# (paper section 4.3, Table 5's footnote); "imd_aug" is the paper's IMD* (section 3.6), and the
+# Table-4 ablations vary alpha and M/W on that full model. Multimodal rows of Table 3 use IMD.
+_NO_AUG = "imd.augment_p=0"
+_IMD_AUG = ("model.fusion=imd", "imd.augment_p=0.5")
+VARIANTS: dict[str, Variant] = {
+    "rgb": Variant("RGB", "3", ("model.modalities=[rgb]",)),
+    "flow": Variant("flow", "3", ("model.modalities=[flow]",)),
+    "visual": Variant("RGB + flow (vision only)", "3", ("model.modalities=[rgb,flow]",)),
+    "audio": Variant("audio", "3", ("model.modalities=[audio]", _NO_AUG)),
+    "imd_rgb": Variant("RGB + audio, IMD", "3", ("model.modalities=[rgb,audio]", "model.fusion=imd", _NO_AUG)),
+    "imd_flow": Variant("flow + audio, IMD", "3", ("model.modalities=[flow,audio]", "model.fusion=imd", _NO_AUG)),
+    "late_concat": Variant("late concat", "5", ("model.fusion=late_concat", _NO_AUG)),
+    "se_gate": Variant("SE gate", "5", ("model.fusion=se_gate", _NO_AUG)),
+    "nl_gate": Variant("NL gate", "5", ("model.fusion=nl_gate", _NO_AUG)),
+    "gmu": Variant("GMU", "5", ("model.fusion=gmu", _NO_AUG)),
+    "avc": Variant("AVC", "5", ("model.fusion=avc", _NO_AUG)),
+    "drop_pathway": Variant("random audio dropout, p = 0.5", "5", ("model.fusion=drop_pathway", _NO_AUG)),
+    "imd": Variant("IMD", "5", ("model.fusion=imd", _NO_AUG)),
+    "imd_aug": Variant("IMD* (intra-class aug.)", "4, 5", _IMD_AUG),
+    "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "imd.alpha=0.5")),
+    "imd_aug_a0.75": Variant("IMD*, α = 0.75", "4", (*_IMD_AUG, "imd.alpha=0.75")),
+    "imd_aug_W": Variant("IMD*, weighting W", "4", (*_IMD_AUG, "imd.mode=W")),
+    # Not in the paper: the relevance loss as strong as the class loss (avlabel's default for large models).
+    "imd_lambda1": Variant("IMD, λ = 1", "–", ("model.fusion=imd", _NO_AUG, "imd.relevance_weight=1.0")),
+}
+QUICK = ("visual", "late_concat", "gmu", "imd")
+SOUND_KINDS = ("own", "other", "background")  # avlabel synth's audio_kind of a clip
+_KIND_NAMES = {"own": "own sound", "other": "other class's sound", "background": "background"}
+
+
+def avlabel(*args: str, log: Path) -> None:
+    """Run one avlabel command with one intra-op thread (OpenMP spin-waiting stalls tiny models
     on a shared CPU), output appended to ``log``."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "avlabel", *args]
-    if log is None:
-        subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL)
-        return
     with open(log, "a", encoding="utf-8") as handle:
         handle.write("$ avlabel " + " ".join(args) + "\n")
         handle.flush()
-        completed = subprocess.run(command, env=environment, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        completed = subprocess.run([sys.executable, "-m", "avlabel", *args], env=environment, stdout=handle,
+                                   stderr=subprocess.STDOUT, check=False)  # fmt: skip
     if completed.returncode:
         raise SystemExit(f"`avlabel {' '.join(args)}` failed (exit {completed.returncode}); see {log}")
 
 
 def build_data(out: Path, seed: int) -> Path:
-    """Benchmark, label file, SAVLD, flow and audio targets of one seed (skips finished steps)."""
+    """Benchmark, SAVLD, flow and audio targets of one seed (skips finished steps)."""
     data = out / f"data-seed{seed}"
     log = out / "logs" / f"data-seed{seed}.log"
-    if not (data / "manifest.csv").is_file():
-        avlabel("synth", "--out", str(data), *SYNTH, "--seed", str(seed), "--workers", "2", log=log)
-    if not (data / "classes.txt").is_file():  # older `avlabel synth` versions wrote no label file
-        with open(data / "manifest.csv", newline="", encoding="utf-8") as handle:
-            labels = sorted({row["label"] for row in csv.DictReader(handle)})
-        (data / "classes.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    if not (data / "synth.json").is_file():
+        avlabel("synth", "--out", str(data), "--seed", str(seed), "--workers", "2", log=log)
+    if "audio_mix" not in json.loads((data / "synth.json").read_text(encoding="utf-8"))["config"]:
+        raise SystemExit(f"{data} holds a benchmark of an older `avlabel synth` (no audio mixture); choose a new --out")
     if not (data / "savld.json").is_file():
         avlabel("savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "10",
                 "-o", str(data / "savld.json"), log=log)  # fmt: skip
     # flow and targets resume on their own: rerunning them only fills what is missing.
-    avlabel("flow", "--manifest", str(data / "manifest.csv"), "--out", str(data / "flow"), "--format", "npz",
-            "--short-side", "64", "--workers", "2", log=log)  # fmt: skip
+    avlabel("flow", "--manifest", str(data / "manifest.csv"), "--out", str(data / "flow"), "--workers", "2", log=log)
     if not (data / "audio" / "targets.npz").is_file():
         # No AST weights offline: the log-mel embedder, with the benchmark's own tags as the audio labels.
+        # One window per clip: a 2 s clip is shorter than AST's 10 s window, so more would be copies.
         avlabel("targets", "--manifest", str(data / "manifest.csv"), "--savld", str(data / "savld.json"),
-                "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "10", "--windows", "4",
+                "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "10",
                 "--workers", "2", "-o", str(data / "audio"), log=log)  # fmt: skip
     return data
 
@@ -146,7 +165,7 @@ def run_variant(out: Path, data: Path, seed: int, name: str, epochs: int, views:
     if (run_dir / "eval" / "test-best" / "metrics.json").is_file():
         return run_dir
     config = out / "configs" / f"seed{seed}.yaml"
-    overrides = [item for setting in ALL_VARIANTS[name] for item in ("--set", setting)]
+    overrides = [item for setting in VARIANTS[name].overrides for item in ("--set", setting)]
     started = time.perf_counter()
     if not _finished(run_dir, epochs):
         resume = ["--resume"] if (run_dir / "checkpoints" / "last.safetensors").is_file() else []
@@ -165,22 +184,42 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return any(r.get("kind") == "val" and r.get("epoch") == epochs - 1 for r in records)  # epochs count from 0
 
 
-def _sound_kind(clip: dict, class_names: set[str]) -> str:
-    """"own" (the clip's class sound), "other class" (misleading) or "background" (noise, hum, silence)."""
-    if clip["relevant"]:
-        return "own"
-    return "other class" if clip["sound_source"] in class_names else "background"
+# ---- results: everything below reads only files the runs and the benchmark wrote -------------
+def summarize_run(run_dir: Path, synth_json: Path) -> dict:
+    """One evaluated run's numbers: fractions in [0, 1], None where they do not apply.
+
+    ``top1``/``top5``, ``dropped`` (share of audible audio dropped at test time) and
+    ``roc_auc`` (relevance score vs ground-truth relevance) come from ``avlabel eval``'s
+    ``metrics.json``; accuracy, mean relevance score and drop rate per kind of sound from its
+    ``predictions.csv`` joined with the benchmark's ``synth.json``.
+    """
+    from avlabel.evaluate.metrics import roc_auc
+
+    evaluation = run_dir / "eval" / "test-best"
+    metrics = json.loads((evaluation / "metrics.json").read_text(encoding="utf-8"))
+    kinds = {clip["video_id"]: clip["audio_kind"] for clip in json.loads(synth_json.read_text(encoding="utf-8"))["clips"]}
+    with open(evaluation / "predictions.csv", newline="", encoding="utf-8") as handle:
+        predictions = list(csv.DictReader(handle))
+    relevance = metrics.get("relevance") or {}
+    summary = {
+        "top1": metrics["top1"], "top5": metrics["top5"], "dropped": relevance.get("drop_rate"),
+        "roc_auc": (relevance.get("vs_relevant") or {}).get("roc_auc"),
+    }  # fmt: skip
+    scores: dict[str, list[float]] = {kind: [] for kind in SOUND_KINDS}
+    for kind in SOUND_KINDS:
+        rows = [row for row in predictions if kinds[row["video_id"]] == kind]
+        summary[f"top1_{kind}"] = statistics.mean(row["label"] == row["predicted"] for row in rows) if rows else None
+        audible = [row for row in rows if row["relevance"]]  # empty: no audible audio (silence), or no IMD
+        scores[kind] = [float(row["relevance"]) for row in audible]
+        summary[f"rev_{kind}"] = statistics.mean(scores[kind]) if audible else None
+        summary[f"dropped_{kind}"] = 1 - statistics.mean(float(row["audio_kept"]) for row in audible) if audible else None
+    for kind in ("background", "other"):  # can the network tell the own sound from this kind?
+        own, other = scores["own"], scores[kind]
+        summary[f"roc_auc_own_vs_{kind}"] = roc_auc(own + other, [True] * len(own) + [False] * len(other)) if own and other else None
+    return summary
 
 
-def _test_clips(run_dir: Path, data: dict[int, Path]) -> tuple[dict[str, dict], list[dict]]:
-    """The benchmark's clip records (by video id) and the run's test predictions."""
-    seed = int(run_dir.name.rsplit("-seed", 1)[1])
-    clips = {c["video_id"]: c for c in json.loads((data[seed] / "synth.json").read_text())["clips"]}
-    with open(run_dir / "eval" / "test-best" / "predictions.csv", newline="", encoding="utf-8") as handle:
-        return clips, list(csv.DictReader(handle))
-
-
-def _mean_std(values: list[float | None], scale: float = 1.0, digits: int = 2) -> str:
+def _mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
     values = [scale * v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "–"
@@ -188,104 +227,89 @@ def _mean_std(values: list[float | None], scale: float = 1.0, digits: int = 2) -
     return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
-def relevance_table(run_dirs: list[Path], data: dict[int, Path]) -> str:
-    """The relevance network of the IMD variants, mean ± std over seeds: its scores against the true
-    relevance, and separately how well it tells the clip's own sound from background sounds (a
-    judgement audio alone can make) and from another class's sound (one that needs vision)."""
-    from avlabel.evaluate.metrics import roc_auc
+def _settings(variant: Variant) -> dict[str, str]:
+    """The setting columns of a variant, read from its overrides (defaults: rgb+flow+audio, IMD, alpha 0.25, M)."""
+    values = dict(setting.split("=", 1) for setting in variant.overrides)
+    modalities = values.get("model.modalities", "[rgb,flow,audio]").strip("[]").split(",")
+    fused = "audio" in modalities and len(modalities) > 1
+    is_imd = fused and values.get("model.fusion", "imd") == "imd"
+    return {
+        "Modalities": "+".join(modalities),
+        "Fusion": values.get("model.fusion", "imd") if fused else "–",
+        "α": values.get("imd.alpha", "0.25") if is_imd else "–",
+        "M/W": values.get("imd.mode", "M") if is_imd else "–",
+        "Aug. p": values.get("imd.augment_p", "0") if fused else "–",
+    }
 
-    groups: dict[str, list[dict]] = {}
-    for run_dir in run_dirs:
-        metrics = json.loads((run_dir / "eval" / "test-best" / "metrics.json").read_text())
-        if not metrics.get("relevance"):
-            continue
-        clips, predictions = _test_clips(run_dir, data)
-        class_names = {clip["label"] for clip in clips.values()}
-        scores: dict[str, list[float]] = {"own": [], "other class": [], "background": []}
-        for row in predictions:
-            if row["relevance"]:  # empty: no audible audio in the clip
-                scores[_sound_kind(clips[row["video_id"]], class_names)].append(float(row["relevance"]))
-        separation = {}
-        for kind in ("background", "other class"):
-            own, other = scores["own"], scores[kind]
-            separation[kind] = roc_auc(own + other, [True] * len(own) + [False] * len(other))
-        groups.setdefault(run_dir.name.rsplit("-seed", 1)[0], []).append({**metrics["relevance"], "separation": separation})
 
-    header = (
-        "| Variant | mean rev | audio dropped (%) | ROC-AUC vs true relevance | precision (%) | recall (%) "
-        "| ROC-AUC own vs background sound | ROC-AUC own vs other class's sound |"
+def results_tables(summaries: dict[str, list[dict]]) -> str:
+    """The two markdown tables of ``results.md`` (mean ± sample std over the seeds of each variant)."""
+    main_header = ["Variant", "Table", "Modalities", "Fusion", "α", "M/W", "Aug. p", "Top-1", "Top-5", "Audio dropped",
+                   "Relevance ROC-AUC", *(f"Top-1, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS)]  # fmt: skip
+    lines = ["| " + " | ".join(main_header) + " |", "|" + "---|" * len(main_header)]
+    for name, runs in summaries.items():
+        variant = VARIANTS[name]
+        cells = [variant.label, variant.table, *_settings(variant).values(), _mean_std([r["top1"] for r in runs]),
+                 _mean_std([r["top5"] for r in runs]), _mean_std([r["dropped"] for r in runs]),
+                 _mean_std([r["roc_auc"] for r in runs], scale=1.0, digits=2),
+                 *(_mean_std([r[f"top1_{kind}"] for r in runs]) for kind in SOUND_KINDS)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    relevance_header = ["Variant", *(f"mean rev, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+                        *(f"dropped, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+                        "ROC-AUC own vs background", "ROC-AUC own vs other class's"]  # fmt: skip
+    relevance = ["| " + " | ".join(relevance_header) + " |", "|" + "---|" * len(relevance_header)]
+    for name, runs in summaries.items():
+        if all(r["rev_own"] is None and r["dropped_own"] is None for r in runs):
+            continue  # no relevance network and no test-time dropping (unimodal, baselines)
+        cells = [VARIANTS[name].label, *(_mean_std([r[f"rev_{kind}"] for r in runs], 1.0, 2) for kind in SOUND_KINDS),
+                 *(_mean_std([r[f"dropped_{kind}"] for r in runs]) for kind in SOUND_KINDS),
+                 _mean_std([r["roc_auc_own_vs_background"] for r in runs], 1.0, 2),
+                 _mean_std([r["roc_auc_own_vs_other"] for r in runs], 1.0, 2)]  # fmt: skip
+        relevance.append("| " + " | ".join(cells) + " |")
+    return (
+        "Test top-1 / top-5 and audio dropped in %, relevance ROC-AUC against the ground-truth `relevant` flag; "
+        "mean ± sample std over seeds.\n\n" + "\n".join(lines) + "\n\n"
+        "What the relevance network does with each kind of sound (test clips with audible audio; "
+        "mean relevance score, % of the audio dropped):\n\n" + "\n".join(relevance) + "\n"
     )
-    lines = [header, "|---" * 8 + "|"]
-    for name, items in groups.items():
-        truth = [item.get("vs_relevant") or {} for item in items]
-        lines.append(
-            f"| {name} | {_mean_std([i['mean_score'] for i in items])} | {_mean_std([i['drop_rate'] for i in items], 100, 1)} | "
-            f"{_mean_std([t.get('roc_auc') for t in truth])} | {_mean_std([t.get('precision') for t in truth], 100, 1)} | "
-            f"{_mean_std([t.get('recall') for t in truth], 100, 1)} | "
-            f"{_mean_std([i['separation']['background'] for i in items])} | {_mean_std([i['separation']['other class'] for i in items])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def accuracy_by_sound(run_dirs: list[Path], data: dict[int, Path]) -> str:
-    """Test top-1 per kind of sound in the clip (own class / another class / background), mean ± std over seeds.
-
-    This is where fusion methods differ: misleading audio (another class's sound) is what IMD is
-    meant to drop, and dropping or under-using relevant audio is what it costs.
-    """
-    kinds = ("own", "other class", "background")
-    groups: dict[str, list[dict[str, float]]] = {}
-    for run_dir in run_dirs:
-        clips, predictions = _test_clips(run_dir, data)
-        class_names = {clip["label"] for clip in clips.values()}
-        hits: dict[str, list[bool]] = {kind: [] for kind in kinds}
-        for row in predictions:
-            hits[_sound_kind(clips[row["video_id"]], class_names)].append(row["label"] == row["predicted"])
-        groups.setdefault(run_dir.name.rsplit("-seed", 1)[0], []).append({k: statistics.mean(h) for k, h in hits.items() if h})
-    lines = ["| Variant | " + " | ".join(f"top-1, {kind} sound (%)" for kind in kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
-    for variant, seeds in groups.items():
-        lines.append(f"| {variant} | " + " | ".join(_mean_std([s.get(kind) for s in seeds], 100, 1) for kind in kinds) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic"), help="experiment folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--views", default="3x4", help="test views, crops x clips")
     parser.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one CPU thread each)")
-    parser.add_argument("--only", nargs="+", choices=sorted(ALL_VARIANTS), help="run only these variants")
-    parser.add_argument("--no-investigation", action="store_true", help="skip the follow-up variants")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run only these variants")
+    parser.add_argument("--quick", action="store_true", help=f"seed 0 and {', '.join(QUICK)} only (a few minutes)")
     args = parser.parse_args()
 
+    started = time.perf_counter()
     out = args.out.resolve()
     for folder in ("logs", "configs", "runs"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    names = args.only or list(VARIANTS if args.no_investigation else ALL_VARIANTS)
+    seeds = [args.seeds[0]] if args.quick else args.seeds
+    names = list(QUICK) if args.quick else (args.only or list(VARIANTS))
     data = {}
-    for seed in args.seeds:
+    for seed in seeds:
         data[seed] = build_data(out, seed)
         (out / "configs" / f"seed{seed}.yaml").write_text(BASE_CONFIG.format(data=data[seed], epochs=args.epochs, seed=seed))
-    jobs = [(seed, name) for seed in args.seeds for name in names]
+    jobs = [(seed, name) for seed in seeds for name in names]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         run_dirs = list(pool.map(lambda job: run_variant(out, data[job[0]], job[0], job[1], args.epochs, args.views), jobs))
+    avlabel("report", *map(str, run_dirs), "-o", str(out / "table_runs.md"), log=out / "logs" / "report.log")
 
-    report_log = out / "logs" / "report.log"
-    sections = []
-    for title, group in (("Paper variants", VARIANTS), ("Follow-ups", INVESTIGATION)):
-        dirs = [run_dir for (seed, name), run_dir in zip(jobs, run_dirs) if name in group]
-        if not dirs:
-            continue
-        table = out / f"table_{'main' if group is VARIANTS else 'followups'}.md"
-        avlabel("report", *map(str, dirs), "--group", "-o", str(table), log=report_log)
-        sections.append(f"## {title}\n\n{table.read_text()}")
-    avlabel("report", *map(str, run_dirs), "-o", str(out / "table_runs.md"), log=report_log)
+    summaries: dict[str, list[dict]] = {}
+    for (seed, name), run_dir in zip(jobs, run_dirs, strict=True):
+        summaries.setdefault(name, []).append(summarize_run(run_dir, data[seed] / "synth.json"))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     results = (
-        f"# Synthetic experiment ({len(args.seeds)} seeds: {' '.join(map(str, args.seeds))}; {args.epochs} epochs; "
-        f"test views {args.views})\n\n" + "\n".join(sections)
-        + f"\n## Relevance network (IMD variants)\n\n{relevance_table(run_dirs, data)}"
-        + f"\n## Test top-1 by the sound in the clip\n\n{accuracy_by_sound(run_dirs, data)}"
+        f"# Synthetic experiment: {len(seeds)} seed(s) ({' '.join(map(str, seeds))}), {args.epochs} epochs, "
+        f"test views {args.views}\n\n{results_tables(summaries)}\n"
+        f"This invocation: {(time.perf_counter() - started) / 60:.1f} min wall, "
+        f"{(children.ru_utime + children.ru_stime) / 60:.1f} min CPU in avlabel processes "
+        f"({args.jobs} job(s) at a time; finished work from earlier invocations is not counted).\n"
     )
     (out / "results.md").write_text(results, encoding="utf-8")
     print(results)

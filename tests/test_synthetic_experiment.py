@@ -1,0 +1,119 @@
+"""examples/synthetic_experiment.py: its variants are valid configs, and its tables are assembled
+correctly from evaluated runs (fixture runs written by hand in the files `avlabel eval` writes)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from avlabel.train.config import load_config
+
+SCRIPT = Path(__file__).parents[1] / "examples" / "synthetic_experiment.py"
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    spec = importlib.util.spec_from_file_location("synthetic_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.mark.parametrize("name", ["rgb", "audio", "imd_flow", "late_concat", "drop_pathway", "imd_aug_a0.75", "imd_aug_W"])
+def test_every_variant_is_a_valid_config_and_its_columns_say_what_it_trains(experiment, tmp_path, name):
+    path = tmp_path / "seed0.yaml"
+    path.write_text(experiment.BASE_CONFIG.format(data=tmp_path, epochs=16, seed=0))
+    variant = experiment.VARIANTS[name]
+    config = load_config(path, list(variant.overrides))
+    settings = experiment._settings(variant)
+    assert settings["Modalities"] == "+".join(config.model.modalities)
+    fused = "audio" in config.model.modalities and len(config.model.modalities) > 1
+    assert settings["Fusion"] == (config.model.fusion if fused else "–")
+    if fused and config.model.fusion == "imd":
+        assert (float(settings["α"]), settings["M/W"]) == (config.imd.alpha, config.imd.mode)
+    else:
+        assert settings["α"] == settings["M/W"] == "–"
+    assert settings["Aug. p"] == (f"{config.imd.augment_p:g}" if fused else "–")
+
+
+def test_quick_mode_runs_a_subset_of_the_variants(experiment):
+    assert set(experiment.QUICK) == {"visual", "late_concat", "gmu", "imd"} <= set(experiment.VARIANTS)
+
+
+# Six test clips: two of each kind of sound. "silent" carries a background without audible audio.
+CLIPS = [("a", "own"), ("b", "own"), ("c", "other"), ("d", "other"), ("e", "background"), ("silent", "background")]
+
+
+def _write_run(root: Path, name: str, correct: set[str], relevance: dict[str, tuple[float, float]] | None, top5: float) -> Path:
+    """A run directory as `avlabel eval` leaves it: metrics.json and predictions.csv in eval/test-best."""
+    evaluation = root / "runs" / name / "eval" / "test-best"
+    evaluation.mkdir(parents=True)
+    with open(evaluation / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video_id", "label", "predicted", "probability", "top5", "relevance", "audio_kept", "relevance_target"])
+        for video_id, _ in CLIPS:
+            score, kept = (relevance or {}).get(video_id, ("", ""))
+            writer.writerow([video_id, "x", "x" if video_id in correct else "y", "0.9", "x;y", score, kept, ""])
+    metrics = {"top1": len(correct) / len(CLIPS), "top5": top5, "relevance": None}
+    if relevance:
+        metrics["relevance"] = {"drop_rate": 0.4, "mean_score": 0.5, "vs_relevant": {"roc_auc": 0.75}}
+    (evaluation / "metrics.json").write_text(json.dumps(metrics))
+    return evaluation.parents[1]
+
+
+@pytest.fixture
+def fixture_runs(tmp_path):
+    synth = tmp_path / "synth.json"
+    synth.write_text(json.dumps({"clips": [{"video_id": v, "audio_kind": kind} for v, kind in CLIPS]}))
+    imd_relevance = {"a": (0.9, 1.0), "b": (0.2, 0.0), "c": (0.6, 0.5), "d": (0.1, 0.0), "e": (0.05, 0.0)}
+    runs = {
+        "imd": [_write_run(tmp_path, "imd-seed0", {"a", "b", "c", "e"}, imd_relevance, 1.0),
+                _write_run(tmp_path, "imd-seed1", {"a", "c", "d", "e", "silent"}, imd_relevance, 0.5)],
+        "visual": [_write_run(tmp_path, "visual-seed0", {"a", "c"}, None, 1.0)],
+    }  # fmt: skip
+    return synth, runs
+
+
+def test_a_run_is_summarised_per_kind_of_sound(experiment, fixture_runs):
+    synth, runs = fixture_runs
+    summary = experiment.summarize_run(runs["imd"][0], synth)
+    assert summary["top1"] == pytest.approx(4 / 6) and summary["top5"] == 1.0
+    assert (summary["dropped"], summary["roc_auc"]) == (0.4, 0.75)
+    assert (summary["top1_own"], summary["top1_other"], summary["top1_background"]) == (1.0, 0.5, 0.5)
+    # Relevance per kind over clips with audible audio only ("silent" has none).
+    assert summary["rev_own"] == pytest.approx(0.55) and summary["rev_background"] == pytest.approx(0.05)
+    assert (summary["dropped_own"], summary["dropped_other"], summary["dropped_background"]) == (0.5, 0.75, 1.0)
+    # own {0.9, 0.2} vs background {0.05}: every own score is higher; vs other {0.6, 0.1}: 3 of 4 pairs.
+    assert summary["roc_auc_own_vs_background"] == 1.0 and summary["roc_auc_own_vs_other"] == 0.75
+    visual = experiment.summarize_run(runs["visual"][0], synth)
+    assert visual["dropped"] is None and visual["rev_own"] is None and visual["roc_auc_own_vs_other"] is None
+
+
+def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
+    synth, runs = fixture_runs
+    summaries = {name: [experiment.summarize_run(run, synth) for run in dirs] for name, dirs in runs.items()}
+    text = experiment.results_tables(summaries)
+    main, relevance = text.split("What the relevance network does")
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in main.splitlines() if line.startswith("| ")}
+    imd, visual = rows["IMD"], rows["RGB + flow (vision only)"]
+    header = rows["Variant"]
+    column = {name: index for index, name in enumerate(header)}
+    top1 = [100 * 4 / 6, 100 * 5 / 6]
+    assert imd[column["Top-1"]] == f"{statistics.mean(top1):.1f} ± {statistics.stdev(top1):.1f}"
+    assert imd[column["Top-5"]] == "75.0 ± 35.4"
+    assert imd[column["Relevance ROC-AUC"]] == "0.75 ± 0.00"
+    assert imd[column["Top-1, own sound"]] == "75.0 ± 35.4"  # 100% and 50%
+    assert [imd[column[key]] for key in ("Modalities", "Fusion", "α", "M/W", "Aug. p")] == ["rgb+flow+audio", "imd", "0.25", "M", "0"]
+    assert visual[column["Top-1"]] == "33.3"  # one seed: no spread
+    assert [visual[column[key]] for key in ("Fusion", "Audio dropped", "Relevance ROC-AUC")] == ["–", "–", "–"]
+    # The relevance table lists only variants with a relevance network.
+    relevance_rows = [line for line in relevance.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0].lstrip("| ") for row in relevance_rows[1:]] == ["IMD"]  # after the header
