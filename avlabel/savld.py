@@ -126,6 +126,7 @@ def build_savld(
     backend: str = "bert",
     model: str | None = None,
     vectors: str | None = None,
+    trust_vectors: bool = False,
     device: str | None = None,
     video_template: str | None = None,
     audio_template: str | None = None,
@@ -141,6 +142,8 @@ def build_savld(
         backend: Name in :data:`avlabel.embed.BACKENDS` (``bert``, ``glove``, ``word2vec``).
         model: Sentence model directory or hub id (``bert``).
         vectors: Word-vector file or gensim-data name (``glove``, ``word2vec``).
+        trust_vectors: Allow vectors whose loading runs code: gensim pickles (``.kv``,
+            ``.model``, ...) and gensim-data names (see :mod:`avlabel.embed.word_vectors`).
         device: Torch device for sentence models.
         video_template: Optional prompt for video phrases, e.g. ``"a video of {}"``.
         audio_template: Optional prompt for audio phrases, e.g. ``"the sound of {}"``.
@@ -156,7 +159,7 @@ def build_savld(
     _validate_request(audio, k, metric)
     validate_template(video_template, "--video-template")
     validate_template(audio_template, "--audio-template")
-    embedder = create_embedder(backend, model=model, vectors=vectors, device=device)
+    embedder = create_embedder(backend, model=model, vectors=vectors, device=device, trust_vectors=trust_vectors)
     video_emb = embed_label_set(video, embedder, video_template, use_cache=use_cache)
     audio_emb = embed_label_set(audio, embedder, audio_template, use_cache=use_cache)
     if video_emb.without_vector:

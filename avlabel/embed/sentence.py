@@ -210,8 +210,10 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32), [[] for _ in texts]
 
 
-def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None):
+def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
+                             trust_vectors: bool = False):  # fmt: skip
     """Registry factory for ``bert``."""
-    if vectors is not None:
-        raise AvlabelError("--vectors is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
+    if vectors is not None or trust_vectors:
+        option = "--vectors" if vectors is not None else "--trust-vectors"
+        raise AvlabelError(f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
     return SentenceEmbedder(model=model, device=device)
