@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel._io import atomic_write_json, atomic_write_text, file_lock
 from avlabel.errors import AvlabelError
 
 HEADER = "audio_cache.json"
@@ -154,7 +154,9 @@ class AudioCacheWriter:
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = _acquire_lock(self.directory / _LOCK)
+        self._lock = file_lock(
+            self.directory / _LOCK, busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish"
+        )
         wanted = {
             "format": _FORMAT,
             "version": _VERSION,
@@ -304,20 +306,6 @@ def _without_source(value):
     # Where a checkpoint was loaded from is provenance, not identity: a moved directory (or a hub
     # id vs. its local copy) still produces the same rows, which the fingerprint tells.
     return {k: v for k, v in value.items() if k != "source"} if isinstance(value, dict) else value
-
-
-def _acquire_lock(path: Path):
-    handle = open(path, "a+")
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks, single-writer by convention
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise AvlabelError(f"another process is writing the audio cache in {path.parent}; wait for it to finish") from None
-    return handle
 
 
 def _one_line(text: str) -> str:
