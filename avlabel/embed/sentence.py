@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avlabel._io import quiet_torch_loading
 from avlabel.embed.cache import path_fingerprint
 from avlabel.errors import AvlabelError
 
@@ -140,7 +141,10 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
         layout = _pooled_layout(Path(source)) if Path(source).is_dir() else None
         if layout is not None:
             return _PooledEncoder(Path(source), *layout, device=device)
-        return _load_with_sentence_transformers(source, device)
+        with quiet_torch_loading():
+            return _load_with_sentence_transformers(source, device)
+    except AvlabelError:
+        raise
     except Exception as error:  # hub, I/O and config errors all mean "cannot load"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(

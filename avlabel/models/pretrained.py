@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avlabel.errors import AvlabelError
+from avlabel._io import load_tensors
+from avlabel.errors import AvlabelError, reading
 
 _logger = logging.getLogger(__name__)
 
@@ -233,17 +234,14 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is a JAX .npz checkpoint; pass timm_name= (e.g. vit_base_patch16_224.augreg_in21k) "
             f"so timm can convert it"
         )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    fix = "re-download it or pass a .safetensors / .pth file saved with torch.save(state_dict)"
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
+        with reading(f"checkpoint {path}", fix, also=(SafetensorError,)):
             return load_file(str(path), device="cpu")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt files raise many different types
-        raise AvlabelError(
-            f"cannot read checkpoint {path} ({_first_line(error)}); re-download it or pass a .safetensors / "
-            f".pth file saved with torch.save(state_dict)"
-        ) from error
+    checkpoint = load_tensors(path, f"checkpoint {path}", fix)
     if not isinstance(checkpoint, dict):
         raise AvlabelError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict")
     return checkpoint

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avlabel import __version__
-from avlabel._io import atomic_path
+from avlabel._io import atomic_path, load_tensors
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet
 
@@ -131,13 +131,13 @@ def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_training_state(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``.state.pt`` beside ``weights_path``, checked to belong to the same save."""
-    import torch
-
     weights_path = Path(weights_path)
     state_path = weights_path.with_name(weights_path.name[: -len(_WEIGHTS_SUFFIX)] + _STATE_SUFFIX)
     if not state_path.is_file():
         raise AvlabelError(f"training state {state_path} not found next to {weights_path.name}; cannot resume from weights alone")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    state = load_tensors(state_path, f"training state {state_path}", "resume from a checkpoint `avlabel train` wrote")
+    if not isinstance(state, dict):
+        raise AvlabelError(f"training state {state_path} holds a {type(state).__name__}, not a training state; resume from another checkpoint")
     if state.get("checkpoint_id") != read_metadata(weights_path).get("checkpoint_id"):
         raise AvlabelError(
             f"{weights_path.name} and {state_path.name} come from different saves (interrupted while writing); "
