@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avlabel._checks import check_output_dir
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
 from avlabel.evaluate.multiview import MultiViewResult, ViewGrid
@@ -57,7 +58,7 @@ class _ClipSettings:
 
 def _clip_settings(loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, audio_dir: str | os.PathLike[str] | None) -> _ClipSettings:
     config = loaded.train_config
-    run_dir = _run_dir_of(loaded.checkpoint_path, loaded)
+    run_dir = _run_dir_of(loaded.checkpoint_path, loaded.checkpoint_path)
     if config is None and run_dir is not None:  # a checkpoint file inside a run directory
         from avlabel.train.config import load_config
 
@@ -190,6 +191,7 @@ def _clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audi
     from avlabel.train.items import ClipAudio
 
     cache = AudioCache(audio_dir)
+    cache.check_sources(manifest, manifest.path, fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)")
     if cache.dim != loaded.model_config.audio_dim:
         raise AvlabelError(
             f"the audio cache {audio_dir} holds {cache.dim}-d embeddings but the model expects {loaded.model_config.audio_dim}-d; "
@@ -297,19 +299,20 @@ def evaluate_run(
     from avlabel.data.manifest import read_manifest
     from avlabel.evaluate.metrics import json_safe
     from avlabel.evaluate.report import eval_dir
-    from avlabel.train.checkpoint import load_run
+    from avlabel.train.checkpoint import load_run, resolve_checkpoint
 
     views = views or ViewGrid()
     device = torch.device(device)
-    loaded = load_run(run, checkpoint=checkpoint, device=str(device))
-    run_dir = _run_dir_of(Path(run), loaded)
+    weights = resolve_checkpoint(run, checkpoint)
+    run_dir = _run_dir_of(Path(run), weights)
     if not Path(run).is_dir():  # a checkpoint file: name the results after it, not after --checkpoint
-        checkpoint = loaded.checkpoint_path.name.split(".")[0]
+        checkpoint = weights.name.split(".")[0]
     if output_dir is None:
         if run_dir is None:
             raise AvlabelError(f"{run} is a checkpoint file outside a run directory; pass -o DIR for the results")
         output_dir = eval_dir(run_dir, split, checkpoint)
-    output_dir = Path(output_dir)
+    output_dir = check_output_dir(output_dir, "-o")
+    loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     settings = _clip_settings(loaded, flow_dir, audio_dir)
     label_set = _model_label_set(loaded)
     rows = read_manifest(manifest, check_files=False).split(split)
@@ -319,12 +322,13 @@ def evaluate_run(
     if not loaded.model_config.visual_modalities:
         views = ViewGrid(spatial_crops=1, temporal_clips=views.temporal_clips)  # audio has no crops
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     error_log = output_dir / "skipped.tsv"
-    error_log.unlink(missing_ok=True)  # the dataset appends; start this evaluation's list afresh
     clips = _clip_dataset(loaded, rows, label_set, views, settings, error_log)
     audio = _clip_audio(loaded, rows, label_set, settings.audio_dir) if loaded.model_config.has_audio else None
     items = ViewItems(clips, audio, labels, video_ids, views)
+    # Only now that every input passed its checks: a refused evaluation leaves no empty folder.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    error_log.unlink(missing_ok=True)  # the dataset appends; start this evaluation's list afresh
     result, skipped = _run_model(loaded, items, views, device, batch_size, workers, progress, f"eval {split}")
 
     evaluated = result.evaluated
@@ -342,11 +346,11 @@ def evaluate_run(
     return json_safe(metrics)
 
 
-def _run_dir_of(run: Path, loaded: LoadedRun) -> Path | None:
-    """The run directory ``run`` names, or the one its checkpoint file sits in (None for a loose file)."""
+def _run_dir_of(run: Path, weights: Path) -> Path | None:
+    """The run directory ``run`` names, or the one its checkpoint file ``weights`` sits in (None for a loose file)."""
     if run.is_dir():
         return run
-    candidate = loaded.checkpoint_path.parent.parent  # RUN_DIR/checkpoints/x.safetensors
+    candidate = weights.parent.parent  # RUN_DIR/checkpoints/x.safetensors
     return candidate if (candidate / "config.yaml").is_file() else None
 
 
