@@ -14,6 +14,8 @@ On-disk layout (``DIR`` is the ``-o`` directory of ``avlabel targets``)::
     DIR/audio_status.u8       uint8, shape (rows,): AudioStatus code (0 OK, 1 no audio stream,
                               2 empty window, 3 silent window); has_audio = (status == 0)
     DIR/audio_bad_items.tsv   video_id, path, reason of the items the last run could not read
+    DIR/audio_sources.tsv     the file each video was computed from (name, size, bounds, manifest);
+                              see avlabel.data.sources: readers refuse another dataset's videos
     DIR/.audio_cache.lock     advisory lock held by the writing process
 
 ``audio_cache.json`` holds ``rows`` and ``index_bytes`` (how much of the data files and of the
@@ -63,6 +65,7 @@ EMBEDDING = "audio_embedding.f16"
 PROBS = "audio_probs.f16"
 STATUS = "audio_status.u8"
 BAD_ITEMS = "audio_bad_items.tsv"
+SOURCES = "audio_sources.tsv"
 _LOCK = ".audio_cache.lock"
 _FORMAT = "avlabel-audio-cache"
 _VERSION = 1
@@ -119,6 +122,13 @@ class AudioCache:
             raise ValueError(f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}")
         first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
         return np.where(first >= 0, first + windows, -1)
+
+    def check_sources(self, records: Sequence, manifest: str | os.PathLike[str] | None, fix: str) -> None:
+        """Refuse if cached videos of ``records`` were computed from other files (see :mod:`avlabel.data.sources`)."""
+        from avlabel.data.sources import check_sources
+
+        cached = [record for record in records if record.video_id in self]
+        check_sources(self.directory / SOURCES, cached, manifest, store=f"audio cache {self.directory}", fix=fix)
 
     def read(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and audio flags of ``rows`` (``-1`` rows read as zero and no audio).

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from avlabel._io import atomic_path, atomic_write_json
-from avlabel.audio.cache import AudioCache
+from avlabel.audio.cache import HEADER, AudioCache
 from avlabel.audio.decode import WINDOW_SECONDS, AudioStatus
 from avlabel.audio.embedders import build_embedder
 from avlabel.audio.extract import extract_audio
@@ -96,13 +96,17 @@ def make_targets(
         untagged = [video_id for video_id in video_class if video_id not in given.labels]
         if untagged:
             raise AvlabelError(f"{len(untagged)} manifest videos have no row in {tags} (e.g. {untagged[0]!r}); tag every video or drop them")
+    if (output / HEADER).is_file():  # reusing a cache: its videos must be this manifest's files
+        AudioCache(output).check_sources(
+            records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
+        )
     model = build_embedder(embedder, ast, device)
     if model.labels is not None:
         from avlabel.audio.ast import check_label_order
 
         check_label_order(model.labels, table.audio, source=f"the AST checkpoint {model.source}")
 
-    summary = extract_audio(records, output, model, num_windows, window_seconds, workers, batch_size, progress)
+    summary = extract_audio(records, output, model, num_windows, window_seconds, workers, batch_size, progress, manifest=manifest)
     cache = AudioCache(output)
     has_audio = cache.has_audio
     audio_sets = top_labels(cache.probs, ya, has_audio) if given is None else tag_sets(cache.video_ids, given, has_audio)

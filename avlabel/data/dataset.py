@@ -119,7 +119,7 @@ class VideoClipDataset(Dataset):
         if "flow" in self.modalities:
             if flow_dir is not None:
                 self.flow_store = FlowStore(flow_dir)
-                self.flow_store.check_covers(self.records)
+                self.flow_store.check_covers(self.records, manifest.path)
             elif not flow_on_the_fly:
                 raise AvlabelError("flow was requested: pass flow_dir (from `avlabel flow`) or flow_on_the_fly=True")
         self._cached_clip: tuple[tuple[int, int], dict] | None = None  # test mode: crops of one clip share decoding

@@ -205,6 +205,10 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
 
     audio = config.audio
     cache = AudioCache(audio.cache)
+    cache.check_sources(
+        [*train_manifest, *val_manifest], config.data.manifest,
+        fix=f"set audio.cache to the cache built for data.manifest (avlabel targets --manifest {config.data.manifest} -o DIR)",
+    )  # fmt: skip
     targets = RelevanceTargets.load(audio.cache)
     meta = targets.meta
     where = f"the relevance targets in {audio.cache}"
