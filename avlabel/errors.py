@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import pickle
 import zipfile
 from collections.abc import Iterator
@@ -55,8 +56,10 @@ def reading(what: str, fix: str, also: tuple[type[BaseException], ...] = ()) -> 
             f"refused to load {what}: it holds pickled Python objects, not only tensors, and loading them could run code"
             f"{f' ({refused})' if refused else ''}; {fix}"
         ) from None
+    except json.JSONDecodeError as error:
+        raise AvlabelError(f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}") from None
     except (OSError, EOFError, ValueError, csv.Error, zipfile.BadZipFile, *also) as error:
-        # ValueError covers json.JSONDecodeError and numpy's format errors.
+        # ValueError also covers numpy's format errors.
         reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
         raise AvlabelError(f"cannot read {what}: {reason}; {fix}") from None
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures
 from avlabel._io import atomic_path, atomic_write_json
-from avlabel.audio.cache import HEADER, AudioCache
+from avlabel.audio.cache import BAD_ITEMS, HEADER, AudioCache
 from avlabel.audio.decode import WINDOW_SECONDS, AudioStatus
 from avlabel.audio.embedders import build_embedder
 from avlabel.audio.extract import extract_audio
@@ -56,6 +58,7 @@ def make_targets(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
+    warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
 ) -> dict:
     """Run the whole job; returns the report (also written to ``output/report.json``).
 
@@ -75,6 +78,8 @@ def make_targets(
         batch_size: videos per model batch.
         device: torch device for the filterbank and the embedder.
         progress: show progress on stderr.
+        warn_failed_share: warn (:class:`~avlabel.errors.AvlabelWarning`) when more than this
+            share of the videos cannot be read; all of them failing is an error.
     """
     from avlabel.data.manifest import read_manifest
     from avlabel.savld import load_savld
@@ -89,17 +94,26 @@ def make_targets(
     k = _check_k(k, table.k)
     if tags is None and embedder != "ast":
         raise AvlabelError(f"the {embedder!r} embedder predicts no audio labels; pass --tags FILE or use --embedder ast")
-    if tags is None and not 1 <= ya <= len(table.audio):
+    if not 1 <= ya <= len(table.audio):
         raise AvlabelError(f"--ya must be between 1 and {len(table.audio)} (audio labels of the SAVLD), got {ya}")
     given = read_tags(tags, table.audio) if tags is not None else None
     if given is not None:
         untagged = [video_id for video_id in video_class if video_id not in given.labels]
         if untagged:
             raise AvlabelError(f"{len(untagged)} manifest videos have no row in {tags} (e.g. {untagged[0]!r}); tag every video or drop them")
-    if (output / HEADER).is_file():  # reusing a cache: its videos must be this manifest's files
-        AudioCache(output).check_sources(
+    existing = AudioCache(output) if (output / HEADER).is_file() else None
+    if existing is not None:  # reusing a cache: its videos must be this manifest's files
+        existing.check_sources(
             records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
         )
+    if existing is None or not any(video_id in existing for video_id in video_class):
+        missing = [record for record in records if not record.path.is_file()]
+        if len(missing) == len(records):  # every video would fail: say so before loading a model or writing anything
+            raise AvlabelError(
+                f"none of the {len(records)} videos of {manifest} exists (e.g. {missing[0].path}); "
+                "fix the paths in the manifest (relative ones resolve against its folder)"
+            )
+    created = not output.exists()
     model = build_embedder(embedder, ast, device)
     if model.labels is not None:
         from avlabel.audio.ast import check_label_order
@@ -107,6 +121,10 @@ def make_targets(
         check_label_order(model.labels, table.audio, source=f"the AST checkpoint {model.source}")
 
     summary = extract_audio(records, output, model, num_windows, window_seconds, workers, batch_size, progress, manifest=manifest)
+    if created and summary.computed == 0 and len(summary.bad) == summary.items:
+        shutil.rmtree(output, ignore_errors=True)  # an empty cache and an error list: not worth leaving behind
+    check_failures([(video_id, reason) for video_id, _, reason in summary.bad], summary.items, what="videos",
+                   listed_in=output / BAD_ITEMS, warn_share=warn_failed_share)  # fmt: skip
     cache = AudioCache(output)
     has_audio = cache.has_audio
     audio_sets = top_labels(cache.probs, ya, has_audio) if given is None else tag_sets(cache.video_ids, given, has_audio)

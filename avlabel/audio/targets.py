@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from avlabel._io import atomic_path, atomic_write_json
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 OVERLAPS = ("iou", "dice")
 TARGETS_JSON = "targets.json"
@@ -111,7 +111,8 @@ def read_tags(path: str | os.PathLike[str], audio_labels) -> AudioTags:
         raise AvlabelError(f"tags file not found: {path}")
     labels: dict[str, tuple[int, ...]] = {}
     relevant: dict[str, int] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    fix = "save it as a UTF-8 CSV with the columns video_id,audio_labels[,relevant]"
+    with reading(f"tags file {path}", fix), open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"video_id", "audio_labels"} <= set(reader.fieldnames):
             raise AvlabelError(f"{path} must have the columns video_id,audio_labels[,relevant]; found {reader.fieldnames}")
@@ -211,8 +212,9 @@ class RelevanceTargets:
         directory = Path(directory)
         if not (directory / TARGETS_JSON).is_file() or not (directory / TARGETS_NPZ).is_file():
             raise AvlabelError(f"no relevance targets in {directory}; compute them with: avlabel targets ... -o {directory}")
-        meta = json.loads((directory / TARGETS_JSON).read_text(encoding="utf-8"))
-        with np.load(directory / TARGETS_NPZ) as arrays:
-            audio_sets, class_sets, row_class = arrays["audio_sets"], arrays["class_sets"], arrays["row_class"]
-        overlap, num_labels = meta.pop("overlap"), meta.pop("num_labels")
+        with reading(f"relevance targets in {directory}", f"recompute them with: avlabel targets ... -o {directory}", also=(KeyError,)):
+            meta = json.loads((directory / TARGETS_JSON).read_text(encoding="utf-8"))
+            with np.load(directory / TARGETS_NPZ, allow_pickle=False) as arrays:
+                audio_sets, class_sets, row_class = arrays["audio_sets"], arrays["class_sets"], arrays["row_class"]
+            overlap, num_labels = meta.pop("overlap"), meta.pop("num_labels")
         return cls(audio_sets, class_sets, row_class, num_labels, overlap, meta)

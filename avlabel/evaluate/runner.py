@@ -312,10 +312,10 @@ def evaluate_run(
             raise AvlabelError(f"{run} is a checkpoint file outside a run directory; pass -o DIR for the results")
         output_dir = eval_dir(run_dir, split, checkpoint)
     output_dir = check_output_dir(output_dir, "-o")
+    rows = read_manifest(manifest, check_files=False).split(split)  # before the model loads: a typo fails at once
     loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     settings = _clip_settings(loaded, flow_dir, audio_dir)
     label_set = _model_label_set(loaded)
-    rows = read_manifest(manifest, check_files=False).split(split)
     _check_known_classes(rows, label_set, f"the {split!r} split of {manifest}")
     video_ids = [record.video_id for record in rows]
     labels = np.array([label_set.index(record.label) for record in rows], dtype=np.int64)
@@ -460,13 +460,14 @@ def predict_video(
     """
     import torch
 
+    from avlabel._checks import check_input_file
+    from avlabel.data.decode import open_container
     from avlabel.data.manifest import ClipRecord, Manifest
     from avlabel.train.checkpoint import load_run
 
     views = views or ViewGrid()
-    video = Path(video)
-    if not video.is_file():
-        raise AvlabelError(f"video not found: {video}")
+    video = check_input_file(video, "video", "pass a video file")
+    open_container(video).close()  # unreadable or not media: one line before the model loads
     device = torch.device(device)
     loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     settings = _clip_settings(loaded, None, audio_dir)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 Modality = Literal["rgb", "flow", "audio"]
 
@@ -184,7 +184,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise AvlabelError(f"config file {path} not found; pass the path of a YAML file (see examples/)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with reading(f"config file {path}", "save it as UTF-8 YAML"):
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise AvlabelError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if raw is None:
