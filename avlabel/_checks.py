@@ -8,8 +8,9 @@ One helper per question, so that every command asks it the same way and says the
   existing folder), so read-only mounts, ACLs and root's bypass of permission bits all answer
   truthfully.
 * :func:`check_input_file`: does this input exist, and is it a file?
-* :func:`check_failures`: a long job whose every item failed is an error; one where many
-  failed is a loud warning.
+* :func:`check_media_exist` and :func:`check_failures`: a long job whose every item fails is
+  an error (said before anything is written when no file exists at all); one where many fail
+  is a loud warning.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ def check_input_file(path: str | os.PathLike[str], what: str, fix: str) -> Path:
     if not path.is_file():
         raise AvlabelError(f"{what} not found: {path}; {fix}")
     return path
+
+
+def check_media_exist(records: Sequence, manifest: str | os.PathLike[str] | None) -> None:
+    """Raise when not one of ``records``' files exists: every item of the job would fail."""
+    if records and not any(Path(record.path).is_file() for record in records):
+        example = Path(records[0].path)
+        state = "is a folder" if example.is_dir() else "does not exist"
+        raise AvlabelError(
+            f"none of the {len(records)} videos of {manifest or 'the manifest'} is a file ({example} {state}); "
+            "fix the paths in the manifest (relative ones resolve against its folder)"
+        )
 
 
 def check_failures(failed: Sequence[tuple[str, str]], total: int, *, what: str, listed_in: str | os.PathLike[str],

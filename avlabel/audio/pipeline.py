@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures
+from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_path, atomic_write_json
 from avlabel.audio.cache import BAD_ITEMS, HEADER, AudioCache
 from avlabel.audio.decode import WINDOW_SECONDS, AudioStatus
@@ -107,12 +107,7 @@ def make_targets(
             records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
         )
     if existing is None or not any(video_id in existing for video_id in video_class):
-        missing = [record for record in records if not record.path.is_file()]
-        if len(missing) == len(records):  # every video would fail: say so before loading a model or writing anything
-            raise AvlabelError(
-                f"none of the {len(records)} videos of {manifest} exists (e.g. {missing[0].path}); "
-                "fix the paths in the manifest (relative ones resolve against its folder)"
-            )
+        check_media_exist(records.records, manifest)  # all would fail: say so before loading a model or writing
     created = not output.exists()
     model = build_embedder(embedder, ast, device)
     if model.labels is not None:

@@ -71,9 +71,11 @@ class _RootGroup(click.Group):
                 return super().invoke(ctx)
         except AvlabelError as error:
             _fail(ctx, str(error))
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `avlabel data` alone: click prints the group's help
         except click.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else ctx.command_path
-            _fail(ctx, f"{error.format_message()}; see '{command} --help'")
+            _fail(ctx, f"{error.format_message().rstrip('.')}; see '{command} --help'")
         except OSError as error:
             where = f": {error.filename}" if error.filename else ""
             _fail(ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun")

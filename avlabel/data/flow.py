@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from avlabel import __version__
-from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures
+from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_write_json, atomic_write_text, file_lock
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.sources import append_sources, check_sources, source_lines
@@ -398,12 +398,7 @@ def run_flow(
     out = Path(out)
     records = list({record.video_id: record for record in manifest}.values())
     if not any(_output_path(out, record.video_id, config.format).exists() for record in records):
-        missing = [record for record in records if not record.path.is_file()]
-        if missing and len(missing) == len(records):  # all would fail: say so before creating anything
-            raise AvlabelError(
-                f"none of the {len(records)} videos of {manifest.path or 'the manifest'} exists (e.g. {missing[0].path}); "
-                "fix the paths in the manifest (relative ones resolve against its folder)"
-            )
+        check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive_writer(out):

@@ -326,6 +326,8 @@ def evaluate_run(
     clips = _clip_dataset(loaded, rows, label_set, views, settings, error_log)
     audio = _clip_audio(loaded, rows, label_set, settings.audio_dir) if loaded.model_config.has_audio else None
     items = ViewItems(clips, audio, labels, video_ids, views)
+    tags_path = Path(tags) if tags is not None else _default_tags(Path(manifest))
+    relevant = _relevant_flags(tags_path, video_ids)
     # Only now that every input passed its checks: a refused evaluation leaves no empty folder.
     output_dir.mkdir(parents=True, exist_ok=True)
     error_log.unlink(missing_ok=True)  # the dataset appends; start this evaluation's list afresh
@@ -334,8 +336,7 @@ def evaluate_run(
     evaluated = result.evaluated
     if not evaluated.any():
         raise AvlabelError(f"none of the {len(rows)} videos of split {split!r} could be decoded; see {error_log}")
-    tags_path = Path(tags) if tags is not None else _default_tags(Path(manifest))
-    metrics = _metrics(loaded, result, labels, video_ids, _relevant_flags(tags_path, video_ids), target_threshold)
+    metrics = _metrics(loaded, result, labels, video_ids, relevant, target_threshold)
     metrics.update(
         run=str(run_dir or run), checkpoint=str(loaded.checkpoint_path), checkpoint_tag=checkpoint,
         manifest=str(Path(manifest).resolve()), manifest_sha256=rows.sha256, split=split, views=str(views),

@@ -153,7 +153,7 @@ def test_every_video_failing_is_an_error_and_leaves_nothing_behind(tmp_path):
         run_flow(manifest, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
     missing = Manifest([ClipRecord("gone", tmp_path / "gone.mp4", "whistling", "train")], tmp_path / "m.csv")
-    with pytest.raises(AvlabelError, match=r"none of the 1 videos of .*m\.csv exists \(e\.g\. .*gone\.mp4\); fix the paths"):
+    with pytest.raises(AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"):
         run_flow(missing, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
 
