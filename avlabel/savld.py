@@ -28,7 +28,7 @@ import numpy as np
 
 from avlabel import __version__
 from avlabel._io import atomic_write_json, atomic_write_text
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 from avlabel.labels import LabelSet, list_label_sets, load_label_set
 from avlabel.labels.loading import shipped_dir
 
@@ -265,12 +265,12 @@ def load_savld(path: str | Path, video: LabelSet | None = None, audio: LabelSet 
         AvlabelError: missing or corrupt file, or label sets other than ``video``/``audio``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AvlabelError(f"SAVLD file '{path}' is a folder; pass the .json or .txt file 'avlabel savld -o' wrote")
     if not path.is_file():
         raise AvlabelError(f"SAVLD file '{path}' does not exist; build one with 'avlabel savld -o {path.name}'")
-    try:
+    with reading(f"SAVLD file '{path}'", "rebuild it with 'avlabel savld'"):
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AvlabelError(f"cannot read SAVLD file '{path}' ({error}); rebuild it with 'avlabel savld'") from error
     try:
         savld = _from_text(text) if text.startswith(_TEXT_HEADER) else _from_json(json.loads(text))
     except AvlabelError as error:

@@ -108,7 +108,7 @@ def read_tags(path: str | os.PathLike[str], audio_labels) -> AudioTags:
     """
     path = Path(path)
     if not path.is_file():
-        raise AvlabelError(f"tags file not found: {path}")
+        raise AvlabelError(f"tags file not found: {path}; pass a CSV with the columns video_id,audio_labels[,relevant]")
     labels: dict[str, tuple[int, ...]] = {}
     relevant: dict[str, int] = {}
     fix = "save it as a UTF-8 CSV with the columns video_id,audio_labels[,relevant]"

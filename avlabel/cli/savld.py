@@ -67,6 +67,7 @@ def savld(
     """
     from avlabel._checks import check_output_file
     from avlabel.cli._console import err_console
+    from avlabel.cli._options import resolve_device
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
     from avlabel.savld import build_savld, save_savld
@@ -77,7 +78,8 @@ def savld(
     if output.suffix.lower() not in _OUTPUT_SUFFIXES:
         raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json or .txt")
     check_output_file(output, "-o")
-    device = ctx.find_root().obj.device if ctx.find_root().obj else None
+    # Checked only when asked for: resolving a device imports torch, which a warm-cache build never needs.
+    device = resolve_device(ctx) if ctx.find_root().obj and ctx.find_root().obj.device else None
     started = time.perf_counter()
     with err_console().status(f"embedding {len(video_set)} {video_set.name} and {len(audio_set)} {audio_set.name} labels ({backend})"):
         dictionary = build_savld(

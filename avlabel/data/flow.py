@@ -399,6 +399,7 @@ def run_flow(
     records = list({record.video_id: record for record in manifest}.values())
     if not any(_output_path(out, record.video_id, config.format).exists() for record in records):
         check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
+    _check_output(out, config)  # before the lock files: a folder of other things is left as it was
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive_writer(out):
@@ -412,7 +413,6 @@ def run_flow(
 def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: FlowConfig, workers: int,
              progress: Callable[[int, int], None] | None) -> FlowRunSummary:  # fmt: skip
     """The run itself, inside the folder's lock."""
-    _check_output(out, config)
     summary = FlowRunSummary(total=len(records))
     todo, finished = [], []
     for record in records:
@@ -456,6 +456,8 @@ def _exclusive_writer(out: Path) -> Iterator[None]:
 
 def _check_output(out: Path, config: FlowConfig) -> None:
     """``out`` is new, or a flow folder computed with exactly ``config``."""
+    if not out.is_dir():
+        return
     meta_path = out / META_NAME
     settings = asdict(config)
     if meta_path.is_file():

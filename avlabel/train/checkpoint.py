@@ -152,7 +152,7 @@ def resolve_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str], checkpoint
     if target.is_file():
         return _as_weights_path(target)
     if not target.is_dir():
-        raise AvlabelError(f"{target} is neither a run directory nor a checkpoint file")
+        raise AvlabelError(f"{target} is neither a run directory nor a checkpoint file; pass a folder `avlabel train --out` wrote or a .safetensors file in it")
     if checkpoint in ("best", "last"):
         weights_path, _ = checkpoint_paths(target, checkpoint)
         if not weights_path.is_file():

@@ -182,7 +182,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     import yaml
 
     if not path.is_file():
-        raise AvlabelError(f"config file {path} not found; pass the path of a YAML file (see examples/)")
+        state = "is a folder" if path.is_dir() else "not found"
+        raise AvlabelError(f"config file {path} {state}; pass the path of a YAML file (see examples/)")
     try:
         with reading(f"config file {path}", "save it as UTF-8 YAML"):
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -191,7 +192,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout")
     return raw
 
 
