@@ -16,6 +16,7 @@ import contextlib
 import csv
 import json
 import pickle
+import re
 import zipfile
 from collections.abc import Iterator
 
@@ -50,11 +51,18 @@ def reading(what: str, fix: str, also: tuple[type[BaseException], ...] = ()) -> 
             f"cannot read {what}: it is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); {fix}"
         ) from None
     except pickle.UnpicklingError as error:
-        # torch's message is paragraphs about its defaults; the line naming the refused global is the fact.
-        refused = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), None)
+        # torch's message is paragraphs about its defaults; the line naming the refused global (or
+        # the opcode its weights-only unpickler stopped at) is the fact.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if refused is not None:
+            raise AvlabelError(
+                f"refused to load {what}: it holds pickled Python objects, not only tensors, and loading them could run "
+                f"code (it asks for {refused.group(1)}); {fix}"
+            ) from None
+        detail = next((line for line in lines if line.startswith("Unsupported") or "load key" in line), lines[-1] if lines else "")
         raise AvlabelError(
-            f"refused to load {what}: it holds pickled Python objects, not only tensors, and loading them could run code"
-            f"{f' ({refused})' if refused else ''}; {fix}"
+            f"cannot read {what}: it is damaged, or a pickle that only loads by running code ({detail}); {fix}"
         ) from None
     except json.JSONDecodeError as error:
         raise AvlabelError(f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}") from None
