@@ -114,7 +114,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
 def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_refused(tmp_path):
-    count, pairs = 8, 39
+    count, pairs = 10, 49
     manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
     out = tmp_path / "flow"
     command = [sys.executable, "-m", "avlabel", "flow", "--manifest", str(manifest), "--out", str(out), "--workers", "2"]
@@ -125,11 +125,12 @@ def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_
     while time.monotonic() < deadline and not any(p.is_dir() for p in out.glob("clip*")):
         time.sleep(0.05)
     descendants = _children(process.pid)
-    assert len(descendants) >= 3, "the run should have its workers and resource tracker running"
+    assert process.poll() is None and len(descendants) >= 3, "the run should be going, with its workers and resource tracker"
 
     # While it runs, a second run on the same folder is refused in one line.
     busy = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "1"])
     assert busy.exit_code == 2 and "another `avlabel flow` is writing" in busy.output, busy.output
+    assert process.poll() is None, "the run should still be going when it is killed"
 
     process.kill()  # SIGKILL: no cleanup handler runs in the parent
     process.wait()
@@ -138,7 +139,7 @@ def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_
         time.sleep(0.05)
     assert not [pid for pid in descendants if _alive(pid)], "workers or the resource tracker outlived the killed run"
 
-    result = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "1"])
+    result = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "2"])
     assert result.exit_code == 0, result.output
     for video in out.glob("clip*"):
         assert len(os.listdir(video)) == 2 * pairs
