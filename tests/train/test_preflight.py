@@ -83,7 +83,9 @@ def test_flow_folder_missing_videos(synth_bench, tmp_path):
 
 
 def test_unreadable_audio_listed_by_the_cache_trains_without_audio(synth_bench, tmp_path):
-    from avlabel.audio.cache import AudioCache, AudioCacheWriter
+    import shutil
+
+    from avlabel.audio.cache import SOURCES, AudioCache, AudioCacheWriter
     from avlabel.audio.targets import RelevanceTargets
 
     # Rewrite the cache without its first video, as `avlabel targets` leaves an unreadable one.
@@ -96,6 +98,7 @@ def test_unreadable_audio_listed_by_the_cache_trains_without_audio(synth_bench, 
             writer.append(source.video_ids[row], source.embedding[row : row + 1], None, source.status[row : row + 1])
     RelevanceTargets(targets.audio_sets[kept], targets.class_sets, targets.row_class[kept], targets.num_labels,
                      targets.overlap, targets.meta).save(tmp_path)  # fmt: skip
+    shutil.copy(synth_bench.audio / SOURCES, tmp_path / SOURCES)  # which file each cached video came from
     with pytest.raises(AvlabelError, match=rf"no rows for 1 of 48 clips \(e\.g\. {lost}\)"):
         _plan(synth_bench, audio__cache=tmp_path)
 
