@@ -42,8 +42,8 @@ def bench(
     stream/s (the same times the number of visual streams), MFU%, MiB (peak training memory),
     infer/s (inference clips per second).
     """
+    from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.bench import run_benchmarks
 

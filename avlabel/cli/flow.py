@@ -24,7 +24,7 @@ def flow(manifest_path, out, method, preset, short_side, format, workers) -> Non
     Finished videos are skipped on a rerun, so an interrupted run resumes; videos that cannot be
     decoded are skipped, counted and listed in OUT/flow_errors.log.
     """
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
     from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest

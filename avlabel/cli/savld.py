@@ -56,7 +56,7 @@ def savld(
     chosen backend (embeddings are cached, so a rebuild is instant) and matched by exact
     k-nearest-neighbour search.
     """
-    from avlabel.cli._console import err_console
+    from avlabel._console import err_console
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
     from avlabel.savld import build_savld, save_savld
@@ -91,7 +91,7 @@ def _print_summary(dictionary, output: Path, seconds: float) -> None:
 
     from rich.table import Table
 
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
 
     provenance = dictionary.provenance
     unknown, unmatched = provenance.get("unknown_words", {}), provenance.get("audio_without_vector", [])

@@ -32,8 +32,8 @@ def tag(ctx: click.Context, file: Path, top: int, ast_source: str | None, start:
     The centred 10 s window of the clip (or of the whole file) is decoded to 16 kHz mono and
     tagged by the frozen AST, exactly as `avlabel targets` does for every manifest item.
     """
+    from avlabel._console import err_console, out_console
     from avlabel.audio.ast import DEFAULT_AST, AstTagger, tag_file
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
 
     device = resolve_device(ctx)

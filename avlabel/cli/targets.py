@@ -62,8 +62,8 @@ def targets(
     SAVLD labels), IoU or Dice normalised to [0, 1]; clips without audio get 0. Writes the cache,
     targets.npz/json/csv, report.json and PNG plots to OUTPUT. Interrupted runs resume.
     """
+    from avlabel._console import out_console
     from avlabel.audio.pipeline import make_targets
-    from avlabel.cli._console import out_console
     from avlabel.cli._options import resolve_device
 
     report = make_targets(
