@@ -64,6 +64,7 @@ class ModelConfig:
     imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
     imd_mode: str = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
     avc_loss_weight: float = 1.0  # weight of the avc head's correspondence loss in aux_loss
+    se_reduction: int = 16  # se_gate bottleneck: max(D // r, 8) units (SENet's r = 16; 48 at D = 768)
     head_dropout: float = 0.0  # dropout inside the classifier MLP of Eq. 9
 
     # Efficiency.
@@ -108,7 +109,7 @@ class ModelConfig:
         if not 0.0 <= self.imd_alpha <= 1.0:
             fail("imd_alpha", f"{self.imd_alpha} must lie in [0, 1] (it thresholds a sigmoid)")
         for name in ("num_classes", "img_size", "patch_size", "num_frames", "embed_dim", "depth",
-                     "num_heads", "audio_dim", "audio_hidden_dim"):
+                     "num_heads", "audio_dim", "audio_hidden_dim", "se_reduction"):
             if getattr(self, name) < 1:
                 fail(name, f"{getattr(self, name)} must be a positive integer")
         if self.img_size % self.patch_size:
