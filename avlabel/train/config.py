@@ -85,7 +85,10 @@ class ImdConfig:
     alpha: float = 0.25  # relevance threshold of Eq. 5
     mode: Literal["M", "W"] = "M"  # M: mask audio below alpha; W: weight audio by rev everywhere
     relevance_weight: float = 1.0  # lambda, weight of the relevance BCE against the class CE
-    augment_p: float = 0.5  # probability of intra-class cross-modality audio replacement (3.6)
+    # Probability of intra-class cross-modality audio replacement (3.6). null: 0.5 when an imd
+    # head fuses audio with vision, else 0 -- Table 5 applies it to IMD* only; 0.5 is avlabel's
+    # choice, the paper gives no value. Refused with avc (it breaks the correspondence labels).
+    augment_p: float | None = None
 
 
 @dataclass
@@ -161,6 +164,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     """Convert a plain nested dict (a parsed YAML file) into a validated :class:`TrainConfig`."""
     config = _build(TrainConfig, raw, "")
+    _fill_defaults(config)
     _check_values(config)
     return config
 
@@ -296,6 +300,18 @@ def _to_float(value: Any, dotted: str) -> float:
     return float(number)
 
 
+def _fill_defaults(config: TrainConfig) -> None:
+    """Resolve defaults that depend on other settings (recorded resolved in ``config.yaml``)."""
+    if config.imd.augment_p is None:
+        config.imd.augment_p = 0.5 if _fuses_audio_with_vision(config, "imd") else 0.0
+
+
+def _fuses_audio_with_vision(config: TrainConfig, head: str) -> bool:
+    """True when ``config`` trains fusion head ``head`` on audio and at least one visual stream."""
+    modalities = config.model.modalities
+    return config.model.fusion == head and "audio" in modalities and any(m != "audio" for m in modalities)
+
+
 def _check_values(config: TrainConfig) -> None:
     """Reject values no run could use, naming the dotted path."""
     data, audio, model, imd = config.data, config.audio, config.model, config.imd
@@ -321,6 +337,13 @@ def _check_values(config: TrainConfig) -> None:
     _require(0.0 <= imd.alpha <= 1.0, "imd.alpha", "must be in [0, 1]", imd.alpha)
     _require(imd.relevance_weight >= 0.0, "imd.relevance_weight", "must be >= 0", imd.relevance_weight)
     _require(0.0 <= imd.augment_p <= 1.0, "imd.augment_p", "must be in [0, 1]", imd.augment_p)
+    _require(
+        imd.augment_p == 0.0 or not _fuses_audio_with_vision(config, "avc"),
+        "imd.augment_p",
+        "must be 0 with model.fusion=avc: the intra-class audio swap gives a clip another video's audio, "
+        "which avc's correspondence loss would take as a matching pair",
+        imd.augment_p,
+    )
     _require(optim.lr > 0.0, "optim.lr", "must be > 0", optim.lr)
     _require(0.0 <= optim.momentum < 1.0, "optim.momentum", "must be in [0, 1)", optim.momentum)
     _require(optim.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0", optim.weight_decay)
