@@ -51,8 +51,9 @@ class DataConfig:
 class AudioConfig:
     """The frozen-AST audio cache with relevance targets (`avlabel targets -o DIR`, section 3.5).
 
-    ``k``, ``ya`` and ``overlap`` say how the targets must have been built; training refuses a
-    cache built with other values, so a config always names the supervision it trains with.
+    ``k``, ``ya``, ``overlap`` and ``normalize`` say how the targets must have been built;
+    training refuses a cache built with other values, so a config always names the supervision
+    it trains with.
     """
 
     cache: str | None = None  # `avlabel targets -o DIR`; required when "audio" is a modality
@@ -60,6 +61,9 @@ class AudioConfig:
     k: int = 10  # SAVLD audio labels per video class
     ya: int = 20  # Y_a, top AST labels per clip
     overlap: Literal["iou", "dice"] = "iou"
+    # The overlap divided by its largest reachable value ("max") or kept as is ("none"); this
+    # decides what imd.alpha means (see avlabel.audio.targets).
+    normalize: Literal["max", "none"] = "max"
 
 
 @dataclass

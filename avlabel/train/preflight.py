@@ -7,7 +7,8 @@ against relevance targets computed for another label set, wastes a GPU day. So
 * the label set loads and the manifest's labels all belong to it; both splits have clips;
 * the flow folder covers every clip of both splits (or flow is computed on the fly);
 * the audio cache holds every clip, its relevance targets were computed for this label set,
-  for this manifest's labelling of each clip, with the config's ``k``, ``Y_a`` and overlap, and,
+  for this manifest's labelling of each clip, with the config's ``k``, ``Y_a``, overlap and
+  normalisation, and,
   when ``audio.savld`` is given, from that SAVLD;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
@@ -221,6 +222,11 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
         raise AvlabelError(f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya")
     if targets.overlap != audio.overlap:
         raise AvlabelError(f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap")
+    if targets.normalize != audio.normalize:
+        raise AvlabelError(
+            f"audio.normalize: {where} were normalised with {targets.normalize!r}, the config asks for {audio.normalize!r} "
+            f"(it changes what imd.alpha means); rerun `avlabel targets --normalize {audio.normalize}` or set audio.normalize"
+        )
     if audio.savld is not None:
         from avlabel.savld import load_savld
 

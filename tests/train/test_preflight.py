@@ -40,6 +40,7 @@ def test_a_good_config_plans_the_batch_arithmetic(synth_bench):
         ({"data__label_set": "kinetics400"}, 1, r"data\.label_set: the relevance targets .* computed for the label set 'synth_classes' \(4 classes\), not 'kinetics400'"),
         ({"audio__k": 5}, 1, r"audio\.k: the relevance targets .* use k=10 .* asks for 5"),
         ({"audio__overlap": "dice"}, 1, r"audio\.overlap: .* use iou"),
+        ({"audio__normalize": "none"}, 1, r"audio\.normalize: .* normalised with 'max', the config asks for 'none'"),
         ({"data__size": 36}, 1, r"data\.size: 36 is not a multiple of patch_size 8"),
         ({"model__name": "imd_huge"}, 1, r"model\.name: unknown model 'imd_huge'"),
         ({"model__overrides": "{num_classes: 10}"}, 1, r"model\.overrides\.num_classes: set it through data\.label_set"),
