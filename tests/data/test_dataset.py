@@ -35,9 +35,12 @@ def frame_index_of(rgb: torch.Tensor) -> list[int]:
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("dataset")
     moving = np.zeros((30, 48, 64, 3), dtype=np.uint8)
+    # A textured block moving 1 px/frame to the right: texture lets optical flow see the motion
+    # inside the block too, not only at its edges (a flat block's inside is ambiguous).
+    texture = np.random.default_rng(0).integers(120, 256, (28, 16, 1), dtype=np.uint8)
     for t in range(30):
         moving[t, :, :] = 60
-        moving[t, 10:38, 8 + t : 24 + t] = 220  # a bright block moving 1 px/frame to the right
+        moving[t, 10:38, 8 + t : 24 + t] = texture
     broken = root / "broken.mp4"
     broken.write_bytes(b"\x00" * 1000)
     records = [
@@ -103,9 +106,11 @@ def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_p
     a, b = stored[0], on_the_fly[0]
     assert a["flow"].shape == (2, 4, 32, 32) and a["rgb"].shape == (3, 4, 32, 32)
     torch.testing.assert_close(a["flow"], b["flow"], atol=0.05, rtol=0)
-    # The block moves right by 1 px/frame; in the 48x48 centre crop resized to 32 that is 2/3 px.
-    flow_x = a["flow"][0] * 20
-    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(2 / 3, abs=0.1)
+    # The block moves right by 1 px/frame; resizing the 48x48 centre crop to 32 scales that by 2/3.
+    native = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **{**common, "size": 48})
+    native_x, flow_x = native[0]["flow"][0] * 20, a["flow"][0] * 20
+    assert native_x[native_x.abs() > 0.45].median() > 0.75  # DIS sees (most of) the 1 px motion
+    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(2 / 3 * native_x[native_x.abs() > 0.45].median(), rel=0.1)
     train = VideoClipDataset(moving, KINETICS, flow_dir=tmp_path / "flow", scale=(0.9, 1.0), **common)
     signs = {int(torch.sign(train[0]["flow"][0].sum())) for _ in range(30)}
     assert signs == {-1, 1}  # flipped items move left
