@@ -29,6 +29,7 @@ from avlabel import __version__
 from avlabel._io import atomic_path
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet
+from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,9 @@ _METADATA_KEYS = ("model_config", "classes", "label_set")
 # checkpoint was built with (a missing key would otherwise take today's default).
 _LEGACY_MODEL_CONFIG = {
     "se_reduction": 4,  # the se_gate bottleneck was D // 4 before it became a setting
+    # RGB was ImageNet-normalised, whatever the weights, before the statistics were recorded.
+    "rgb_mean": list(IMAGENET_MEAN),
+    "rgb_std": list(IMAGENET_STD),
 }
 
 

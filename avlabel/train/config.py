@@ -77,6 +77,11 @@ class ModelSection:
     # checkpoint (imd_b: vit_base_patch16_224.augreg_in21k), null starts from random weights,
     # anything else is a timm hub id or a local weights file.
     pretrained: str | None = "auto"
+    # RGB normalisation (pixel / 255 - mean) / std. null: the statistics in the pretrained
+    # checkpoint's own config (timm's pretrained_cfg; 0.5 / 0.5 for the augreg_in21k ViTs), or
+    # the named model's (also 0.5 / 0.5) when training from scratch. Give both to override.
+    rgb_mean: list[float] | None = None
+    rgb_std: list[float] | None = None
     activation_checkpointing: bool = False  # recompute block activations in backward (less memory)
     compile: bool = False  # torch.compile the model
     overrides: dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
@@ -334,6 +339,12 @@ def _check_values(config: TrainConfig) -> None:
     )
     _require(audio.k >= 1, "audio.k", "must be >= 1", audio.k)
     _require(audio.ya >= 1, "audio.ya", "must be >= 1", audio.ya)
+    _require((model.rgb_mean is None) == (model.rgb_std is None), "model.rgb_std",
+             "must be given together with model.rgb_mean (or both left null)", model.rgb_std)  # fmt: skip
+    for name in ("rgb_mean", "rgb_std"):
+        values = getattr(model, name)
+        _require(values is None or len(values) == 3, f"model.{name}", "must list 3 numbers (R, G, B)", values)
+    _require(model.rgb_std is None or min(model.rgb_std) > 0, "model.rgb_std", "must be positive", model.rgb_std)
     _require(len(model.modalities) >= 1, "model.modalities", "must name at least one of rgb, flow, audio", model.modalities)
     _require(len(set(model.modalities)) == len(model.modalities), "model.modalities", "lists a modality twice", model.modalities)
     if "audio" in model.modalities:

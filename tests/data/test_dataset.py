@@ -10,12 +10,14 @@ from torch.utils.data import DataLoader
 from avlabel.data.dataset import VideoClipDataset, collate_clips
 from avlabel.data.flow import FlowConfig, run_flow
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError
 from avlabel.labels import load_label_set
+from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 KINETICS = load_label_set("kinetics400")
+# ImageNet statistics: frame_index_of below undoes them (any model's statistics would do).
+RGB = {"rgb_mean": IMAGENET_MEAN, "rgb_std": IMAGENET_STD}
 
 
 def brightness_frames(num_frames: int, height=48, width=64) -> np.ndarray:
@@ -60,7 +62,7 @@ def _by_id(manifest, *video_ids):
 
 
 def test_train_item_layout_and_sampling(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32)
+    dataset = VideoClipDataset(_by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32, **RGB)
     torch.manual_seed(0)
     item = dataset[0]
     assert set(item) == {"rgb", "label", "index", "video_id", "clip_index", "crop_index"}
@@ -75,7 +77,7 @@ def test_train_item_layout_and_sampling(clips):
 
 
 def test_window_short_clip_and_other_frame_rates(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey40", "window", "short"), KINETICS, modalities=("rgb",),
+    dataset = VideoClipDataset(_by_id(clips, "grey40", "window", "short"), KINETICS, modalities=("rgb",), **RGB,
                                num_frames=4, stride=3, size=16)  # fmt: skip
     for _ in range(10):
         grey40, window, short = (frame_index_of(dataset[i]["rgb"]) for i in range(3))
@@ -85,7 +87,7 @@ def test_window_short_clip_and_other_frame_rates(clips):
 
 
 def test_test_mode_views_are_uniform_clips_times_three_crops(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60", "grey40"), KINETICS, mode="test", modalities=("rgb",),
+    dataset = VideoClipDataset(_by_id(clips, "grey60", "grey40"), KINETICS, mode="test", modalities=("rgb",), **RGB,
                                num_frames=4, stride=8, num_clips=4, num_crops=3, size=16)  # fmt: skip
     assert len(dataset) == 2 * 4 * 3
     items = [dataset[i] for i in range(12)]
@@ -100,7 +102,7 @@ def test_test_mode_views_are_uniform_clips_times_three_crops(clips):
 def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_path):
     moving = _by_id(clips, "moving")
     run_flow(moving, tmp_path / "flow", FlowConfig())
-    common = {"num_frames": 4, "stride": 4, "size": 32}
+    common = {"num_frames": 4, "stride": 4, "size": 32, **RGB}
     stored = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **common)
     on_the_fly = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_on_the_fly=True, **common)
     a, b = stored[0], on_the_fly[0]
@@ -118,7 +120,7 @@ def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_p
 
 def test_bad_files_are_skipped_and_counted_across_workers(clips, tmp_path):
     log = tmp_path / "skipped.log"
-    dataset = VideoClipDataset(clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log)
+    dataset = VideoClipDataset(clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log, **RGB)
     loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate_clips)
     seen, skipped = [], []
     for batch in loader:
@@ -140,11 +142,13 @@ def test_collate_of_an_all_bad_batch_is_empty():
 def test_configuration_errors(clips, tmp_path):
     grey = _by_id(clips, "grey60")
     with pytest.raises(AvlabelError, match="flow_dir"):
-        VideoClipDataset(grey, KINETICS)
+        VideoClipDataset(grey, KINETICS, **RGB)
     run_flow(_by_id(clips, "moving"), tmp_path / "flow", FlowConfig())
     with pytest.raises(AvlabelError, match="lacks flow for 1 of 1 videos"):
-        VideoClipDataset(grey, KINETICS, flow_dir=tmp_path / "flow")
+        VideoClipDataset(grey, KINETICS, flow_dir=tmp_path / "flow", **RGB)
     with pytest.raises(AvlabelError, match="unknown label"):
-        VideoClipDataset(Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",))
+        VideoClipDataset(Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",), **RGB)
     with pytest.raises(AvlabelError, match="num_crops"):
-        VideoClipDataset(grey, KINETICS, modalities=("rgb",), num_crops=2)
+        VideoClipDataset(grey, KINETICS, modalities=("rgb",), num_crops=2, **RGB)
+    with pytest.raises(AvlabelError, match="RGB clips need rgb_mean and rgb_std"):
+        VideoClipDataset(grey, KINETICS, modalities=("rgb",))
