@@ -102,17 +102,21 @@ class ImdConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimiser and learning-rate schedule (section 4.1: SGD, lr 0.005, wd 1e-4, batch 64)."""
+    """Optimiser and learning-rate schedule.
 
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.005  # peak learning rate for the global batch
-    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
-    weight_decay: float = 1e-4
-    global_batch: int = 64  # clips per optimiser step, summed over all ranks
+    Section 4.1 gives SGD, lr 0.005, weight decay 1e-4 and a global batch of 64; the momentum
+    and the schedule are avlabel's choices (the paper gives neither).
+    """
+
+    name: Literal["sgd", "adamw"] = "sgd"  # paper: SGD
+    lr: float = 0.005  # peak learning rate for the global batch (paper: 0.005)
+    momentum: float = 0.9  # SGD momentum (AdamW: beta1); avlabel's choice, the usual SGD value
+    weight_decay: float = 1e-4  # paper: 1e-4
+    global_batch: int = 64  # clips per optimiser step, summed over all ranks (paper: 64)
     micro_batch: int = 8  # clips per forward pass per rank; the rest is gradient accumulation
     label_smoothing: float = 0.0
     warmup_steps: int = 0  # linear warm-up from 0 to lr
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # avlabel's choice; the paper gives no schedule
     min_lr: float = 0.0  # floor of the cosine schedule
     grad_clip: float | None = None  # max global gradient norm; None: no clipping
 
