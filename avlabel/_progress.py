@@ -34,7 +34,7 @@ def progress_bar(description: str, total: int | None = None, disable: bool = Fal
     """A bar labelled ``description`` on stderr (``disable`` hides it, e.g. in library use)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from avlabel.cli._console import err_console
+    from avlabel._console import err_console
 
     console = err_console()
     progress = Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -4,7 +4,7 @@ Order of work: every input is validated before anything is computed (manifest la
 SAVLD's video labels, the tagger's classes against the SAVLD's audio labels, tags against the
 manifest), then the cache is filled (resumably, see :mod:`avlabel.audio.cache`), then targets and
 the report are derived from the committed cache -- cheap, so they are always recomputed and
-follow the current manifest, ``--ya``, ``--k`` and ``--overlap``.
+follow the current manifest, ``--ya``, ``--k``, ``--overlap`` and ``--normalize``.
 
 Output directory::
 
@@ -32,8 +32,8 @@ from avlabel.audio.embedders import build_embedder
 from avlabel.audio.extract import extract_audio
 from avlabel.audio.report import plot_report, relevance_report
 from avlabel.audio.targets import (
-    OVERLAPS,
     RelevanceTargets,
+    check_target_settings,
     read_tags,
     tag_sets,
     top_labels,
@@ -52,6 +52,7 @@ def make_targets(
     ya: int = 20,
     k: int | None = None,
     overlap: str = "iou",
+    normalize: str = "max",
     num_windows: int = 1,
     window_seconds: float = WINDOW_SECONDS,
     workers: int = 0,
@@ -72,6 +73,8 @@ def make_targets(
         ya: ``Y_a``, AST labels per audio window (ignored with ``tags``).
         k: SAVLD labels per class (default: all the SAVLD has).
         overlap: ``iou`` or ``dice``.
+        normalize: ``max`` (divide by the largest reachable overlap) or ``none``; see
+            :mod:`avlabel.audio.targets`.
         num_windows: audio windows per video (1 for training, more for multi-clip testing).
         window_seconds: window length.
         workers: decoding worker processes.
@@ -84,8 +87,7 @@ def make_targets(
     from avlabel.data.manifest import read_manifest
     from avlabel.savld import load_savld
 
-    if overlap not in OVERLAPS:
-        raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
+    check_target_settings(overlap, normalize)
     output = Path(output)
     table = load_savld(savld)
     # Missing files are not fatal here: the job skips and lists them like any unreadable item.
@@ -136,7 +138,7 @@ def make_targets(
         "audio_labels": {"name": table.audio.name, "sha256": table.audio.sha256, "count": len(table.audio)},
         "embedder": model.identity,
     }
-    targets = RelevanceTargets(audio_sets, table.neighbours[:, :k], row_class, len(table.audio), overlap, meta)
+    targets = RelevanceTargets(audio_sets, table.neighbours[:, :k], row_class, len(table.audio), overlap, meta, normalize)
     targets.save(output)
 
     rows = np.flatnonzero(row_class >= 0)
@@ -147,7 +149,7 @@ def make_targets(
         relevant = np.array([given.relevant.get(cache.video_ids[row], -1) for row in rows])
     report = relevance_report(values, row_class[rows], status, table.video.labels, relevant)
     report = {
-        "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")} | {"overlap": overlap, "windows": num_windows},
+        "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")} | {"overlap": overlap, "normalize": normalize, "windows": num_windows},
         "extraction": {
             "videos": summary.items,
             "already_cached": summary.cached,

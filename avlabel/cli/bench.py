@@ -43,8 +43,8 @@ def bench(
     infer/s (inference clips per second).
     """
     from avlabel._checks import check_output_file
+    from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.bench import run_benchmarks
 

@@ -28,8 +28,8 @@ def manifest(format, root, output, split_index, annotations, label_set) -> None:
     from collections import Counter
 
     from avlabel._checks import check_output_file
+    from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_text
-    from avlabel.cli._console import err_console, out_console
     from avlabel.data.adapters import build_records
     from avlabel.data.manifest import write_manifest
     from avlabel.errors import AvlabelError

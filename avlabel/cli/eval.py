@@ -46,7 +46,7 @@ def eval_command(
     Writes metrics.json, predictions.csv, confusion.png and skipped.tsv (videos that could not be
     decoded) and prints a summary table.
     """
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import evaluate_run

@@ -30,7 +30,7 @@ def flow(manifest_path, out, method, preset, short_side, format, workers, warn_f
     fails is an error.
     """
     from avlabel._checks import check_output_dir
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
     from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest

@@ -36,7 +36,7 @@ def predict(
 
     With an AST-based run, the AudioSet tags AST hears in the clip are listed too.
     """
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import predict_video

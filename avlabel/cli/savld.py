@@ -66,7 +66,7 @@ def savld(
     k-nearest-neighbour search.
     """
     from avlabel._checks import check_output_file
-    from avlabel.cli._console import err_console
+    from avlabel._console import err_console
     from avlabel.cli._options import resolve_device
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
@@ -105,7 +105,7 @@ def _print_summary(dictionary, output: Path, seconds: float) -> None:
 
     from rich.table import Table
 
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
 
     provenance = dictionary.provenance
     unknown, unmatched = provenance.get("unknown_words", {}), provenance.get("audio_without_vector", [])

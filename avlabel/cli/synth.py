@@ -28,7 +28,7 @@ def synth(ctx, out, classes, per_class, relevant_fraction, seed, size, duration,
     """
     from dataclasses import replace
 
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
     from avlabel.data.synth import SynthConfig, generate_benchmark
     from avlabel.data.synth.visuals import VisualParams

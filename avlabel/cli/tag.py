@@ -33,8 +33,8 @@ def tag(ctx: click.Context, file: Path, top: int, ast_source: str | None, start:
     tagged by the frozen AST, exactly as `avlabel targets` does for every manifest item.
     """
     from avlabel._checks import check_input_file
+    from avlabel._console import err_console, out_console
     from avlabel.audio.ast import DEFAULT_AST, AstTagger, tag_file
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
     from avlabel.data.decode import open_container
     from avlabel.errors import AvlabelError

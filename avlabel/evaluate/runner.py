@@ -3,7 +3,8 @@
 Both rebuild the model with :func:`avlabel.train.checkpoint.load_run` and read clips through the
 same :class:`~avlabel.data.dataset.VideoClipDataset` (test mode) and audio cache
 (:class:`~avlabel.train.items.ClipAudio`) that training used, so evaluation sees exactly the
-inputs training saw: T frames at the run's stride and size, flow from the run's flow folder (or
+inputs training saw: T frames at the run's stride and size, RGB normalised with the mean and std
+stored in the checkpoint's model config, flow from the run's flow folder (or
 computed on the fly), and the frozen-AST embedding of the audio window under each clip
 (temporal clip ``c`` of ``n`` takes window ``c * W // n`` of the ``W`` cached windows).
 
@@ -181,6 +182,7 @@ def _clip_dataset(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, gr
         sample_fps=settings.sample_fps, num_clips=grid.temporal_clips, num_crops=grid.spatial_crops, size=settings.size,
         flow_dir=settings.flow_dir, flow_on_the_fly=settings.flow_dir is None,
         decode_short_side=settings.decode_short_side, error_log=error_log,
+        rgb_mean=loaded.model_config.rgb_mean, rgb_std=loaded.model_config.rgb_std,
     )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from avlabel import __version__
 from avlabel._io import atomic_path, load_tensors
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet
+from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,14 @@ _WEIGHTS_SUFFIX = ".safetensors"
 _STATE_SUFFIX = ".state.pt"
 # Keys of the training state that also go into the weights file's metadata.
 _METADATA_KEYS = ("model_config", "classes", "label_set")
+# ModelConfig fields added after checkpoints were first written, with the value every earlier
+# checkpoint was built with (a missing key would otherwise take today's default).
+_LEGACY_MODEL_CONFIG = {
+    "se_reduction": 4,  # the se_gate bottleneck was D // 4 before it became a setting
+    # RGB was ImageNet-normalised, whatever the weights, before the statistics were recorded.
+    "rgb_mean": list(IMAGENET_MEAN),
+    "rgb_std": list(IMAGENET_STD),
+}
 
 
 @dataclass
@@ -124,7 +133,7 @@ def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     if "model_config" not in raw or "classes" not in raw:
         raise AvlabelError(f"checkpoint {path} has no avlabel metadata (model_config, classes); was it written by `avlabel train`?")
     metadata = dict(raw)
-    metadata["model_config"] = json.loads(raw["model_config"])
+    metadata["model_config"] = _with_legacy_fields(json.loads(raw["model_config"]))
     metadata["classes"] = json.loads(raw["classes"])
     return metadata
 
@@ -143,6 +152,7 @@ def load_training_state(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{weights_path.name} and {state_path.name} come from different saves (interrupted while writing); "
             f"resume from another checkpoint in {weights_path.parent}"
         )
+    state["model_config"] = _with_legacy_fields(state["model_config"])
     return state
 
 
@@ -223,6 +233,11 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _with_legacy_fields(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model config with the fields it predates set to what it was built with."""
+    return {**_LEGACY_MODEL_CONFIG, **model_config}
 
 
 def _as_weights_path(path: Path) -> Path:

@@ -485,7 +485,7 @@ def _epoch_line(epoch: int, epochs: int, step: int, val: dict, best: float | Non
 
 def _say(ctx: DistContext, message: str) -> None:
     if ctx.is_main:
-        from avlabel.cli._console import err_console
+        from avlabel._console import err_console
 
         err_console().print(message, highlight=False)
 

@@ -159,7 +159,7 @@ class TrainProgress:
             TimeRemainingColumn,
         )
 
-        from avlabel.cli._console import err_console
+        from avlabel._console import err_console
 
         self.console = err_console()
         self._progress = Progress(

@@ -73,7 +73,8 @@ def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
     label_set = load_label_set(tiny["data"] / "classes.txt")
     rows = read_manifest(tiny["manifest"]).split("test")
     clips = VideoClipDataset(rows, label_set, mode="test", num_frames=4, stride=4, num_clips=1, num_crops=1,
-                             size=32, flow_on_the_fly=True)
+                             size=32, flow_on_the_fly=True, rgb_mean=loaded.model_config.rgb_mean,
+                             rgb_std=loaded.model_config.rgb_std)  # fmt: skip
     from avlabel.audio.cache import AudioCache
 
     cache = AudioCache(tiny["audio"])

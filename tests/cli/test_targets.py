@@ -78,10 +78,12 @@ def test_targets_with_ast_writes_cache_targets_and_report(dataset, tmp_path):
     assert (targets.audio_sets[rows[[0, 1, 3]]] >= 0).sum(axis=1).tolist() == [5, 5, 5]  # top-Y_a of AST
     assert targets.meta["video_labels"]["name"] == "videos" and targets.meta["audio_labels"]["name"] == "audioset"
 
-    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice")
+    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice", "--normalize", "none")
     assert again.exit_code == 0, again.output
     assert "(4 cached, 0 computed, 1 unreadable" in again.stdout  # resumed: nothing recomputed
-    assert RelevanceTargets.load(tmp_path).overlap == "dice"
+    recomputed = RelevanceTargets.load(tmp_path)
+    assert (recomputed.overlap, recomputed.normalize) == ("dice", "none")
+    assert json.loads((tmp_path / "report.json").read_text())["settings"]["normalize"] == "none"
 
 
 def test_targets_from_tags_with_the_logmel_embedder(dataset, tmp_path):

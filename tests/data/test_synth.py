@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import hashlib
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from avlabel.data.decode import probe_video
 from avlabel.data.manifest import read_manifest
 from avlabel.data.synth import SynthConfig, generate_benchmark, load_synth_description, plan_clips
 from avlabel.data.synth.classes import BACKGROUNDS, CLASSES, MOTIONS, SHAPES
+from avlabel.data.synth.generate import _clip_task
 from avlabel.data.synth.sounds import SOUNDS, render_sound
 from avlabel.data.synth.visuals import VisualParams, render_clip
 from avlabel.errors import AvlabelError
@@ -67,12 +70,25 @@ def _digests(folder: Path) -> dict[str, str]:
             for path in sorted(folder.rglob("*")) if path.is_file()}  # fmt: skip
 
 
-def test_same_seed_same_bytes_whatever_the_workers_and_files_are_real(tmp_path):
+def test_same_seed_same_bytes_in_any_process_and_encode_order_and_files_are_real(tmp_path, monkeypatch):
     first = generate_benchmark(tmp_path / "a", TINY, workers=1)
+    # The workers encode other clips before each one (chunks of 4), and glibc fills their fresh
+    # heap memory with 0xA5: an encoder reading memory it never wrote (as x264's macroblock tree
+    # did at 48 px) gives other bytes there than in this process.
+    monkeypatch.setenv("MALLOC_PERTURB_", "165")
     generate_benchmark(tmp_path / "b", TINY, workers=2)
+    monkeypatch.delenv("MALLOC_PERTURB_")
     generate_benchmark(tmp_path / "c", dataclasses.replace(TINY, seed=1), workers=1)
     a, b, c = (_digests(tmp_path / name) for name in "abc")
     assert a == b
+    # The last clip encoded first and alone, in a fresh process (in "a" it came after all others),
+    # over other heap contents again.
+    last = plan_clips(TINY)[-1]
+    monkeypatch.setenv("MALLOC_PERTURB_", "77")
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        pool.submit(_clip_task, (last, TINY, tmp_path / "alone.mp4")).result()
+    alone = hashlib.sha256((tmp_path / "alone.mp4").read_bytes()).hexdigest()
+    assert alone == a[f"videos/whistling/{last.video_id}.mp4"]
     assert len(a) == 3 * 5 + 4
     assert a["videos/playing_drums/playing_drums_0000.mp4"] != c["videos/playing_drums/playing_drums_0000.mp4"]
     assert first["clips"] == 15
