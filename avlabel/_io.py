@@ -1,8 +1,15 @@
-"""Crash-safe file writing: write to a temporary sibling, then atomically rename.
+"""Crash-safe file writing (a temporary sibling, then an atomic rename) and advisory locks.
 
 Every file avlabel produces goes through :func:`atomic_path`, so an interrupted run never
 leaves a half-written output behind (the rename is atomic on POSIX and Windows within one
 file system, which is why the temporary file lives in the destination's directory).
+
+Files users pass in are read without running code from them: :func:`load_tensors` is
+``torch.load(weights_only=True)`` with one-line errors (see :func:`avlabel.errors.reading`).
+
+Outputs that several processes may write (an audio cache, a flow folder, the embedding cache)
+are guarded by :func:`file_lock`: an advisory ``flock`` on a lock file, which the kernel
+releases when the last process holding it dies, so a ``kill -9`` never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ import functools
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from avlabel.errors import AvlabelError, reading
 
 
 @contextlib.contextmanager
@@ -36,6 +46,61 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def quiet_torch_loading() -> Iterator[None]:
+    """Hide the ``UserWarning``\\ s torch's weights-only unpickler prints (notes on pickle protocols).
+
+    A file it refuses becomes one ``Error:`` line; warnings printed above that line would only
+    bury it. Wrap every call that ends in ``torch.load`` (ours, transformers', sentence-transformers').
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\b")
+        yield
+
+
+def load_tensors(path: str | os.PathLike[str], what: str, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values, never pickled code.
+
+    Args:
+        path: the file.
+        what: the file as the user knows it (``"training state runs/a/checkpoints/last.state.pt"``).
+        fix: what to do when it is refused or damaged.
+    """
+    import torch
+
+    with reading(what, fix, also=(RuntimeError,)), quiet_torch_loading():
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def file_lock(path: str | os.PathLike[str], *, busy: str | None = None, shared: bool = False) -> IO[str]:
+    """Open ``path`` (created if needed) and hold an advisory lock on it until the handle is closed.
+
+    Args:
+        path: the lock file.
+        busy: without it, wait for the lock; with it, fail at once with ``AvlabelError(busy)``
+            when another process holds a conflicting lock.
+        shared: take a shared lock (compatible with other shared ones, not with exclusive ones).
+
+    Returns:
+        The open handle; closing it (or the process ending, however it ends) releases the lock.
+        On systems without ``fcntl`` (Windows) the handle is returned without a lock.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - the caller closes it to release the lock
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, one writer by convention
+        return handle
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (fcntl.LOCK_NB if busy is not None else 0)
+    try:
+        fcntl.flock(handle.fileno(), mode)
+    except BlockingIOError:
+        handle.close()
+        raise AvlabelError(busy) from None
+    return handle
 
 
 @functools.cache

@@ -3,6 +3,10 @@
 Bars go to stderr so that results on stdout stay pipeable. Jobs report progress either as
 ``bar(done, total)`` (callbacks from worker pools) or as ``bar.advance(n)`` (loops over batches);
 both drive the same bar.
+
+A bar is only for a terminal: redirected to a file or a pipe it prints nothing (each command
+prints its own summary), and in a terminal a job that fails erases its bar, so that what is
+left of a failed run is its one ``Error:`` line.
 """
 
 from __future__ import annotations
@@ -30,10 +34,15 @@ def progress_bar(description: str, total: int | None = None, disable: bool = Fal
     """A bar labelled ``description`` on stderr (``disable`` hides it, e.g. in library use)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from avlabel.cli._console import err_console
+    from avlabel._console import err_console
 
+    console = err_console()
     progress = Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err_console(), disable=disable)  # fmt: skip
+                        TimeRemainingColumn(), console=console, disable=disable, transient=not console.is_terminal)  # fmt: skip
     task = progress.add_task(description, total=total)
     with progress:
-        yield ProgressBar(progress, task)
+        try:
+            yield ProgressBar(progress, task)
+        except BaseException:
+            progress.live.transient = True  # a failed job ends in its one Error: line, without a bar above it
+            raise

@@ -28,7 +28,7 @@ import numpy as np
 
 from avlabel import __version__
 from avlabel._io import atomic_write_json, atomic_write_text
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 from avlabel.labels import LabelSet, list_label_sets, load_label_set
 from avlabel.labels.loading import shipped_dir
 
@@ -126,6 +126,7 @@ def build_savld(
     backend: str = "bert",
     model: str | None = None,
     vectors: str | None = None,
+    trust_vectors: bool = False,
     device: str | None = None,
     video_template: str | None = None,
     audio_template: str | None = None,
@@ -141,6 +142,8 @@ def build_savld(
         backend: Name in :data:`avlabel.embed.BACKENDS` (``bert``, ``glove``, ``word2vec``).
         model: Sentence model directory or hub id (``bert``).
         vectors: Word-vector file or gensim-data name (``glove``, ``word2vec``).
+        trust_vectors: Allow vectors whose loading runs code: gensim pickles (``.kv``,
+            ``.model``, ...) and gensim-data names (see :mod:`avlabel.embed.word_vectors`).
         device: Torch device for sentence models.
         video_template: Optional prompt for video phrases, e.g. ``"a video of {}"``.
         audio_template: Optional prompt for audio phrases, e.g. ``"the sound of {}"``.
@@ -156,7 +159,7 @@ def build_savld(
     _validate_request(audio, k, metric)
     validate_template(video_template, "--video-template")
     validate_template(audio_template, "--audio-template")
-    embedder = create_embedder(backend, model=model, vectors=vectors, device=device)
+    embedder = create_embedder(backend, model=model, vectors=vectors, device=device, trust_vectors=trust_vectors)
     video_emb = embed_label_set(video, embedder, video_template, use_cache=use_cache)
     audio_emb = embed_label_set(audio, embedder, audio_template, use_cache=use_cache)
     if video_emb.without_vector:
@@ -262,12 +265,12 @@ def load_savld(path: str | Path, video: LabelSet | None = None, audio: LabelSet 
         AvlabelError: missing or corrupt file, or label sets other than ``video``/``audio``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AvlabelError(f"SAVLD file '{path}' is a folder; pass the .json or .txt file 'avlabel savld -o' wrote")
     if not path.is_file():
         raise AvlabelError(f"SAVLD file '{path}' does not exist; build one with 'avlabel savld -o {path.name}'")
-    try:
+    with reading(f"SAVLD file '{path}'", "rebuild it with 'avlabel savld'"):
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AvlabelError(f"cannot read SAVLD file '{path}' ({error}); rebuild it with 'avlabel savld'") from error
     try:
         savld = _from_text(text) if text.startswith(_TEXT_HEADER) else _from_json(json.loads(text))
     except AvlabelError as error:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("audioset.csv", "kinetics400.txt", "kinetics700.txt", "ucf101.txt", "hmdb51.txt", "vggsound.txt", "esc50.txt")
+SHIPPED = ("audioset.csv", "kinetics400.txt", "kinetics600.txt", "kinetics700.txt", "ucf101.txt", "hmdb51.txt", "vggsound.txt", "esc50.txt")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,14 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from avlabel.audio.features import AstFilterbank, FilterbankConfig
-from avlabel.errors import AvlabelError
+from avlabel._io import quiet_torch_loading
+from avlabel.errors import AvlabelError, reading
 
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
 
@@ -165,19 +167,23 @@ def _from_pretrained(cls, name_or_path: str | os.PathLike[str], what: str):
     extra = {"attn_implementation": "sdpa"} if what == "AST checkpoint" else {}
     if path.is_dir():
         _check_model_type(path)
-        try:
+        # A pickled pytorch_model.bin is loaded weights-only by transformers; a refused one is one line.
+        with reading(f"{what} {path}", "pass a directory written by save_pretrained (model.safetensors)"), quiet_torch_loading():
             return cls.from_pretrained(path, local_files_only=True, **extra)
-        except (OSError, ValueError) as error:
-            raise AvlabelError(f"{path} is not a usable {what} directory ({_first_line(error)}); pass a directory written by save_pretrained") from None
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise AvlabelError(f"{what} directory not found: {source}; pass an existing directory or a hub id such as {DEFAULT_AST}")
     try:
-        return cls.from_pretrained(source, local_files_only=True, **extra)
+        with quiet_torch_loading():
+            return cls.from_pretrained(source, local_files_only=True, **extra)
     except OSError:
         pass  # not in the local hub cache: try the hub itself
+    except pickle.UnpicklingError:  # re-raised inside reading(): the one refusal message for every pickle
+        with reading(f"{what} {source!r} (local hub cache)", "delete it from the hub cache and download a safetensors copy"):
+            raise
     try:
-        return cls.from_pretrained(source, **extra)
-    except (OSError, ValueError) as error:
+        with quiet_torch_loading():
+            return cls.from_pretrained(source, **extra)
+    except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise AvlabelError(
             f"could not load the {what} {source!r} from the Hugging Face hub ({_first_line(error)}); on a machine without "
             f"internet access download it elsewhere (huggingface-cli download {source} --local-dir DIR), copy DIR over "

@@ -14,6 +14,8 @@ On-disk layout (``DIR`` is the ``-o`` directory of ``avlabel targets``)::
     DIR/audio_status.u8       uint8, shape (rows,): AudioStatus code (0 OK, 1 no audio stream,
                               2 empty window, 3 silent window); has_audio = (status == 0)
     DIR/audio_bad_items.tsv   video_id, path, reason of the items the last run could not read
+    DIR/audio_sources.tsv     the file each video was computed from (name, size, bounds, manifest);
+                              see avlabel.data.sources: readers refuse another dataset's videos
     DIR/.audio_cache.lock     advisory lock held by the writing process
 
 ``audio_cache.json`` holds ``rows`` and ``index_bytes`` (how much of the data files and of the
@@ -54,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel._io import atomic_write_json, atomic_write_text, file_lock
 from avlabel.errors import AvlabelError
 
 HEADER = "audio_cache.json"
@@ -63,6 +65,7 @@ EMBEDDING = "audio_embedding.f16"
 PROBS = "audio_probs.f16"
 STATUS = "audio_status.u8"
 BAD_ITEMS = "audio_bad_items.tsv"
+SOURCES = "audio_sources.tsv"
 _LOCK = ".audio_cache.lock"
 _FORMAT = "avlabel-audio-cache"
 _VERSION = 1
@@ -120,6 +123,13 @@ class AudioCache:
         first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
         return np.where(first >= 0, first + windows, -1)
 
+    def check_sources(self, records: Sequence, manifest: str | os.PathLike[str] | None, fix: str) -> None:
+        """Refuse if cached videos of ``records`` were computed from other files (see :mod:`avlabel.data.sources`)."""
+        from avlabel.data.sources import check_sources
+
+        cached = [record for record in records if record.video_id in self]
+        check_sources(self.directory / SOURCES, cached, manifest, store=f"audio cache {self.directory}", fix=fix)
+
     def read(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and audio flags of ``rows`` (``-1`` rows read as zero and no audio).
 
@@ -154,7 +164,9 @@ class AudioCacheWriter:
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = _acquire_lock(self.directory / _LOCK)
+        self._lock = file_lock(
+            self.directory / _LOCK, busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish"
+        )
         wanted = {
             "format": _FORMAT,
             "version": _VERSION,
@@ -304,20 +316,6 @@ def _without_source(value):
     # Where a checkpoint was loaded from is provenance, not identity: a moved directory (or a hub
     # id vs. its local copy) still produces the same rows, which the fingerprint tells.
     return {k: v for k, v in value.items() if k != "source"} if isinstance(value, dict) else value
-
-
-def _acquire_lock(path: Path):
-    handle = open(path, "a+")
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks, single-writer by convention
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise AvlabelError(f"another process is writing the audio cache in {path.parent}; wait for it to finish") from None
-    return handle
 
 
 def _one_line(text: str) -> str:

@@ -16,12 +16,14 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from avlabel._progress import progress_bar
-from avlabel.audio.cache import AudioCacheWriter
+from avlabel.audio.cache import SOURCES, AudioCacheWriter
 from avlabel.audio.decode import SAMPLE_RATE, WINDOW_SECONDS, AudioStatus, load_windows
+from avlabel.data.sources import append_sources, source_lines
 from avlabel.errors import AvlabelError
 
 
@@ -49,8 +51,12 @@ def extract_audio(
     workers: int = 0,
     batch_size: int = 32,
     progress: bool = True,
+    manifest: str | os.PathLike[str] | None = None,
 ) -> ExtractSummary:
     """Add the audio of ``records`` that is not cached yet to the cache in ``directory``.
+
+    Each video's source file is recorded (see :mod:`avlabel.data.sources`); check an existing
+    cache with :meth:`AudioCache.check_sources` before reusing it for ``records``.
 
     Args:
         records: manifest records (anything with ``video_id``, ``path``, ``start``, ``end``); a
@@ -62,6 +68,7 @@ def extract_audio(
         workers: DataLoader worker processes for decoding (0: decode in this process).
         batch_size: videos per model batch and per commit.
         progress: show a rich progress bar on stderr.
+        manifest: the manifest ``records`` come from, recorded with each video's source file.
     """
     from torch.utils.data import DataLoader
 
@@ -72,6 +79,7 @@ def extract_audio(
     with AudioCacheWriter(directory, embedder.identity, embedder.dim, embedder.labels, windows) as writer:
         pending = [record for record in unique if record.video_id not in writer.done]
         summary.cached = len(unique) - len(pending)
+        by_id = {record.video_id: record for record in pending}
         on_gpu = embedder.device.type != "cpu"
         dataset = _WindowDataset(pending, num_windows, window_seconds, None if on_gpu else embedder.filterbank)
         loader = DataLoader(
@@ -88,6 +96,8 @@ def extract_audio(
                     summary.bad.extend(batch["bad"])
                     if batch["video_ids"]:
                         _embed_batch(batch, embedder, writer, num_windows, on_gpu)
+                        # Sources are durable before the commit makes the rows visible.
+                        append_sources(Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest))
                         writer.commit()
                         summary.computed += len(batch["video_ids"])
                     bar.advance(len(batch["video_ids"]) + len(batch["bad"]))

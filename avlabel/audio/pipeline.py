@@ -4,7 +4,7 @@ Order of work: every input is validated before anything is computed (manifest la
 SAVLD's video labels, the tagger's classes against the SAVLD's audio labels, tags against the
 manifest), then the cache is filled (resumably, see :mod:`avlabel.audio.cache`), then targets and
 the report are derived from the committed cache -- cheap, so they are always recomputed and
-follow the current manifest, ``--ya``, ``--k`` and ``--overlap``.
+follow the current manifest, ``--ya``, ``--k``, ``--overlap`` and ``--normalize``.
 
 Output directory::
 
@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_path, atomic_write_json
-from avlabel.audio.cache import AudioCache
+from avlabel.audio.cache import BAD_ITEMS, HEADER, AudioCache
 from avlabel.audio.decode import WINDOW_SECONDS, AudioStatus
 from avlabel.audio.embedders import build_embedder
 from avlabel.audio.extract import extract_audio
 from avlabel.audio.report import plot_report, relevance_report
 from avlabel.audio.targets import (
-    OVERLAPS,
     RelevanceTargets,
+    check_target_settings,
     read_tags,
     tag_sets,
     top_labels,
@@ -50,12 +52,14 @@ def make_targets(
     ya: int = 20,
     k: int | None = None,
     overlap: str = "iou",
+    normalize: str = "max",
     num_windows: int = 1,
     window_seconds: float = WINDOW_SECONDS,
     workers: int = 0,
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
+    warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
 ) -> dict:
     """Run the whole job; returns the report (also written to ``output/report.json``).
 
@@ -69,18 +73,21 @@ def make_targets(
         ya: ``Y_a``, AST labels per audio window (ignored with ``tags``).
         k: SAVLD labels per class (default: all the SAVLD has).
         overlap: ``iou`` or ``dice``.
+        normalize: ``max`` (divide by the largest reachable overlap) or ``none``; see
+            :mod:`avlabel.audio.targets`.
         num_windows: audio windows per video (1 for training, more for multi-clip testing).
         window_seconds: window length.
         workers: decoding worker processes.
         batch_size: videos per model batch.
         device: torch device for the filterbank and the embedder.
         progress: show progress on stderr.
+        warn_failed_share: warn (:class:`~avlabel.errors.AvlabelWarning`) when more than this
+            share of the videos cannot be read; all of them failing is an error.
     """
     from avlabel.data.manifest import read_manifest
     from avlabel.savld import load_savld
 
-    if overlap not in OVERLAPS:
-        raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
+    check_target_settings(overlap, normalize)
     output = Path(output)
     table = load_savld(savld)
     # Missing files are not fatal here: the job skips and lists them like any unreadable item.
@@ -89,20 +96,32 @@ def make_targets(
     k = _check_k(k, table.k)
     if tags is None and embedder != "ast":
         raise AvlabelError(f"the {embedder!r} embedder predicts no audio labels; pass --tags FILE or use --embedder ast")
-    if tags is None and not 1 <= ya <= len(table.audio):
+    if not 1 <= ya <= len(table.audio):
         raise AvlabelError(f"--ya must be between 1 and {len(table.audio)} (audio labels of the SAVLD), got {ya}")
     given = read_tags(tags, table.audio) if tags is not None else None
     if given is not None:
         untagged = [video_id for video_id in video_class if video_id not in given.labels]
         if untagged:
             raise AvlabelError(f"{len(untagged)} manifest videos have no row in {tags} (e.g. {untagged[0]!r}); tag every video or drop them")
+    existing = AudioCache(output) if (output / HEADER).is_file() else None
+    if existing is not None:  # reusing a cache: its videos must be this manifest's files
+        existing.check_sources(
+            records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
+        )
+    if existing is None or not any(video_id in existing for video_id in video_class):
+        check_media_exist(records.records, manifest)  # all would fail: say so before loading a model or writing
+    created = not output.exists()
     model = build_embedder(embedder, ast, device)
     if model.labels is not None:
         from avlabel.audio.ast import check_label_order
 
         check_label_order(model.labels, table.audio, source=f"the AST checkpoint {model.source}")
 
-    summary = extract_audio(records, output, model, num_windows, window_seconds, workers, batch_size, progress)
+    summary = extract_audio(records, output, model, num_windows, window_seconds, workers, batch_size, progress, manifest=manifest)
+    if created and summary.computed == 0 and len(summary.bad) == summary.items:
+        shutil.rmtree(output, ignore_errors=True)  # an empty cache and an error list: not worth leaving behind
+    check_failures([(video_id, reason) for video_id, _, reason in summary.bad], summary.items, what="videos",
+                   listed_in=output / BAD_ITEMS, warn_share=warn_failed_share)  # fmt: skip
     cache = AudioCache(output)
     has_audio = cache.has_audio
     audio_sets = top_labels(cache.probs, ya, has_audio) if given is None else tag_sets(cache.video_ids, given, has_audio)
@@ -119,7 +138,7 @@ def make_targets(
         "audio_labels": {"name": table.audio.name, "sha256": table.audio.sha256, "count": len(table.audio)},
         "embedder": model.identity,
     }
-    targets = RelevanceTargets(audio_sets, table.neighbours[:, :k], row_class, len(table.audio), overlap, meta)
+    targets = RelevanceTargets(audio_sets, table.neighbours[:, :k], row_class, len(table.audio), overlap, meta, normalize)
     targets.save(output)
 
     rows = np.flatnonzero(row_class >= 0)
@@ -130,7 +149,7 @@ def make_targets(
         relevant = np.array([given.relevant.get(cache.video_ids[row], -1) for row in rows])
     report = relevance_report(values, row_class[rows], status, table.video.labels, relevant)
     report = {
-        "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")} | {"overlap": overlap, "windows": num_windows},
+        "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")} | {"overlap": overlap, "normalize": normalize, "windows": num_windows},
         "extraction": {
             "videos": summary.items,
             "already_cached": summary.cached,

@@ -14,13 +14,25 @@ With ``i = |A ∩ B|``, ``a = |A|`` and ``b = |B|``, the two overlaps the paper 
   set lies inside the larger), and
 * Dice: ``2 i / (a + b)``, largest possible value ``2 min(a, b) / (a + b)``.
 
-With ``k != Y_a`` neither can reach 1, so each is divided by its largest reachable value to
-span [0, 1] like the network's sigmoid output:
+The paper says only that the overlap "is normalized into the [0-1] range to match the relevant
+network (RN) output range" (Fig. 2). How is a choice, ``normalize``:
 
-    target_IoU  = i * max(a, b) / (min(a, b) * (a + b - i))
-    target_Dice = i / min(a, b)
+* ``max`` (default): with ``k != Y_a`` neither overlap can reach 1 (IoU at most 0.5 for the
+  paper's k = 10, Y_a = 20), so each is divided by its largest reachable value and a clip whose
+  audio labels hold all of the class's labels gets 1, like a confident sigmoid:
 
-and ``target = 0`` when ``a = 0`` or ``b = 0``. Audio that is missing or silent is irrelevant by
+      target_IoU  = i * max(a, b) / (min(a, b) * (a + b - i))
+      target_Dice = i / min(a, b)
+
+* ``none``: the overlap itself, ``i / (a + b - i)`` or ``2 i / (a + b)``, which lies in [0, 1]
+  by definition but tops out below 1 when ``k != Y_a``.
+
+We keep ``max`` as the default because the paper's words only describe a step when the raw
+overlap does not already span [0, 1]. The choice changes what alpha means: with k = 10 and
+Y_a = 20, alpha = 0.25 keeps audio sharing at least 4 of the class's 10 labels under ``max``
+(2i / (30 - i) >= 0.25) and at least 6 under ``none`` (i / (30 - i) >= 0.25).
+
+``target = 0`` when ``a = 0`` or ``b = 0``. Audio that is missing or silent is irrelevant by
 definition, so its ``A`` is empty and its target 0. The paper's defaults are ``k = 10``,
 ``Y_a = 20`` and IoU (Table 4). Because a target is a function of (audio row, class) only,
 intra-class cross-modality augmentation (section 3.6: audio borrowed from another video of the
@@ -39,36 +51,49 @@ from pathlib import Path
 import numpy as np
 
 from avlabel._io import atomic_path, atomic_write_json
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 OVERLAPS = ("iou", "dice")
+NORMALIZATIONS = ("max", "none")  # divide by the largest reachable overlap, or keep it as is
 TARGETS_JSON = "targets.json"
 TARGETS_NPZ = "targets.npz"
 _CHUNK = 16_384  # rows per vectorised block (bounds the (rows, labels) multi-hot temporaries)
 
 
-def overlap_target(intersection, size_a, size_b, overlap: str = "iou") -> np.ndarray:
-    """Normalised IoU or Dice overlap from set sizes (broadcasting arrays); see the module docs.
+def overlap_target(intersection, size_a, size_b, overlap: str = "iou", normalize: str = "max") -> np.ndarray:
+    """IoU or Dice overlap from set sizes (broadcasting arrays), normalised as the module docs say.
 
     Args:
         intersection: ``|A ∩ B|``.
         size_a: ``|A|`` (``Y_a`` for AST predictions).
         size_b: ``|B|`` (``k``).
         overlap: ``"iou"`` or ``"dice"``.
+        normalize: ``"max"`` (divide by the largest reachable overlap) or ``"none"``.
 
     Returns:
         float32 array in [0, 1]; 0 where either set is empty.
     """
+    check_target_settings(overlap, normalize)
     i, a, b = (np.asarray(x, dtype=np.float64) for x in (intersection, size_a, size_b))
     low, high = np.minimum(a, b), np.maximum(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         if overlap == "iou":
-            value = i * high / (low * (a + b - i))  # IoU / (min/max)
-        elif overlap == "dice":
-            value = i / low  # (2i/(a+b)) / (2min/(a+b))
+            value = i / (a + b - i)
+            reachable = low / high  # B inside A (or A inside B)
         else:
-            raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
+            value = 2 * i / (a + b)
+            reachable = 2 * low / (a + b)
+        if normalize == "max":
+            value = value / reachable
     return np.where(low > 0, value, 0.0).astype(np.float32)
+
+
+def check_target_settings(overlap: str, normalize: str) -> None:
+    """Raise :class:`AvlabelError` for an unknown overlap or normalisation name."""
+    if overlap not in OVERLAPS:
+        raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
+    if normalize not in NORMALIZATIONS:
+        raise AvlabelError(f"unknown target normalisation {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
 def multi_hot(sets: np.ndarray, num_labels: int) -> np.ndarray:
@@ -108,10 +133,11 @@ def read_tags(path: str | os.PathLike[str], audio_labels) -> AudioTags:
     """
     path = Path(path)
     if not path.is_file():
-        raise AvlabelError(f"tags file not found: {path}")
+        raise AvlabelError(f"tags file not found: {path}; pass a CSV with the columns video_id,audio_labels[,relevant]")
     labels: dict[str, tuple[int, ...]] = {}
     relevant: dict[str, int] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    fix = "save it as a UTF-8 CSV with the columns video_id,audio_labels[,relevant]"
+    with reading(f"tags file {path}", fix), open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"video_id", "audio_labels"} <= set(reader.fieldnames):
             raise AvlabelError(f"{path} must have the columns video_id,audio_labels[,relevant]; found {reader.fieldnames}")
@@ -152,16 +178,18 @@ class RelevanceTargets:
         num_labels: size of the audio vocabulary (527 for AudioSet).
         overlap: ``"iou"`` or ``"dice"``.
         meta: provenance (label sets, k, Y_a, source of ``A``), saved in ``targets.json``.
+        normalize: ``"max"`` or ``"none"`` (see the module docs).
     """
 
-    def __init__(self, audio_sets, class_sets, row_class, num_labels: int, overlap: str = "iou", meta: dict | None = None):
-        if overlap not in OVERLAPS:
-            raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
+    def __init__(self, audio_sets, class_sets, row_class, num_labels: int, overlap: str = "iou", meta: dict | None = None,
+                 normalize: str = "max"):  # fmt: skip
+        check_target_settings(overlap, normalize)
         self.audio_sets = np.asarray(audio_sets)
         self.class_sets = np.asarray(class_sets)
         self.row_class = np.asarray(row_class)
         self.num_labels = int(num_labels)
         self.overlap = overlap
+        self.normalize = normalize
         self.meta = dict(meta or {})
         self._class_hot = multi_hot(self.class_sets, self.num_labels)  # (C, L)
         self._class_size = self._class_hot.sum(axis=1)
@@ -175,7 +203,8 @@ class RelevanceTargets:
         audio_hot = multi_hot(self.audio_sets[rows], self.num_labels).astype(np.float32)  # (n, L)
         class_hot = self._class_hot[classes].astype(np.float32)  # (m, L)
         intersection = audio_hot @ class_hot.T  # (n, m)
-        return overlap_target(intersection, audio_hot.sum(axis=1)[:, None], self._class_size[classes][None, :], self.overlap)
+        return overlap_target(intersection, audio_hot.sum(axis=1)[:, None], self._class_size[classes][None, :], self.overlap,
+                              self.normalize)  # fmt: skip
 
     def pairs(self, rows, classes) -> np.ndarray:
         """``(n,)`` float32 target of ``rows[j]`` for ``classes[j]`` (e.g. borrowed audio, own class)."""
@@ -186,7 +215,7 @@ class RelevanceTargets:
             audio_hot = multi_hot(self.audio_sets[block_rows], self.num_labels)  # (n, L)
             intersection = (audio_hot & self._class_hot[block_classes]).sum(axis=1)
             out[start : start + len(block_rows)] = overlap_target(
-                intersection, audio_hot.sum(axis=1), self._class_size[block_classes], self.overlap
+                intersection, audio_hot.sum(axis=1), self._class_size[block_classes], self.overlap, self.normalize
             )
         return out
 
@@ -199,11 +228,12 @@ class RelevanceTargets:
         return self.pairs(rows, classes)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``targets.npz`` (arrays) and ``targets.json`` (overlap and provenance) atomically."""
+        """Write ``targets.npz`` (arrays) and ``targets.json`` (overlap, normalisation, provenance) atomically."""
         directory = Path(directory)
         with atomic_path(directory / TARGETS_NPZ) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, audio_sets=self.audio_sets, class_sets=self.class_sets, row_class=self.row_class)
-        atomic_write_json(directory / TARGETS_JSON, {**self.meta, "overlap": self.overlap, "num_labels": self.num_labels})
+        atomic_write_json(directory / TARGETS_JSON, {**self.meta, "overlap": self.overlap, "normalize": self.normalize,
+                                                     "num_labels": self.num_labels})  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> RelevanceTargets:
@@ -211,8 +241,10 @@ class RelevanceTargets:
         directory = Path(directory)
         if not (directory / TARGETS_JSON).is_file() or not (directory / TARGETS_NPZ).is_file():
             raise AvlabelError(f"no relevance targets in {directory}; compute them with: avlabel targets ... -o {directory}")
-        meta = json.loads((directory / TARGETS_JSON).read_text(encoding="utf-8"))
-        with np.load(directory / TARGETS_NPZ) as arrays:
-            audio_sets, class_sets, row_class = arrays["audio_sets"], arrays["class_sets"], arrays["row_class"]
-        overlap, num_labels = meta.pop("overlap"), meta.pop("num_labels")
-        return cls(audio_sets, class_sets, row_class, num_labels, overlap, meta)
+        with reading(f"relevance targets in {directory}", f"recompute them with: avlabel targets ... -o {directory}", also=(KeyError,)):
+            meta = json.loads((directory / TARGETS_JSON).read_text(encoding="utf-8"))
+            with np.load(directory / TARGETS_NPZ, allow_pickle=False) as arrays:
+                audio_sets, class_sets, row_class = arrays["audio_sets"], arrays["class_sets"], arrays["row_class"]
+            overlap, num_labels = meta.pop("overlap"), meta.pop("num_labels")
+        normalize = meta.pop("normalize", "max")  # caches from before the choice existed used max
+        return cls(audio_sets, class_sets, row_class, num_labels, overlap, meta, normalize)

@@ -9,12 +9,13 @@ and friends are imported inside the command body, so ``avlabel --help`` stays fa
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 
 import click
 
 from avlabel import __version__
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, AvlabelWarning
 
 # name -> "module:attribute"; one module per subcommand.
 _COMMANDS = {
@@ -45,7 +46,13 @@ class CliContext:
 
 
 class _RootGroup(click.Group):
-    """Loads subcommands on demand and turns :class:`AvlabelError` into exit status 2."""
+    """Loads subcommands on demand; every bad input ends as one ``Error:`` line and exit status 2.
+
+    This is the one place where errors meet the user: :class:`AvlabelError` from the core, a bad
+    option value from click (without click's three-line usage block), and the file-system errors
+    that no check can rule out in advance (a disk that fills up, a folder that vanishes mid-run).
+    :class:`AvlabelWarning`\\ s print as one ``Warning:`` line each, when they happen.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -59,10 +66,31 @@ class _RootGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except AvlabelError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(2)
+            _fail(ctx, str(error))
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `avlabel data` alone: click prints the group's help
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            _fail(ctx, f"{error.format_message().rstrip('.')}; see '{command} --help'")
+        except OSError as error:
+            where = f": {error.filename}" if error.filename else ""
+            _fail(ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun")
+
+
+def _fail(ctx: click.Context, message: str) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    ctx.exit(2)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, AvlabelWarning):
+        click.secho(f"Warning: {' '.join(str(message).split())}", err=True, fg="yellow", bold=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True, nl=False)
 
 
 @click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})

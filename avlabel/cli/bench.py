@@ -42,12 +42,15 @@ def bench(
     stream/s (the same times the number of visual streams), MFU%, MiB (peak training memory),
     infer/s (inference clips per second).
     """
+    from avlabel._checks import check_output_file
+    from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.bench import run_benchmarks
 
-    device = device or resolve_device(ctx)  # an unusable device is reported by run_benchmarks
+    if output is not None:
+        check_output_file(output, "-o")  # before the benchmark, not after minutes of it
+    device = resolve_device(ctx, device)
     console = err_console()
 
     def progress(result: dict) -> None:

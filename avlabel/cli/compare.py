@@ -51,7 +51,7 @@ def compare(first: Path, second: Path, top: int, as_json: bool) -> None:
 def _print(summary: dict, a, b) -> None:
     from rich.table import Table
 
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
 
     console = out_console()
 

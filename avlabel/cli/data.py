@@ -26,14 +26,15 @@ def manifest(format, root, output, split_index, annotations, label_set) -> None:
     OUTPUT.missing.txt; they do not stop the run.
     """
     from collections import Counter
-    from pathlib import Path
 
+    from avlabel._checks import check_output_file
+    from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_text
-    from avlabel.cli._console import err_console, out_console
     from avlabel.data.adapters import build_records
     from avlabel.data.manifest import write_manifest
     from avlabel.errors import AvlabelError
 
+    output = check_output_file(output, "-o")
     options = {"kinetics": {"annotations": list(annotations) or None}, "ucf101": {"split_index": split_index},
                "hmdb51": {"split_index": split_index}, "folders": {}}[format]  # fmt: skip
     result = build_records(format, root, **options)
@@ -46,7 +47,6 @@ def manifest(format, root, output, split_index, annotations, label_set) -> None:
         unknown = sorted({record.label for record in result.records if record.label not in vocabulary})
         if unknown:
             vocabulary.index(unknown[0])  # raises with "did you mean" suggestions
-    output = Path(output)
     write_manifest(result.records, output)
     missing_path = output.with_name(output.name + ".missing.txt")
     if result.missing:

@@ -17,10 +17,11 @@ import click
 @click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder (`avlabel flow`); default: the run's.")
 @click.option("--tags", type=click.Path(dir_okay=False, path_type=Path),
               help="Tags CSV with a `relevant` column; default: audio_tags.csv beside the manifest, if any.")  # fmt: skip
-@click.option("--target-threshold", type=float, default=None,
+@click.option("--target-threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Relevance targets at or above this count as relevant (default: the model's alpha).")  # fmt: skip
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Views per forward pass.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Data-loading worker processes.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Views per forward pass.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Data-loading worker processes (0: load in this process).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory [default: RUN_DIR/eval/SPLIT-CHECKPOINT].")  # fmt: skip
 @click.pass_context
@@ -45,14 +46,11 @@ def eval_command(
     Writes metrics.json, predictions.csv, confusion.png and skipped.tsv (videos that could not be
     decoded) and prints a summary table.
     """
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
     from avlabel.cli._options import resolve_device
-    from avlabel.errors import AvlabelError
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import evaluate_run
 
-    if batch_size < 1 or workers < 0:
-        raise AvlabelError(f"--batch-size ({batch_size}) must be >= 1 and --workers ({workers}) >= 0")
     metrics = evaluate_run(
         run, manifest, split=split, checkpoint=checkpoint, views=ViewGrid.parse(views), output_dir=output,
         audio_dir=audio_dir, flow_dir=flow_dir, tags=tags, target_threshold=target_threshold,

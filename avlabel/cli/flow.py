@@ -6,6 +6,8 @@ import os
 
 import click
 
+from avlabel.cli._options import warn_failed_option
+
 
 @click.command(name="flow")
 @click.option("--manifest", "manifest_path", required=True, type=click.Path(dir_okay=False), help="Manifest CSV.")
@@ -17,14 +19,18 @@ import click
 @click.option("--short-side", default=256, show_default=True, help="Scale frames down to this short side first (pixels).")
 @click.option("--format", "format", type=click.Choice(["jpg", "npz"]), default="jpg", show_default=True,
               help="jpg: x_/y_NNNNN.jpg per video (mmaction2 denseflow layout); npz: lossless, one file per video.")  # fmt: skip
-@click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs", help="Processes, one video each.")
-def flow(manifest_path, out, method, preset, short_side, format, workers) -> None:
+@click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs", type=click.IntRange(min=0),
+              help="Processes, one video each (0 or 1: compute in this process).")  # fmt: skip
+@warn_failed_option
+def flow(manifest_path, out, method, preset, short_side, format, workers, warn_failed_share) -> None:
     """Compute optical flow (clipped to +-20 px, uint8) between consecutive frames of every video.
 
     Finished videos are skipped on a rerun, so an interrupted run resumes; videos that cannot be
-    decoded are skipped, counted and listed in OUT/flow_errors.log.
+    decoded are skipped, counted and listed in OUT/flow_errors.log. A run in which every video
+    fails is an error.
     """
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._checks import check_output_dir
+    from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
     from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest
@@ -32,8 +38,9 @@ def flow(manifest_path, out, method, preset, short_side, format, workers) -> Non
     # Missing files are not fatal here: like corrupt ones they are skipped and listed.
     manifest = read_manifest(manifest_path, check_files=False)
     config = FlowConfig(method=method, preset=preset, short_side=short_side, format=format)
+    check_output_dir(out, "--out")
     with progress_bar("flow") as progress:
-        summary = run_flow(manifest, out, config, workers=workers, progress=progress)
+        summary = run_flow(manifest, out, config, workers=workers, progress=progress, warn_failed_share=warn_failed_share)
     rate = summary.flow_frames / summary.seconds if summary.seconds > 0 else 0.0
     console = err_console()
     console.print(

@@ -60,7 +60,7 @@ def _score(value: float) -> str:
 def _print_row(dictionary, video_label: str, source: str) -> None:
     from rich.table import Table
 
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
 
     kind = "similarity" if dictionary.higher_is_closer else "distance"
     table = Table(title=f"{video_label} → {dictionary.audio.name}", caption=source)
@@ -78,7 +78,7 @@ def _print_row(dictionary, video_label: str, source: str) -> None:
 def _print_reverse(dictionary, audio_label: str, source: str) -> None:
     from rich.table import Table
 
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
 
     audio = dictionary.audio.labels[dictionary.audio.index(audio_label)]
     rows = dictionary.video_labels(audio)
@@ -99,7 +99,7 @@ def _print_reverse(dictionary, audio_label: str, source: str) -> None:
 def _print_matches(dictionary, query: str, matches: list[str], source: str) -> None:
     from rich.table import Table
 
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
 
     table = Table(
         title=f"'{query}' is not a {dictionary.video.name} label; {len(matches)} labels contain it",

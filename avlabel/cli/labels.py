@@ -18,7 +18,7 @@ def labels(name: str | None) -> None:
     if name is None:
         from rich.table import Table
 
-        from avlabel.cli._console import out_console
+        from avlabel._console import out_console
 
         table = Table(title="shipped label sets")
         table.add_column("name")

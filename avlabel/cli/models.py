@@ -45,7 +45,7 @@ def models(pattern: str, as_json: bool, no_ast: bool) -> None:
     from rich.console import Console
     from rich.measure import Measurement
 
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
 
     console, table = out_console(), _table(rows)
     # Never squeeze the table below its natural width (pipes report 80 columns): a long line

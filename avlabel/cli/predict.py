@@ -17,7 +17,7 @@ import click
               help="Audio cache whose embedder (AST) to use; default: the run's.")  # fmt: skip
 @click.option("--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`.")
 @click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder holding this video (default: computed now).")
-@click.option("--top", type=int, default=5, show_default=True, help="How many classes to list.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def predict(
@@ -36,14 +36,14 @@ def predict(
 
     With an AST-based run, the AudioSet tags AST hears in the clip are listed too.
     """
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
     from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import predict_video
 
     result = predict_video(
         video, run, checkpoint=checkpoint, views=ViewGrid.parse(views), audio_dir=audio_dir, flow_dir=flow_dir,
-        ast=ast, device=resolve_device(ctx), top=max(top, 1),
+        ast=ast, device=resolve_device(ctx), top=top,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=2))

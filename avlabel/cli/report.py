@@ -28,6 +28,6 @@ def report(run_dirs: tuple[Path, ...], split: str, checkpoint: str, group: bool,
     table = write_report(run_dirs, output=output, split=split, checkpoint=checkpoint, group=group)
     click.echo(table, nl=False)
     if output is not None:
-        from avlabel.cli._console import err_console
+        from avlabel._console import err_console
 
         err_console().print(f"wrote {output} and {output.with_suffix('.json')}")

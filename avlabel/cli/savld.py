@@ -21,8 +21,16 @@ _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
     "--vectors",
     default=None,
     metavar="PATH|NAME",
-    help="Word vectors for glove/word2vec: word2vec .bin/.txt, GloVe .txt, gensim KeyedVectors, or a gensim-data name. "
+    help="Word vectors for glove/word2vec: a word2vec .bin/.txt or GloVe .txt file, or NAME.npy with its words in "
+    "NAME.vocab.txt (none of these can run code); with --trust-vectors also a gensim save or a gensim-data name. "
     "[default for glove: bundled GloVe 6B 50-d]",
+)
+@click.option(
+    "--trust-vectors",
+    is_flag=True,
+    help="Allow --vectors that RUN CODE when loaded: gensim saves (.kv, .model, .wordvectors, .pkl) are pickles that "
+    "execute whatever the file asks for, and a gensim-data NAME makes gensim download and import a Python module. "
+    "Only for files and downloads you trust.",
 )
 @click.option("--video-template", default=None, metavar="TEXT", help='Prompt around video labels, e.g. "a video of {}".')
 @click.option("--audio-template", default=None, metavar="TEXT", help='Prompt around audio labels, e.g. "the sound of {}".')
@@ -45,6 +53,7 @@ def savld(
     backend: str,
     model: str | None,
     vectors: str | None,
+    trust_vectors: bool,
     video_template: str | None,
     audio_template: str | None,
     output: Path | None,
@@ -56,7 +65,9 @@ def savld(
     chosen backend (embeddings are cached, so a rebuild is instant) and matched by exact
     k-nearest-neighbour search.
     """
-    from avlabel.cli._console import err_console
+    from avlabel._checks import check_output_file
+    from avlabel._console import err_console
+    from avlabel.cli._options import resolve_device
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
     from avlabel.savld import build_savld, save_savld
@@ -66,7 +77,9 @@ def savld(
         output = Path(f"savld-{video_set.name}-{audio_set.name}-{backend}-k{k}-{metric}.json")
     if output.suffix.lower() not in _OUTPUT_SUFFIXES:
         raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json or .txt")
-    device = ctx.find_root().obj.device if ctx.find_root().obj else None
+    check_output_file(output, "-o")
+    # Checked only when asked for: resolving a device imports torch, which a warm-cache build never needs.
+    device = resolve_device(ctx) if ctx.find_root().obj and ctx.find_root().obj.device else None
     started = time.perf_counter()
     with err_console().status(f"embedding {len(video_set)} {video_set.name} and {len(audio_set)} {audio_set.name} labels ({backend})"):
         dictionary = build_savld(
@@ -77,6 +90,7 @@ def savld(
             backend=backend,
             model=model,
             vectors=vectors,
+            trust_vectors=trust_vectors,
             device=device,
             video_template=video_template,
             audio_template=audio_template,
@@ -91,7 +105,7 @@ def _print_summary(dictionary, output: Path, seconds: float) -> None:
 
     from rich.table import Table
 
-    from avlabel.cli._console import err_console, out_console
+    from avlabel._console import err_console, out_console
 
     provenance = dictionary.provenance
     unknown, unmatched = provenance.get("unknown_words", {}), provenance.get("audio_without_vector", [])

@@ -53,8 +53,8 @@ def synth(ctx, out, classes, per_class, audio_mix, class_audio_mix, visual_cue, 
     """
     from dataclasses import replace
 
+    from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
-    from avlabel.cli._console import err_console, out_console
     from avlabel.data.synth import SynthConfig, generate_benchmark
     from avlabel.data.synth.hue_drift import HueDriftParams
     from avlabel.data.synth.visuals import VisualParams

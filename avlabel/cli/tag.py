@@ -22,8 +22,8 @@ ast_option = click.option(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many labels to print.")
 @ast_option
-@click.option("--start", type=float, default=None, help="Clip start in seconds (default: the start of the audio).")
-@click.option("--end", type=float, default=None, help="Clip end in seconds (default: the end of the audio).")
+@click.option("--start", type=click.FloatRange(min=0), default=None, help="Clip start in seconds (default: the start of the audio).")
+@click.option("--end", type=click.FloatRange(min=0, min_open=True), default=None, help="Clip end in seconds (default: the end of the audio).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def tag(ctx: click.Context, file: Path, top: int, ast_source: str | None, start: float | None, end: float | None, as_json: bool) -> None:
@@ -32,10 +32,18 @@ def tag(ctx: click.Context, file: Path, top: int, ast_source: str | None, start:
     The centred 10 s window of the clip (or of the whole file) is decoded to 16 kHz mono and
     tagged by the frozen AST, exactly as `avlabel targets` does for every manifest item.
     """
+    from avlabel._checks import check_input_file
+    from avlabel._console import err_console, out_console
     from avlabel.audio.ast import DEFAULT_AST, AstTagger, tag_file
-    from avlabel.cli._console import err_console, out_console
     from avlabel.cli._options import resolve_device
+    from avlabel.data.decode import open_container
+    from avlabel.errors import AvlabelError
 
+    # The input is checked before AST loads (seconds to minutes): a typo fails at once.
+    check_input_file(file, "media file", "pass a video or audio file")
+    if start is not None and end is not None and end <= start:
+        raise AvlabelError(f"--end {end} is not after --start {start}; pass a clip that ends after it starts")
+    open_container(file).close()  # unreadable or not media: one line now, not after loading the model
     device = resolve_device(ctx)
     with err_console().status(f"loading AST ({ast_source or DEFAULT_AST}) on {device}"):
         tagger = AstTagger.from_pretrained(ast_source or DEFAULT_AST, device=device)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._options import warn_failed_option
 from avlabel.cli.tag import ast_option
 
 
@@ -27,9 +28,16 @@ from avlabel.cli.tag import ast_option
     show_default=True,
     help="Audio embedding stored in the cache; logmel (weak baseline, no AST weights needed) requires --tags.",
 )
-@click.option("--ya", default=20, show_default=True, type=int, help="Y_a: top AST labels per audio window.")
-@click.option("--k", "k", default=None, type=int, help="SAVLD labels per class (default: all the SAVLD holds).")
+@click.option("--ya", default=20, show_default=True, type=click.IntRange(min=1), help="Y_a: top AST labels per audio window.")
+@click.option("--k", "k", default=None, type=click.IntRange(min=1), help="SAVLD labels per class (default: all the SAVLD holds).")
 @click.option("--overlap", type=click.Choice(["iou", "dice"]), default="iou", show_default=True, help="Overlap between the two label sets.")
+@click.option(
+    "--normalize",
+    type=click.Choice(["max", "none"]),
+    default="max",
+    show_default=True,
+    help="Divide the overlap by its largest reachable value (k != Y_a caps it below 1), or keep it as is.",
+)
 @click.option("--windows", default=1, show_default=True, type=click.IntRange(min=1), help="Audio windows per video (multi-clip testing).")
 @click.option(
     "--workers",
@@ -40,6 +48,7 @@ from avlabel.cli.tag import ast_option
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes).")
+@warn_failed_option
 @click.pass_context
 def targets(
     ctx: click.Context,
@@ -51,21 +60,26 @@ def targets(
     ya: int,
     k: int | None,
     overlap: str,
+    normalize: str,
     windows: int,
     workers: int,
     batch_size: int,
     output: Path,
+    warn_failed_share: float,
 ) -> None:
     """Cache audio embeddings/AudioSet probabilities and write relevance targets.
 
     For each manifest clip and its class, target = overlap(top-Y_a audio labels, the class's k
-    SAVLD labels), IoU or Dice normalised to [0, 1]; clips without audio get 0. Writes the cache,
-    targets.npz/json/csv, report.json and PNG plots to OUTPUT. Interrupted runs resume.
+    SAVLD labels), IoU or Dice, by default divided by its largest reachable value (--normalize);
+    clips without audio get 0. Writes the cache, targets.npz/json/csv, report.json and PNG plots
+    to OUTPUT. Interrupted runs resume; a run in which no video can be read is an error.
     """
+    from avlabel._checks import check_output_dir
+    from avlabel._console import out_console
     from avlabel.audio.pipeline import make_targets
-    from avlabel.cli._console import out_console
     from avlabel.cli._options import resolve_device
 
+    check_output_dir(output, "-o")
     report = make_targets(
         manifest,
         savld,
@@ -76,10 +90,12 @@ def targets(
         ya=ya,
         k=k,
         overlap=overlap,
+        normalize=normalize,
         num_windows=windows,
         workers=workers,
         batch_size=batch_size,
         device=resolve_device(ctx),
+        warn_failed_share=warn_failed_share,
     )
     extraction = report["extraction"]
     console = out_console()

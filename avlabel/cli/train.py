@@ -50,7 +50,7 @@ def train(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ..
     checkpoints/{last,best}.safetensors (+ .state.pt). Every input is checked before training
     starts. Multi-GPU: torchrun --nproc_per_node N -m avlabel train ...
     """
-    from avlabel.cli._console import out_console
+    from avlabel._console import out_console
     from avlabel.errors import AvlabelError
     from avlabel.train.config import load_config
     from avlabel.train.loop import train as run_training

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avlabel.data.manifest import ClipRecord
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".3gp", ".wmv", ".ts"})
+_CSV_FIX = "save it as a UTF-8 CSV (label,youtube_id,time_start,time_end,split)"
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validate": "val",
                 "validation": "val", "test": "test", "testing": "test"}  # fmt: skip
 
@@ -197,7 +198,7 @@ def _kinetics_csvs(root: Path) -> list[Path]:
     found = []
     for folder in (root / "annotations", root):
         for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
-            with open(path, newline="", encoding="utf-8-sig") as handle:
+            with reading(f"annotation file {path}", _CSV_FIX), open(path, newline="", encoding="utf-8-sig") as handle:
                 header = handle.readline()
             if "youtube_id" in header:
                 found.append(path)
@@ -205,15 +206,12 @@ def _kinetics_csvs(root: Path) -> list[Path]:
 
 
 def _read_csv_rows(path: Path, required: tuple[str, ...]):
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = [column for column in required if column not in (reader.fieldnames or [])]
-            if missing:
-                raise AvlabelError(f"{path} lacks column(s) {', '.join(missing)}; is it a Kinetics annotation CSV?")
-            yield from reader
-    except OSError as error:
-        raise AvlabelError(f"cannot read {path}: {error}") from None
+    with reading(f"annotation file {path}", _CSV_FIX), open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise AvlabelError(f"{path} lacks column(s) {', '.join(missing)}; is it a Kinetics annotation CSV?")
+        yield from reader
 
 
 def _normalise_split(name: str) -> str:

@@ -3,7 +3,8 @@
 Items. ``VideoClipDataset(manifest, label_set, mode=...)[i]`` is a dict:
 
 ==============  ==================================================================================
-``rgb``         ``(3, T, H, W)`` float32, ImageNet-normalised (absent if "rgb" not in modalities)
+``rgb``         ``(3, T, H, W)`` float32, ``(pixel / 255 - rgb_mean) / rgb_std`` (absent if "rgb" not
+                in modalities)
 ``flow``        ``(2, T, H, W)`` float32: x, y displacement to the next frame, in output-grid
                 pixels divided by 20 (the quantisation bound), so mostly within [-1, 1]
 ``label``       int, index of the clip's label in the :class:`~avlabel.labels.LabelSet`
@@ -74,6 +75,8 @@ class VideoClipDataset(Dataset):
         decode_short_side: scale frames to this short side while decoding (speed for large
             videos; None keeps their size).
         error_log: file to which every skipped item appends a line ``index<TAB>video_id<TAB>error``.
+        rgb_mean, rgb_std: per-channel RGB statistics the model's weights expect
+            (``ModelConfig.rgb_mean`` / ``rgb_std``); required with "rgb".
     """
 
     def __init__(
@@ -94,12 +97,19 @@ class VideoClipDataset(Dataset):
         flow_on_the_fly: bool = False,
         decode_short_side: int | None = None,
         error_log: str | os.PathLike[str] | None = None,
+        rgb_mean: Sequence[float] | None = None,
+        rgb_std: Sequence[float] | None = None,
     ):
         if mode not in ("train", "test"):
             raise AvlabelError(f"dataset mode must be 'train' or 'test', got {mode!r}")
         unknown = [name for name in modalities if name not in MODALITIES]
         if unknown or not modalities:
             raise AvlabelError(f"modalities must be a non-empty subset of {MODALITIES}, got {tuple(modalities)}")
+        if "rgb" in modalities and (rgb_mean is None or rgb_std is None):
+            raise AvlabelError(
+                "RGB clips need rgb_mean and rgb_std: the statistics the model's weights were trained with "
+                "(ModelConfig.rgb_mean / rgb_std)"
+            )
         if num_crops not in (1, 3):
             raise AvlabelError(f"num_crops must be 1 (centre) or 3 (left/centre/right), got {num_crops}")
         if len(manifest) == 0:
@@ -112,6 +122,7 @@ class VideoClipDataset(Dataset):
         self.num_clips = num_clips if mode == "test" else 1
         self.num_crops = num_crops if mode == "test" else 1
         self.size, self.scale = size, scale
+        self.rgb_mean, self.rgb_std = rgb_mean, rgb_std
         self.decode_short_side = decode_short_side
         self.error_log = Path(error_log) if error_log is not None else None
         self.flow_store: FlowStore | None = None
@@ -119,7 +130,7 @@ class VideoClipDataset(Dataset):
         if "flow" in self.modalities:
             if flow_dir is not None:
                 self.flow_store = FlowStore(flow_dir)
-                self.flow_store.check_covers(self.records)
+                self.flow_store.check_covers(self.records, manifest.path)
             elif not flow_on_the_fly:
                 raise AvlabelError("flow was requested: pass flow_dir (from `avlabel flow`) or flow_on_the_fly=True")
         self._cached_clip: tuple[tuple[int, int], dict] | None = None  # test mode: crops of one clip share decoding
@@ -153,7 +164,7 @@ class VideoClipDataset(Dataset):
             boxes = three_crop_boxes(height, width)
             box: CropBox = boxes[crop_index] if self.num_crops == 3 else boxes[1]
             flip = False
-        rgb, flow = apply_view(clip.get("rgb"), clip.get("flow"), box, flip, self.size)
+        rgb, flow = apply_view(clip.get("rgb"), clip.get("flow"), box, flip, self.size, self.rgb_mean, self.rgb_std)
         item = {"label": int(self.labels[row]), "index": row, "video_id": record.video_id,
                 "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
         if rgb is not None:

@@ -62,6 +62,8 @@ def open_container(path: str | os.PathLike[str]):
     import av
 
     path = Path(path)
+    if path.is_dir():
+        raise AvlabelError(f"media path {path} is a folder, not a file; point it (or the manifest row) at the video or audio file")
     if not path.is_file():
         raise AvlabelError(f"media file not found: {path}; check the path (manifest paths resolve against the CSV's folder)")
     if path.stat().st_size == 0:

@@ -20,17 +20,26 @@ synthetic benchmark), read a clip's 8 frames faster (4.0 vs 5.8 ms), and differ 
 lossless values by 0.003 px on average (99th percentile 0.16 px, one quantisation step) — far
 below DIS's own error. Hence ``jpg`` is the default; ``npz`` is there for bit-exact needs.
 
-A flow folder carries ``flow_meta.json`` (method, bound, size, format, source manifest). Extraction
-is resumable and kill -9 safe: each video is written to a hidden temporary sibling and renamed
-when complete, finished videos are skipped on a rerun, stale temporaries are removed, and failed
-videos are listed in ``flow_errors.log`` (and retried by the next run).
+A flow folder carries ``flow_meta.json`` (method, bound, size, format, source manifest) and
+``flow_sources.tsv``, the file each video's flow was computed from (:mod:`avlabel.data.sources`):
+a folder is never read, or extended, for another dataset's videos under the same ids.
+Extraction is resumable and kill -9 safe: each video is written to a hidden temporary sibling
+and renamed when complete, finished videos are skipped on a rerun, stale temporaries are
+removed, and failed videos are listed in ``flow_errors.log`` (and retried by the next run).
+One run writes a folder at a time: the run holds ``.flow.lock`` and each worker process
+``.flow_workers.lock`` (a shared lock), and a new run refuses a folder while either is held. On
+Linux the workers are killed with their parent (``prctl(PR_SET_PDEATHSIG)``), elsewhere they
+exit within a second of it, so a ``kill -9`` of the run leaves no process writing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,13 +51,18 @@ from pathlib import Path
 import numpy as np
 
 from avlabel import __version__
-from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
+from avlabel._io import atomic_write_json, atomic_write_text, file_lock
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.errors import AvlabelError
+from avlabel.data.sources import append_sources, check_sources, source_lines
+from avlabel.errors import AvlabelError, reading
 
 FLOW_BOUND = 20.0  # pixels; quantisation range is [-FLOW_BOUND, FLOW_BOUND]
 META_NAME = "flow_meta.json"
 ERRORS_NAME = "flow_errors.log"
+SOURCES_NAME = "flow_sources.tsv"
+_LOCK_NAME = ".flow.lock"  # held by the run writing the folder
+_WORKERS_LOCK_NAME = ".flow_workers.lock"  # held (shared) by each of its worker processes
 FORMATS = ("jpg", "npz")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 _JPEG_QUALITY = 95  # denseflow's (OpenCV's) default
@@ -173,7 +187,8 @@ class FlowStore:
             raise AvlabelError(f"flow folder not found: {self.root}; compute it with `avlabel flow --manifest M --out DIR`")
         meta_path = self.root / META_NAME
         if meta_path.is_file():
-            self.meta = json.loads(meta_path.read_text())
+            with reading(f"flow folder metadata {meta_path}", "recompute the folder with `avlabel flow`"):
+                self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
             self.format = self.meta["format"]
         else:
             self.meta = {"format": "jpg", "bound": FLOW_BOUND, "layout": "denseflow"}
@@ -227,11 +242,13 @@ class FlowStore:
                 fields[index] = np.stack(planes, axis=-1)
         return dequantize(np.stack([fields[index] for index in indices]), self.bound)
 
-    def check_covers(self, records: Iterable[ClipRecord]) -> None:
-        """Raise if the folder lacks flow for videos of ``records`` (e.g. it belongs to another manifest).
+    def check_covers(self, records: Iterable[ClipRecord], manifest: str | os.PathLike[str] | None = None) -> None:
+        """Raise if the folder lacks flow for videos of ``records``, or holds another file's flow under their ids.
 
         Videos that failed during extraction (listed in ``flow_errors.log``) are not counted as
-        missing: the dataset skips them as corrupt items.
+        missing: the dataset skips them as corrupt items. ``manifest`` (where ``records`` come
+        from) is named in the messages. Folders from mmaction2's denseflow record no sources and
+        are not checked for them.
         """
         records = list(records)
         failed = set(_read_errors(self.root / ERRORS_NAME))
@@ -243,6 +260,10 @@ class FlowStore:
                 f"(e.g. {', '.join(missing[:3])}); it was computed for {source} — run "
                 f"`avlabel flow --manifest <this manifest> --out {self.root}` (it computes only what is missing)"
             )
+        if not self.is_denseflow:
+            present = [record for record in records if record.video_id not in failed]
+            check_sources(self.root / SOURCES_NAME, present, manifest, store=f"flow folder {self.root}", bounds=False,
+                          fix=f"compute flow for it into another folder (avlabel flow --manifest {manifest or 'M'} --out DIR) and use that")  # fmt: skip
 
     def _require(self, record: ClipRecord) -> Path:
         location = self.locate(record)
@@ -356,32 +377,58 @@ def run_flow(
     config: FlowConfig,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
 ) -> FlowRunSummary:
     """Compute and store flow for every video of ``manifest`` into ``out`` (resumable).
 
     Args:
         manifest: the videos.
-        out: the flow folder (created; reusing one computed with other settings is refused).
+        out: the flow folder (created; reusing one computed with other settings, or for other
+            files under the same video ids, is refused).
         config: method, size, format.
-        workers: processes; each runs single-threaded OpenCV/FFmpeg.
+        workers: processes; each runs single-threaded OpenCV/FFmpeg (0 or 1: this process).
         progress: called as ``progress(done, total)`` after each video.
+        warn_failed_share: warn (:class:`~avlabel.errors.AvlabelWarning`) when more than this
+            share of the videos failed.
+
+    Raises:
+        AvlabelError: bad settings or folder, another run writing it, or every video failing
+            (a folder this run created is then removed again).
     """
     out = Path(out)
-    _prepare_output(out, config, manifest)
     records = list({record.video_id: record for record in manifest}.values())
+    if not any(_output_path(out, record.video_id, config.format).exists() for record in records):
+        check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
+    _check_output(out, config)  # before the lock files: a folder of other things is left as it was
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive_writer(out):
+        summary = _extract(manifest, records, out, config, workers, progress)
+    if created and summary.computed == 0 and len(summary.failed) == summary.total:
+        shutil.rmtree(out, ignore_errors=True)  # nothing but an error log: not worth leaving behind
+    check_failures(summary.failed, summary.total, what="videos", listed_in=out / ERRORS_NAME, warn_share=warn_failed_share)
+    return summary
+
+
+def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: FlowConfig, workers: int,
+             progress: Callable[[int, int], None] | None) -> FlowRunSummary:  # fmt: skip
+    """The run itself, inside the folder's lock."""
     summary = FlowRunSummary(total=len(records))
-    todo = []
+    todo, finished = [], []
     for record in records:
-        if _output_path(out, record.video_id, config.format).exists():
-            summary.skipped += 1
-        else:
-            todo.append(record)
+        (finished if _output_path(out, record.video_id, config.format).exists() else todo).append(record)
+    check_sources(out / SOURCES_NAME, finished, manifest.path, store=f"flow folder {out}", bounds=False,
+                  fix="use another --out for this manifest")  # fmt: skip
+    atomic_write_json(out / META_NAME, {**asdict(config), "manifest": str(manifest.path) if manifest.path else None,
+                                        "manifest_sha256": manifest.sha256, "avlabel_version": __version__})  # fmt: skip
+    summary.skipped = len(finished)
     _remove_leftovers({_output_path(out, record.video_id, config.format).parent for record in todo})
     started = time.perf_counter()
     done = summary.skipped
     if progress:
         progress(done, summary.total)
-    for video_id, result in _map_videos(todo, out, config, workers):
+    origin = str(manifest.path) if manifest.path else None
+    for video_id, result in _map_videos(todo, out, config, workers, origin):
         if isinstance(result, str):
             summary.failed.append((video_id, result))
         else:
@@ -395,20 +442,33 @@ def run_flow(
     return summary
 
 
-def _prepare_output(out: Path, config: FlowConfig, manifest: Manifest) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _exclusive_writer(out: Path) -> Iterator[None]:
+    """Hold ``out`` for this run; refuse it while another run, or a worker of one, is alive."""
+    busy = f"another `avlabel flow` is writing {out} (or worker processes of one are still running); wait for it to finish"
+    lock = file_lock(out / _LOCK_NAME, busy=busy)
+    try:
+        file_lock(out / _WORKERS_LOCK_NAME, busy=busy).close()  # no worker of an earlier run is still writing
+        yield
+    finally:
+        lock.close()
+
+
+def _check_output(out: Path, config: FlowConfig) -> None:
+    """``out`` is new, or a flow folder computed with exactly ``config``."""
+    if not out.is_dir():
+        return
     meta_path = out / META_NAME
     settings = asdict(config)
     if meta_path.is_file():
-        existing = json.loads(meta_path.read_text())
+        with reading(f"flow folder metadata {meta_path}", "use another --out"):
+            existing = json.loads(meta_path.read_text(encoding="utf-8"))
         different = {key: (existing.get(key), value) for key, value in settings.items() if existing.get(key) != value}
         if different:
             described = ", ".join(f"{key} {old!r} (asked {new!r})" for key, (old, new) in different.items())
             raise AvlabelError(f"{out} holds flow computed with {described}; use another --out or the same options")
-    elif any(not entry.name.startswith(_TMP_PREFIX) for entry in out.iterdir()):
+    elif any(not entry.name.startswith((_TMP_PREFIX, _LOCK_NAME, _WORKERS_LOCK_NAME)) for entry in out.iterdir()):
         raise AvlabelError(f"{out} is not empty and is not an avlabel flow folder; choose an empty or new --out")
-    atomic_write_json(meta_path, {**settings, "manifest": str(manifest.path) if manifest.path else None,
-                                  "manifest_sha256": manifest.sha256, "avlabel_version": __version__})  # fmt: skip
 
 
 def _remove_leftovers(folders: Iterable[Path]) -> None:
@@ -420,18 +480,20 @@ def _remove_leftovers(folders: Iterable[Path]) -> None:
                     shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
 
 
-def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, workers: int):
+def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None):
     """Yield ``(video_id, flow frames written | error message)`` as videos finish."""
     if workers <= 1 or len(records) <= 1:
         for record in records:
-            yield record.video_id, _flow_task(record, out, config)
+            yield record.video_id, _flow_task(record, out, config, manifest)
         return
     # spawn: the parent runs a progress thread, and forking a threaded process is unsafe.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    initargs = (os.getpid(), str(out / _WORKERS_LOCK_NAME))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=initargs) as pool:  # fmt: skip
         pending = {}
         queue = iter(records)
         for record in queue:
-            pending[pool.submit(_flow_task, record, out, config)] = record.video_id
+            pending[pool.submit(_flow_task, record, out, config, manifest)] = record.video_id
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -440,16 +502,47 @@ def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, worker
                 yield pending.pop(future), future.result()
                 record = next(queue, None)
                 if record is not None:
-                    pending[pool.submit(_flow_task, record, out, config)] = record.video_id
+                    pending[pool.submit(_flow_task, record, out, config, manifest)] = record.video_id
 
 
-def _init_worker() -> None:
+_worker_lock = None  # the worker's shared lock on the folder, held until the process ends
+
+
+def _init_worker(parent: int, workers_lock: str) -> None:
     import cv2
 
+    global _worker_lock
     cv2.setNumThreads(1)  # one process per core already
+    _die_with_parent(parent)
+    _worker_lock = file_lock(workers_lock, shared=True)  # a rerun sees a live writer until this process is gone
 
 
-def _flow_task(record: ClipRecord, out: Path, config: FlowConfig) -> int | str:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the run that started it ends, however it ends (kill -9 included).
+
+    Linux: the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); other
+    systems: a thread checks every second whether the parent is still there. Either way a
+    parent that died before this ran is noticed at once.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="avlabel-parent-watch").start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _flow_task(record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None) -> int | str:
     """Compute and atomically store one video's flow; return flow frames written or the error text."""
     target = _output_path(out, record.video_id, config.format)
     # A hidden sibling renamed into place when complete: a killed run leaves only temporaries,
@@ -465,6 +558,7 @@ def _flow_task(record: ClipRecord, out: Path, config: FlowConfig) -> int | str:
             writer.close()
         if writer.count == 0:
             raise AvlabelError(f"{record.path} has a single frame; optical flow needs at least two")
+        append_sources(out / SOURCES_NAME, source_lines([record], manifest))  # durable before the flow is visible
         os.replace(tmp, target)
         return writer.count
     except Exception as error:  # noqa: BLE001 - a long job records the failure and goes on
@@ -475,4 +569,5 @@ def _flow_task(record: ClipRecord, out: Path, config: FlowConfig) -> int | str:
 def _read_errors(path: Path) -> list[str]:
     if not path.is_file():
         return []
-    return [line.split("\t", 1)[0] for line in path.read_text().splitlines() if line.strip()]
+    with reading(f"flow error log {path}", "delete it and rerun `avlabel flow`"):
+        return [line.split("\t", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avlabel._io import atomic_write_text
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 if TYPE_CHECKING:
     from avlabel.labels import LabelSet
@@ -119,10 +119,8 @@ def read_manifest(
     path = Path(path)
     if not path.is_file():
         raise AvlabelError(f"manifest not found: {path}; create one with `avlabel data manifest` or `avlabel synth`")
-    try:
+    with reading(f"manifest {path}", "save it as a UTF-8 CSV"):
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AvlabelError(f"cannot read manifest {path}: {error}; it must be a UTF-8 CSV") from None
     reader = csv.DictReader(io.StringIO(text))
     missing_columns = [column for column in _REQUIRED if column not in (reader.fieldnames or [])]
     if missing_columns:
@@ -137,7 +135,7 @@ def read_manifest(
         if record is not None:
             records.append(record)
     if not records and not problems:
-        raise AvlabelError(f"manifest {path} has a header but no rows")
+        raise AvlabelError(f"manifest {path} has a header but no rows; add one row per clip")
 
     duplicates = [video_id for video_id, count in Counter(r.video_id for r in records).items() if count > 1]
     if duplicates:

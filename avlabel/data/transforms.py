@@ -1,7 +1,9 @@
 """Spatial transforms for clips, as batched tensor ops over all T frames at once.
 
 Layout. Models take ``(C, T, H, W)`` float tensors per clip (``(B, C, T, H, W)`` batched):
-RGB has C = 3, ImageNet-normalised; flow has C = 2 (x then y displacement).
+RGB has C = 3, normalised as ``(pixel / 255 - mean) / std`` with the mean and std the model's
+visual weights were trained with (``ModelConfig.rgb_mean`` / ``rgb_std``); flow has C = 2 (x then
+y displacement).
 
 Geometry is described by a :class:`CropBox` in *fractions* of the frame, so one box applies to
 RGB and to flow even when they were stored at different resolutions (flow is often extracted
@@ -19,14 +21,13 @@ component. Output flow is displacement in output-grid pixels divided by the quan
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow's uint8 quantisation
 
 
@@ -123,17 +124,18 @@ def hflip_flow(flow: torch.Tensor) -> torch.Tensor:
     return torch.cat([-flipped[:, :1], flipped[:, 1:]], dim=1)
 
 
-def normalize_rgb(frames: torch.Tensor) -> torch.Tensor:
-    """``(T, 3, H, W)`` uint8 -> ``(3, T, H, W)`` float32, ImageNet mean/std normalised."""
-    scale = 1.0 / (255.0 * torch.tensor(IMAGENET_STD))
-    shift = torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(T, 3, H, W)`` uint8 -> ``(3, T, H, W)`` float32 ``(frames / 255 - mean) / std`` per channel."""
+    mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    scale, shift = 1.0 / (255.0 * std_t), mean_t / std_t
     clip = frames.permute(1, 0, 2, 3).contiguous().float()  # (T, 3, H, W) -> (3, T, H, W)
     return clip.mul_(scale.view(3, 1, 1, 1)).sub_(shift.view(3, 1, 1, 1))
 
 
 def apply_view(
-    rgb: np.ndarray | None, flow: np.ndarray | None, box: CropBox, flip: bool, size: int
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    rgb: np.ndarray | None, flow: np.ndarray | None, box: CropBox, flip: bool, size: int,
+    rgb_mean: Sequence[float] | None = None, rgb_std: Sequence[float] | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
     """One spatial view of a clip: crop + resize + optional flip, RGB normalised, flow in bound units.
 
     Args:
@@ -142,6 +144,8 @@ def apply_view(
         box: the crop, in fractions of each modality's own frame.
         flip: mirror left-right.
         size: output side (square).
+        rgb_mean, rgb_std: the model's RGB statistics (``ModelConfig.rgb_mean`` / ``rgb_std``);
+            required when ``rgb`` is given.
 
     Returns:
         ``rgb`` as ``(3, T, size, size)`` and ``flow`` as ``(2, T, size, size)`` float32 (None where
@@ -150,8 +154,9 @@ def apply_view(
     out_size = (size, size)
     rgb_out = flow_out = None
     if rgb is not None:
+        assert rgb_mean is not None and rgb_std is not None, "RGB needs the model's rgb_mean and rgb_std"
         frames = crop_resize(rgb_to_tensor(rgb), box, out_size)
-        rgb_out = normalize_rgb(hflip(frames) if flip else frames)
+        rgb_out = normalize_rgb(hflip(frames) if flip else frames, rgb_mean, rgb_std)
     if flow is not None:
         field = crop_resize_flow(flow_to_tensor(flow), box, out_size)
         field = hflip_flow(field) if flip else field

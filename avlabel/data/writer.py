@@ -2,10 +2,21 @@
 
 :func:`write_clip` encodes an RGB frame array and/or a float waveform into any container FFmpeg
 can mux (mp4/H.264+AAC, webm/VP9+Opus, mkv, avi, and audio-only wav/m4a/flac/ogg). Codecs
-default to the usual pair for the file's suffix. Encoding is single-threaded on purpose: x264 and
-libvpx produce byte-identical output for the same input only at a fixed thread count, and the
-synthetic benchmark promises "same seed, same bytes" on any machine. The file is written to a
-temporary sibling and renamed, so an interrupted run never leaves a half-written clip.
+default to the usual pair for the file's suffix. The file is written to a temporary sibling and
+renamed, so an interrupted run never leaves a half-written clip.
+
+Determinism. The synthetic benchmark promises "same seed, same bytes" whatever the workers, so
+the same frames and samples must encode to the same bytes in any process, after any other clips:
+
+* Encoding is single-threaded: x264 and libvpx give identical output only at a fixed thread count.
+* x264 runs without macroblock-tree rate control (``mbtree=0``). With it (x264's default), the
+  lookahead reads heap memory it never wrote at most frame sizes (48, 64, 96, 160 px squares and
+  200x112 here; not 128 or 320x240), so the bitstream depended on what earlier allocations left
+  there: the same clip gave other bytes when encoded after other clips in the same process, or
+  under glibc's ``MALLOC_PERTURB_``, while every input plane and the audio were identical.
+  Turning it off (or B-frames off) makes the output independent of heap contents; we keep the
+  B-frames, which decoding tests rely on, and lose only a little compression.
+* ``fflags=+bitexact`` drops the muxer's version string, so bytes do not depend on FFmpeg builds.
 """
 
 from __future__ import annotations
@@ -35,9 +46,10 @@ _CONTAINERS: dict[str, tuple[str, str | None, str]] = {
     ".opus": ("opus", None, "libopus"),
 }
 
-# Encoder options that keep output deterministic and fast; users may override any of them.
+# Encoder options that keep output deterministic (see the module docstring) and fast; users may
+# override any of them.
 _VIDEO_OPTIONS: dict[str, dict[str, str]] = {
-    "libx264": {"threads": "1"},
+    "libx264": {"threads": "1", "mbtree": "0"},
     "libvpx-vp9": {"threads": "1", "deadline": "realtime", "cpu-used": "8", "row-mt": "0"},
     "libvpx": {"threads": "1", "deadline": "realtime", "cpu-used": "8"},
 }
@@ -99,7 +111,6 @@ def write_clip(
         audio_codec = audio_codec or default_audio
 
     with atomic_path(path) as tmp:
-        # fflags=+bitexact drops the muxer's version string, so bytes do not depend on FFmpeg builds.
         with av.open(str(tmp), mode="w", format=muxer, options={"fflags": "+bitexact"}) as container:
             video_stream = audio_stream = None
             if frames is not None:

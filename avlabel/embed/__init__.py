@@ -1,7 +1,9 @@
 """Text-embedding backends behind one interface (:class:`TextEmbedder`), chosen by name.
 
-``BACKENDS`` maps a backend name to a factory ``(model, vectors, device) -> TextEmbedder``;
-factories validate their options and load nothing heavy until the first ``embed`` call.
+``BACKENDS`` maps a backend name to a factory ``(model, vectors, device, trust_vectors) ->
+TextEmbedder``; factories validate their options and load nothing heavy until the first
+``embed`` call. ``trust_vectors`` allows word-vector sources whose loading runs code (gensim
+pickles, gensim-data downloads); nothing else ever loads a pickle.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ BACKENDS: dict[str, Callable[..., TextEmbedder]] = {
 
 
 def create_embedder(
-    backend: str = "bert", *, model: str | None = None, vectors: str | None = None, device: str | None = None
+    backend: str = "bert",
+    *,
+    model: str | None = None,
+    vectors: str | None = None,
+    device: str | None = None,
+    trust_vectors: bool = False,
 ) -> TextEmbedder:
-    """The embedder for ``backend`` configured with ``--model`` / ``--vectors`` / ``--device``."""
+    """The embedder for ``backend`` configured with ``--model`` / ``--vectors`` / ``--device`` / ``--trust-vectors``."""
     factory = BACKENDS.get(backend)
     if factory is None:
         raise AvlabelError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    return factory(model=model, vectors=vectors, device=device)
+    return factory(model=model, vectors=vectors, device=device, trust_vectors=trust_vectors)
 
 
 __all__ = ["BACKENDS", "LabelEmbeddings", "TextEmbedder", "create_embedder", "embed_label_set"]

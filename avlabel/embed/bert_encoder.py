@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avlabel._io import load_tensors
+
 _ACTIVATIONS = {
     "gelu": F.gelu,  # transformers' "gelu" is the exact (erf) form
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -164,6 +166,7 @@ def load_bert_encoder(directory: Path) -> BertEncoder:
 
         state_dict = load_file(directory / "model.safetensors")
     else:
-        state_dict = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        weights = directory / "pytorch_model.bin"
+        state_dict = load_tensors(weights, f"BERT weights {weights}", "re-save the model with save_pretrained (model.safetensors)")
     model.load_state_dict(filter_bert_state_dict(state_dict), strict=True)
     return model.eval()

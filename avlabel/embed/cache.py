@@ -6,6 +6,11 @@ word-vector backend did not know (space-joined; empty for sentence encoders). Th
 fingerprint changes whenever the model files change (see :func:`path_fingerprint`), so a stale
 entry can never be served. Files are rewritten atomically; a corrupt file is ignored and
 replaced rather than trusted.
+
+Several builds may share the cache (two ``avlabel savld`` runs at once). A write therefore
+happens under an exclusive lock on ``.<file>.lock`` and merges: it re-reads the file, keeps
+the entries other processes added since this one loaded it, adds its own and writes the union,
+so no build's entries are lost to another's rewrite.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avlabel._io import atomic_path
+from avlabel._io import atomic_path, file_lock
 from avlabel._paths import cache_dir
 
 
@@ -50,19 +55,38 @@ class EmbeddingCache:
         self._load()
 
     def _load(self) -> None:
+        stored = self._read_file()
+        if stored is not None:
+            self._add(*stored)
+
+    def _read_file(self) -> tuple[list[str], np.ndarray, list[str]] | None:
+        """``(texts, vectors, oov)`` on disk, or None when the file is absent or damaged."""
         if not self.path.exists():
-            return
+            return None
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 texts = [str(t) for t in data["texts"]]
                 vectors = np.asarray(data["vectors"], dtype=np.float32)
                 oov = [str(o) for o in data["oov"]]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-            return  # a damaged cache is a miss, not an error: it is rebuilt on the next put()
-        if len(texts) != len(vectors) or len(texts) != len(oov):
+            return None  # a damaged cache is a miss, not an error: it is rebuilt on the next put()
+        if len(texts) != len(vectors) or len(texts) != len(oov) or vectors.ndim != 2:
+            return None
+        return texts, vectors, oov
+
+    def _add(self, texts: list[str], vectors: np.ndarray, oov: list[str]) -> None:
+        """Append the entries whose text is not cached yet (``oov`` space-joined per text)."""
+        if self._vectors.size and self._vectors.shape[1] != vectors.shape[1]:
+            return  # vectors of another width cannot belong to this model; never mix them
+        new = [i for i, text in enumerate(texts) if text not in self._rows]
+        if not new:
             return
-        self._rows = {text: i for i, text in enumerate(texts)}
-        self._vectors, self._oov = vectors, oov
+        start = len(self._rows)
+        for offset, i in enumerate(new):
+            self._rows[texts[i]] = start + offset
+        added = vectors[new]
+        self._vectors = added if not self._vectors.size else np.concatenate([self._vectors, added])
+        self._oov.extend(oov[i] for i in new)
 
     def missing(self, texts: list[str]) -> list[str]:
         """Texts not yet cached, de-duplicated, in first-seen order."""
@@ -74,24 +98,24 @@ class EmbeddingCache:
         return self._vectors[rows], [self._oov[r].split() for r in rows]
 
     def put(self, texts: list[str], vectors: np.ndarray, oov: list[list[str]]) -> None:
-        """Add new entries and rewrite the cache file atomically."""
+        """Add new entries and rewrite the cache file atomically, merged with what others wrote."""
         assert not any(text in self._rows for text in texts), "put() only takes texts missing from the cache"
         vectors = np.asarray(vectors, dtype=np.float32)
         if self._vectors.size and self._vectors.shape[1] != vectors.shape[1]:
             self._rows, self._vectors, self._oov = {}, np.zeros((0, vectors.shape[1]), np.float32), []
-        start = len(self._rows)
-        for i, text in enumerate(texts):
-            self._rows[text] = start + i
-        self._vectors = vectors if not self._vectors.size else np.concatenate([self._vectors, vectors])
-        self._oov.extend(" ".join(words) for words in oov)
+        self._add(list(texts), vectors, [" ".join(words) for words in oov])
         try:
-            with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    texts=np.array(list(self._rows), dtype=str),
-                    vectors=self._vectors,
-                    oov=np.array(self._oov, dtype=str),
-                )
+            with file_lock(self.path.with_name(f".{self.path.name}.lock")):
+                stored = self._read_file()  # what other processes added since this one loaded the file
+                if stored is not None:
+                    self._add(*stored)
+                with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
+                    np.savez(
+                        handle,
+                        texts=np.array(list(self._rows), dtype=str),
+                        vectors=self._vectors,
+                        oov=np.array(self._oov, dtype=str),
+                    )
         except OSError:
             # A read-only cache directory slows the next run down but must not fail this one.
             pass

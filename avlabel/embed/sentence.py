@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avlabel._io import quiet_torch_loading
 from avlabel.embed.cache import path_fingerprint
 from avlabel.errors import AvlabelError
 
@@ -140,7 +141,10 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
         layout = _pooled_layout(Path(source)) if Path(source).is_dir() else None
         if layout is not None:
             return _PooledEncoder(Path(source), *layout, device=device)
-        return _load_with_sentence_transformers(source, device)
+        with quiet_torch_loading():
+            return _load_with_sentence_transformers(source, device)
+    except AvlabelError:
+        raise
     except Exception as error:  # hub, I/O and config errors all mean "cannot load"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AvlabelError(
@@ -210,8 +214,10 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32), [[] for _ in texts]
 
 
-def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None):
+def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
+                             trust_vectors: bool = False):  # fmt: skip
     """Registry factory for ``bert``."""
-    if vectors is not None:
-        raise AvlabelError("--vectors is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
+    if vectors is not None or trust_vectors:
+        option = "--vectors" if vectors is not None else "--trust-vectors"
+        raise AvlabelError(f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
     return SentenceEmbedder(model=model, device=device)

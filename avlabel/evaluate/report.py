@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avlabel._checks import check_output_file
 from avlabel._io import atomic_write_json, atomic_write_text
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 # Setting columns in table order; the values identify a configuration (seed excluded).
 SETTING_COLUMNS = ("Model", "Fusion", "Modalities", "k–Y_a", "α", "M/W", "Aug. p")
@@ -60,7 +61,11 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise AvlabelError(f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`")
-    return read_yaml_mapping(config_path)
+    config = read_yaml_mapping(config_path)
+    for section, value in config.items():
+        if not isinstance(value, dict):
+            raise AvlabelError(f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file")
+    return config
 
 
 def _settings(config: dict[str, Any]) -> dict[str, str]:
@@ -84,15 +89,10 @@ def _settings(config: dict[str, Any]) -> dict[str, str]:
 
 def _best_val_record(run_dir: Path) -> dict[str, Any] | None:
     """The validation record with the highest top-1 in ``metrics.jsonl`` (None if there is none)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
+    from avlabel.train.runlog import read_metrics
+
     best = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a killed run
+    for record in read_metrics(run_dir):
         is_val = record.get("kind") == "val" and record.get("top1") is not None
         if is_val and (best is None or record["top1"] > best["top1"]):
             best = record
@@ -110,10 +110,8 @@ def summarize_run(run_dir: str | os.PathLike[str], split: str = "test", checkpoi
     metrics: dict[str, float | None] = dict.fromkeys(_METRIC_KEYS)
     evaluation_path = eval_dir(run_dir, split, checkpoint) / "metrics.json"
     if evaluation_path.is_file():
-        try:
+        with reading(f"evaluation {evaluation_path}", f"rerun `avlabel eval --run {run_dir}`"):
             evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise AvlabelError(f"{evaluation_path} is not valid JSON; rerun `avlabel eval --run {run_dir}`") from None
         for key in ("top1", "top5", "mean_class_accuracy"):
             metrics[key] = evaluation.get(key)
         metrics["drop_rate"] = (evaluation.get("relevance") or {}).get("drop_rate")
@@ -201,10 +199,14 @@ def write_report(
     (atomically) plus the same rows as JSON next to it (``.json`` suffix)."""
     if not run_dirs:
         raise AvlabelError("no run directories given; pass one or more directories written by `avlabel train`")
+    if output is not None:
+        output = check_output_file(output, "-o")
+        if output.suffix == ".json":
+            raise AvlabelError(f"-o {output}: the rows go to a .json file beside the table; name the table {output.with_suffix('.md')}")
+        check_output_file(output.with_suffix(".json"), "-o (its .json rows)")
     summaries = [summarize_run(run_dir, split, checkpoint) for run_dir in run_dirs]
     table = markdown_table(summaries, group=group)
     if output is not None:
-        output = Path(output)
         atomic_write_text(output, table)
         rows = [
             {"run_dir": str(s.run_dir), "seed": s.seed, "source": s.source, **s.settings, **s.metrics} for s in summaries

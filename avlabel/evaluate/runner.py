@@ -3,7 +3,8 @@
 Both rebuild the model with :func:`avlabel.train.checkpoint.load_run` and read clips through the
 same :class:`~avlabel.data.dataset.VideoClipDataset` (test mode) and audio cache
 (:class:`~avlabel.train.items.ClipAudio`) that training used, so evaluation sees exactly the
-inputs training saw: T frames at the run's stride and size, flow from the run's flow folder (or
+inputs training saw: T frames at the run's stride and size, RGB normalised with the mean and std
+stored in the checkpoint's model config, flow from the run's flow folder (or
 computed on the fly), and the frozen-AST embedding of the audio window under each clip
 (temporal clip ``c`` of ``n`` takes window ``c * W // n`` of the ``W`` cached windows).
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avlabel._checks import check_output_dir
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
 from avlabel.evaluate.multiview import MultiViewResult, ViewGrid
@@ -57,7 +59,7 @@ class _ClipSettings:
 
 def _clip_settings(loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, audio_dir: str | os.PathLike[str] | None) -> _ClipSettings:
     config = loaded.train_config
-    run_dir = _run_dir_of(loaded.checkpoint_path, loaded)
+    run_dir = _run_dir_of(loaded.checkpoint_path, loaded.checkpoint_path)
     if config is None and run_dir is not None:  # a checkpoint file inside a run directory
         from avlabel.train.config import load_config
 
@@ -180,6 +182,7 @@ def _clip_dataset(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, gr
         sample_fps=settings.sample_fps, num_clips=grid.temporal_clips, num_crops=grid.spatial_crops, size=settings.size,
         flow_dir=settings.flow_dir, flow_on_the_fly=settings.flow_dir is None,
         decode_short_side=settings.decode_short_side, error_log=error_log,
+        rgb_mean=loaded.model_config.rgb_mean, rgb_std=loaded.model_config.rgb_std,
     )  # fmt: skip
 
 
@@ -190,6 +193,7 @@ def _clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audi
     from avlabel.train.items import ClipAudio
 
     cache = AudioCache(audio_dir)
+    cache.check_sources(manifest, manifest.path, fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)")
     if cache.dim != loaded.model_config.audio_dim:
         raise AvlabelError(
             f"the audio cache {audio_dir} holds {cache.dim}-d embeddings but the model expects {loaded.model_config.audio_dim}-d; "
@@ -297,41 +301,44 @@ def evaluate_run(
     from avlabel.data.manifest import read_manifest
     from avlabel.evaluate.metrics import json_safe
     from avlabel.evaluate.report import eval_dir
-    from avlabel.train.checkpoint import load_run
+    from avlabel.train.checkpoint import load_run, resolve_checkpoint
 
     views = views or ViewGrid()
     device = torch.device(device)
-    loaded = load_run(run, checkpoint=checkpoint, device=str(device))
-    run_dir = _run_dir_of(Path(run), loaded)
+    weights = resolve_checkpoint(run, checkpoint)
+    run_dir = _run_dir_of(Path(run), weights)
     if not Path(run).is_dir():  # a checkpoint file: name the results after it, not after --checkpoint
-        checkpoint = loaded.checkpoint_path.name.split(".")[0]
+        checkpoint = weights.name.split(".")[0]
     if output_dir is None:
         if run_dir is None:
             raise AvlabelError(f"{run} is a checkpoint file outside a run directory; pass -o DIR for the results")
         output_dir = eval_dir(run_dir, split, checkpoint)
-    output_dir = Path(output_dir)
+    output_dir = check_output_dir(output_dir, "-o")
+    rows = read_manifest(manifest, check_files=False).split(split)  # before the model loads: a typo fails at once
+    loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     settings = _clip_settings(loaded, flow_dir, audio_dir)
     label_set = _model_label_set(loaded)
-    rows = read_manifest(manifest, check_files=False).split(split)
     _check_known_classes(rows, label_set, f"the {split!r} split of {manifest}")
     video_ids = [record.video_id for record in rows]
     labels = np.array([label_set.index(record.label) for record in rows], dtype=np.int64)
     if not loaded.model_config.visual_modalities:
         views = ViewGrid(spatial_crops=1, temporal_clips=views.temporal_clips)  # audio has no crops
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     error_log = output_dir / "skipped.tsv"
-    error_log.unlink(missing_ok=True)  # the dataset appends; start this evaluation's list afresh
     clips = _clip_dataset(loaded, rows, label_set, views, settings, error_log)
     audio = _clip_audio(loaded, rows, label_set, settings.audio_dir) if loaded.model_config.has_audio else None
     items = ViewItems(clips, audio, labels, video_ids, views)
+    tags_path = Path(tags) if tags is not None else _default_tags(Path(manifest))
+    relevant = _relevant_flags(tags_path, video_ids)
+    # Only now that every input passed its checks: a refused evaluation leaves no empty folder.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    error_log.unlink(missing_ok=True)  # the dataset appends; start this evaluation's list afresh
     result, skipped = _run_model(loaded, items, views, device, batch_size, workers, progress, f"eval {split}")
 
     evaluated = result.evaluated
     if not evaluated.any():
         raise AvlabelError(f"none of the {len(rows)} videos of split {split!r} could be decoded; see {error_log}")
-    tags_path = Path(tags) if tags is not None else _default_tags(Path(manifest))
-    metrics = _metrics(loaded, result, labels, video_ids, _relevant_flags(tags_path, video_ids), target_threshold)
+    metrics = _metrics(loaded, result, labels, video_ids, relevant, target_threshold)
     metrics.update(
         run=str(run_dir or run), checkpoint=str(loaded.checkpoint_path), checkpoint_tag=checkpoint,
         manifest=str(Path(manifest).resolve()), manifest_sha256=rows.sha256, split=split, views=str(views),
@@ -342,11 +349,11 @@ def evaluate_run(
     return json_safe(metrics)
 
 
-def _run_dir_of(run: Path, loaded: LoadedRun) -> Path | None:
-    """The run directory ``run`` names, or the one its checkpoint file sits in (None for a loose file)."""
+def _run_dir_of(run: Path, weights: Path) -> Path | None:
+    """The run directory ``run`` names, or the one its checkpoint file ``weights`` sits in (None for a loose file)."""
     if run.is_dir():
         return run
-    candidate = loaded.checkpoint_path.parent.parent  # RUN_DIR/checkpoints/x.safetensors
+    candidate = weights.parent.parent  # RUN_DIR/checkpoints/x.safetensors
     return candidate if (candidate / "config.yaml").is_file() else None
 
 
@@ -456,13 +463,14 @@ def predict_video(
     """
     import torch
 
+    from avlabel._checks import check_input_file
+    from avlabel.data.decode import open_container
     from avlabel.data.manifest import ClipRecord, Manifest
     from avlabel.train.checkpoint import load_run
 
     views = views or ViewGrid()
-    video = Path(video)
-    if not video.is_file():
-        raise AvlabelError(f"video not found: {video}")
+    video = check_input_file(video, "video", "pass a video file")
+    open_container(video).close()  # unreadable or not media: one line before the model loads
     device = torch.device(device)
     loaded = load_run(run, checkpoint=checkpoint, device=str(device))
     settings = _clip_settings(loaded, None, audio_dir)

@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 from avlabel.labels.label_set import LabelSet
 
 LABEL_FILE_SUFFIXES = (".txt", ".csv", ".json")
@@ -103,11 +103,9 @@ def _parse(path: Path, name: str) -> LabelSet:
     suffix = path.suffix.lower()
     if suffix not in LABEL_FILE_SUFFIXES:
         raise AvlabelError(f"label file '{path}' has an unsupported type '{suffix}'; use .txt, .csv or .json")
-    try:
+    with reading(f"label file '{path}'", "pass a UTF-8 text file"):
         # utf-8-sig drops a byte-order mark that spreadsheet exports add.
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AvlabelError(f"cannot read label file '{path}' ({error}); pass a UTF-8 text file") from error
     if not text.strip():
         raise AvlabelError(f"label file '{path}' is empty; put one label per line")
     if suffix == ".txt":

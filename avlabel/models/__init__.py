@@ -22,6 +22,7 @@ _LAZY = {
     "FUSION_HEADS": "avlabel.models.fusion",
     "filter_state_dict": "avlabel.models.pretrained",
     "load_pretrained": "avlabel.models.pretrained",
+    "pretrained_rgb_statistics": "avlabel.models.pretrained",
     "LoadReport": "avlabel.models.pretrained",
     "ASTEmbedder": "avlabel.models.ast_embedder",
     "count_parameters": "avlabel.models.complexity",

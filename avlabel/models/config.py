@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
 from avlabel.errors import AvlabelError
+
+# RGB statistics (mean, std per channel, for pixels scaled to [0, 1]) of common pretraining
+# recipes, named as in timm.data.constants: ImageNet-1k's, and the "Inception" 0.5 / 0.5 of
+# Google's ViT and AugReg checkpoints (timm's *.augreg_in21k tags, where the named configs start).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_INCEPTION_MEAN = IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 
 MODALITIES = ("rgb", "flow", "audio")
 VISUAL_MODALITIES = ("rgb", "flow")
@@ -64,6 +72,7 @@ class ModelConfig:
     imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
     imd_mode: str = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
     avc_loss_weight: float = 1.0  # weight of the avc head's correspondence loss in aux_loss
+    se_reduction: int = 16  # se_gate bottleneck: max(D // r, 8) units (SENet's r = 16; 48 at D = 768)
     drop_pathway_p: float = 0.5  # drop_pathway head: probability of dropping a training clip's audio
     head_dropout: float = 0.0  # dropout inside the classifier MLP of Eq. 9
 
@@ -73,6 +82,12 @@ class ModelConfig:
     # Weights the visual streams start from: a timm hub id or a local file. Read by training
     # through avlabel.models.load_pretrained; build_model never downloads anything.
     pretrained_image: str | None = None
+    # RGB input normalisation, (pixel / 255 - mean) / std per channel, applied by the data
+    # transforms in training, evaluation and prediction: the statistics the visual weights were
+    # trained with. Training takes them from the pretrained checkpoint's own config (timm's
+    # pretrained_cfg); these defaults are those of the augreg_in21k ViTs the named configs use.
+    rgb_mean: tuple[float, ...] = IMAGENET_INCEPTION_MEAN
+    rgb_std: tuple[float, ...] = IMAGENET_INCEPTION_STD
 
     def __post_init__(self) -> None:
         self.validate()
@@ -109,7 +124,7 @@ class ModelConfig:
         if not 0.0 <= self.imd_alpha <= 1.0:
             fail("imd_alpha", f"{self.imd_alpha} must lie in [0, 1] (it thresholds a sigmoid)")
         for name in ("num_classes", "img_size", "patch_size", "num_frames", "embed_dim", "depth",
-                     "num_heads", "audio_dim", "audio_hidden_dim"):
+                     "num_heads", "audio_dim", "audio_hidden_dim", "se_reduction"):
             if getattr(self, name) < 1:
                 fail(name, f"{getattr(self, name)} must be a positive integer")
         if self.img_size % self.patch_size:
@@ -121,6 +136,12 @@ class ModelConfig:
         for name in ("drop_path_rate", "attn_drop_rate", "proj_drop_rate", "head_dropout", "drop_pathway_p"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(name, f"{getattr(self, name)} must lie in [0, 1)")
+        for name in ("rgb_mean", "rgb_std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
+                fail(name, f"{list(values)} must be 3 finite numbers (R, G, B)")
+        if min(self.rgb_std) <= 0:
+            fail("rgb_std", f"{list(self.rgb_std)} must be positive")
         if self.mlp_ratio <= 0 or self.avc_loss_weight < 0:
             fail("mlp_ratio" if self.mlp_ratio <= 0 else "avc_loss_weight", "must be positive")
 
@@ -151,8 +172,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """``asdict`` with lists for tuples, ready for JSON/YAML and :meth:`from_dict`."""
         data = dataclasses.asdict(self)
-        data["modalities"] = list(self.modalities)
-        return data
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
@@ -164,9 +184,13 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(value, inner, path)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise AvlabelError(f"{path}: expected a list of names, got {value!r}")
-        return tuple(value)
+        if args[0] is str:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise AvlabelError(f"{path}: expected a list of names, got {value!r}")
+            return tuple(value)
+        if not isinstance(value, (list, tuple)):
+            raise AvlabelError(f"{path}: expected a list of numbers, got {value!r}")
+        return tuple(_coerce(item, args[0], f"{path}[{index}]") for index, item in enumerate(value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     # bool is an int subclass: reject True where a number is expected.
@@ -242,4 +266,7 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-__all__ = ["FUSION_NAMES", "MODALITIES", "ModelConfig", "list_models", "model_config"]
+__all__ = [
+    "FUSION_NAMES", "IMAGENET_INCEPTION_MEAN", "IMAGENET_INCEPTION_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MODALITIES",
+    "ModelConfig", "list_models", "model_config",
+]

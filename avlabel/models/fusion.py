@@ -21,6 +21,8 @@ from avlabel.models.config import ModelConfig
 from avlabel.models.imd import GatedAudioFusion, IMDFusion
 from avlabel.models.outputs import FusedEmbedding
 
+SE_MIN_WIDTH = 8  # narrowest SE-gate bottleneck, whatever the reduction
+
 
 class LateConcatFusion(nn.Module):
     """Late concatenation (Wang, Tran & Feiszli, "What makes training multi-modal
@@ -44,15 +46,21 @@ class SEGateFusion(nn.Module):
     rescale the visual embedding, and the gated visual embedding is concatenated with the
     audio one: ``z = W [visual * sigmoid(W2 relu(W1 audio)); audio]``.
 
+    The bottleneck is ``max(D // reduction, SE_MIN_WIDTH)`` wide: SENet's reduction 16 gives 48
+    units at D = 768 (imd_b) and 64 at D = 1024 (imd_l), as SE blocks have on ResNet stages of
+    that width, while the floor keeps tiny models (D = 32: 2 units) from a gate that can
+    express almost nothing; timm's SE layers never go below 8 channels either.
+
     Args:
         dim: Embedding width D.
-        reduction: Bottleneck reduction of the gate MLP (16 in SENet; 4 here since D is small).
+        reduction: Bottleneck reduction r of the gate MLP (SENet's 16 by default).
     """
 
-    def __init__(self, dim: int, reduction: int = 4) -> None:
+    def __init__(self, dim: int, reduction: int = 16) -> None:
         super().__init__()
+        hidden = max(dim // reduction, SE_MIN_WIDTH)
         self.gate = nn.Sequential(
-            nn.Linear(dim, dim // reduction), nn.ReLU(), nn.Linear(dim // reduction, dim), nn.Sigmoid(),
+            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim), nn.Sigmoid(),
         )
         self.proj = nn.Linear(2 * dim, dim)
 
@@ -205,7 +213,7 @@ class DropPathwayFusion(GatedAudioFusion):
 FUSION_HEADS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "imd": lambda config: IMDFusion(config.embed_dim, alpha=config.imd_alpha, mode=config.imd_mode),
     "late_concat": lambda config: LateConcatFusion(config.embed_dim),
-    "se_gate": lambda config: SEGateFusion(config.embed_dim),
+    "se_gate": lambda config: SEGateFusion(config.embed_dim, reduction=config.se_reduction),
     "nl_gate": lambda config: NLGateFusion(config.embed_dim),
     "gmu": lambda config: GMUFusion(config.embed_dim),
     "avc": lambda config: AVCFusion(config.embed_dim, loss_weight=config.avc_loss_weight),

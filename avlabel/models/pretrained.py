@@ -14,10 +14,15 @@ image model's class embedding averaged over frames.
 folder, or a timm hub id) and loads strictly: every model parameter must come from the
 checkpoint except an explicit list of intended exclusions, and every checkpoint tensor must be
 used except the image classifier; anything else is an :class:`AvlabelError`.
+
+:func:`pretrained_rgb_statistics` reads the RGB mean and std a checkpoint was trained with from
+its own config, so that inputs are normalised as the weights expect (0.5 / 0.5 for the
+``augreg_in21k`` ViTs, not ImageNet's 0.485 / 0.229: about 2.2x off in scale otherwise).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -26,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avlabel.errors import AvlabelError
+from avlabel._io import load_tensors
+from avlabel.errors import AvlabelError, reading
 
 _logger = logging.getLogger(__name__)
 
@@ -140,6 +146,60 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
     return report
 
 
+def pretrained_rgb_statistics(source: str | Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The per-channel RGB ``(mean, std)`` that checkpoint ``source`` was trained with, from its config.
+
+    timm records them in a checkpoint's ``pretrained_cfg``. For a local folder, or a file inside
+    one, they are read from the ``config.json`` that timm's ``save_pretrained`` and the Hugging
+    Face hub put beside the weights; for a name in timm's registry
+    (``vit_base_patch16_224.augreg_in21k``) from the registry, without downloading anything; for
+    an ``hf-hub:`` id from the hub's ``config.json``.
+
+    Returns:
+        ``(mean, std)``, or None when the source carries no such config (a bare weights file, a
+        name timm does not know, a config without ``mean``/``std``).
+
+    Raises:
+        AvlabelError: an unreadable ``config.json``, or a hub that cannot be reached.
+    """
+    source = str(source)
+    path = Path(source).expanduser()
+    if path.exists():
+        return _statistics_from_config_file((path if path.is_dir() else path.parent) / "config.json")
+    if source.startswith(("hf-hub:", "hf_hub:")):
+        from huggingface_hub import hf_hub_download
+
+        try:
+            config_file = hf_hub_download(source.split(":", 1)[1], "config.json")
+        except Exception as error:  # offline, unknown repository, no config.json
+            raise AvlabelError(
+                f"could not read the config of {source} from the Hugging Face hub ({_first_line(error)}); pass a local "
+                "folder holding the checkpoint and its config.json, or set model.rgb_mean and model.rgb_std"
+            ) from error
+        return _statistics_from_config_file(Path(config_file))
+    from timm.models import get_pretrained_cfg
+
+    config = get_pretrained_cfg(source)
+    if config is None or config.mean is None or config.std is None:
+        return None
+    return tuple(map(float, config.mean)), tuple(map(float, config.std))
+
+
+def _statistics_from_config_file(config_file: Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """``mean``/``std`` of a timm ``config.json`` (current layout, or the older single dict)."""
+    if not config_file.is_file():
+        return None
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AvlabelError(f"cannot read {config_file} ({_first_line(error)}); fix or remove it") from None
+    config = data.get("pretrained_cfg", data) if isinstance(data, dict) else {}
+    mean, std = config.get("mean"), config.get("std")
+    if mean is None or std is None:
+        return None
+    return tuple(map(float, mean)), tuple(map(float, std))
+
+
 def _map_state_dict(
     state_dict: dict[str, torch.Tensor], model: nn.Module
 ) -> tuple[dict[str, torch.Tensor], list[str], bool]:
@@ -233,17 +293,14 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is a JAX .npz checkpoint; pass timm_name= (e.g. vit_base_patch16_224.augreg_in21k) "
             f"so timm can convert it"
         )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    fix = "re-download it or pass a .safetensors / .pth file saved with torch.save(state_dict)"
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
+        with reading(f"checkpoint {path}", fix, also=(SafetensorError,)):
             return load_file(str(path), device="cpu")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt files raise many different types
-        raise AvlabelError(
-            f"cannot read checkpoint {path} ({_first_line(error)}); re-download it or pass a .safetensors / "
-            f".pth file saved with torch.save(state_dict)"
-        ) from error
+    checkpoint = load_tensors(path, f"checkpoint {path}", fix)
     if not isinstance(checkpoint, dict):
         raise AvlabelError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict")
     return checkpoint

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avlabel import __version__
-from avlabel._io import atomic_path
+from avlabel._io import atomic_path, load_tensors
 from avlabel.errors import AvlabelError
 from avlabel.labels import LabelSet
+from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,14 @@ _WEIGHTS_SUFFIX = ".safetensors"
 _STATE_SUFFIX = ".state.pt"
 # Keys of the training state that also go into the weights file's metadata.
 _METADATA_KEYS = ("model_config", "classes", "label_set")
+# ModelConfig fields added after checkpoints were first written, with the value every earlier
+# checkpoint was built with (a missing key would otherwise take today's default).
+_LEGACY_MODEL_CONFIG = {
+    "se_reduction": 4,  # the se_gate bottleneck was D // 4 before it became a setting
+    # RGB was ImageNet-normalised, whatever the weights, before the statistics were recorded.
+    "rgb_mean": list(IMAGENET_MEAN),
+    "rgb_std": list(IMAGENET_STD),
+}
 
 
 @dataclass
@@ -124,25 +133,26 @@ def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     if "model_config" not in raw or "classes" not in raw:
         raise AvlabelError(f"checkpoint {path} has no avlabel metadata (model_config, classes); was it written by `avlabel train`?")
     metadata = dict(raw)
-    metadata["model_config"] = json.loads(raw["model_config"])
+    metadata["model_config"] = _with_legacy_fields(json.loads(raw["model_config"]))
     metadata["classes"] = json.loads(raw["classes"])
     return metadata
 
 
 def load_training_state(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``.state.pt`` beside ``weights_path``, checked to belong to the same save."""
-    import torch
-
     weights_path = Path(weights_path)
     state_path = weights_path.with_name(weights_path.name[: -len(_WEIGHTS_SUFFIX)] + _STATE_SUFFIX)
     if not state_path.is_file():
         raise AvlabelError(f"training state {state_path} not found next to {weights_path.name}; cannot resume from weights alone")
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    state = load_tensors(state_path, f"training state {state_path}", "resume from a checkpoint `avlabel train` wrote")
+    if not isinstance(state, dict):
+        raise AvlabelError(f"training state {state_path} holds a {type(state).__name__}, not a training state; resume from another checkpoint")
     if state.get("checkpoint_id") != read_metadata(weights_path).get("checkpoint_id"):
         raise AvlabelError(
             f"{weights_path.name} and {state_path.name} come from different saves (interrupted while writing); "
             f"resume from another checkpoint in {weights_path.parent}"
         )
+    state["model_config"] = _with_legacy_fields(state["model_config"])
     return state
 
 
@@ -152,7 +162,7 @@ def resolve_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str], checkpoint
     if target.is_file():
         return _as_weights_path(target)
     if not target.is_dir():
-        raise AvlabelError(f"{target} is neither a run directory nor a checkpoint file")
+        raise AvlabelError(f"{target} is neither a run directory nor a checkpoint file; pass a folder `avlabel train --out` wrote or a .safetensors file in it")
     if checkpoint in ("best", "last"):
         weights_path, _ = checkpoint_paths(target, checkpoint)
         if not weights_path.is_file():
@@ -223,6 +233,11 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _with_legacy_fields(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model config with the fields it predates set to what it was built with."""
+    return {**_LEGACY_MODEL_CONFIG, **model_config}
 
 
 def _as_weights_path(path: Path) -> Path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from avlabel.errors import AvlabelError
+from avlabel.errors import AvlabelError, reading
 
 Modality = Literal["rgb", "flow", "audio"]
 
@@ -51,8 +51,9 @@ class DataConfig:
 class AudioConfig:
     """The frozen-AST audio cache with relevance targets (`avlabel targets -o DIR`, section 3.5).
 
-    ``k``, ``ya`` and ``overlap`` say how the targets must have been built; training refuses a
-    cache built with other values, so a config always names the supervision it trains with.
+    ``k``, ``ya``, ``overlap`` and ``normalize`` say how the targets must have been built;
+    training refuses a cache built with other values, so a config always names the supervision
+    it trains with.
     """
 
     cache: str | None = None  # `avlabel targets -o DIR`; required when "audio" is a modality
@@ -60,6 +61,9 @@ class AudioConfig:
     k: int = 10  # SAVLD audio labels per video class
     ya: int = 20  # Y_a, top AST labels per clip
     overlap: Literal["iou", "dice"] = "iou"
+    # The overlap divided by its largest reachable value ("max") or kept as is ("none"); this
+    # decides what imd.alpha means (see avlabel.audio.targets).
+    normalize: Literal["max", "none"] = "max"
 
 
 @dataclass
@@ -73,6 +77,11 @@ class ModelSection:
     # checkpoint (imd_b: vit_base_patch16_224.augreg_in21k), null starts from random weights,
     # anything else is a timm hub id or a local weights file.
     pretrained: str | None = "auto"
+    # RGB normalisation (pixel / 255 - mean) / std. null: the statistics in the pretrained
+    # checkpoint's own config (timm's pretrained_cfg; 0.5 / 0.5 for the augreg_in21k ViTs), or
+    # the named model's (also 0.5 / 0.5) when training from scratch. Give both to override.
+    rgb_mean: list[float] | None = None
+    rgb_std: list[float] | None = None
     activation_checkpointing: bool = False  # recompute block activations in backward (less memory)
     compile: bool = False  # torch.compile the model
     overrides: dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
@@ -85,22 +94,29 @@ class ImdConfig:
     alpha: float = 0.25  # relevance threshold of Eq. 5
     mode: Literal["M", "W"] = "M"  # M: mask audio below alpha; W: weight audio by rev everywhere
     relevance_weight: float = 1.0  # lambda, weight of the relevance BCE against the class CE
-    augment_p: float = 0.5  # probability of intra-class cross-modality audio replacement (3.6)
+    # Probability of intra-class cross-modality audio replacement (3.6). null: 0.5 when an imd
+    # head fuses audio with vision, else 0 -- Table 5 applies it to IMD* only; 0.5 is avlabel's
+    # choice, the paper gives no value. Refused with avc (it breaks the correspondence labels).
+    augment_p: float | None = None
 
 
 @dataclass
 class OptimConfig:
-    """Optimiser and learning-rate schedule (section 4.1: SGD, lr 0.005, wd 1e-4, batch 64)."""
+    """Optimiser and learning-rate schedule.
 
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.005  # peak learning rate for the global batch
-    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
-    weight_decay: float = 1e-4
-    global_batch: int = 64  # clips per optimiser step, summed over all ranks
+    Section 4.1 gives SGD, lr 0.005, weight decay 1e-4 and a global batch of 64; the momentum
+    and the schedule are avlabel's choices (the paper gives neither).
+    """
+
+    name: Literal["sgd", "adamw"] = "sgd"  # paper: SGD
+    lr: float = 0.005  # peak learning rate for the global batch (paper: 0.005)
+    momentum: float = 0.9  # SGD momentum (AdamW: beta1); avlabel's choice, the usual SGD value
+    weight_decay: float = 1e-4  # paper: 1e-4
+    global_batch: int = 64  # clips per optimiser step, summed over all ranks (paper: 64)
     micro_batch: int = 8  # clips per forward pass per rank; the rest is gradient accumulation
     label_smoothing: float = 0.0
     warmup_steps: int = 0  # linear warm-up from 0 to lr
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # avlabel's choice; the paper gives no schedule
     min_lr: float = 0.0  # floor of the cosine schedule
     grad_clip: float | None = None  # max global gradient norm; None: no clipping
 
@@ -161,6 +177,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     """Convert a plain nested dict (a parsed YAML file) into a validated :class:`TrainConfig`."""
     config = _build(TrainConfig, raw, "")
+    _fill_defaults(config)
     _check_values(config)
     return config
 
@@ -182,15 +199,17 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     import yaml
 
     if not path.is_file():
-        raise AvlabelError(f"config file {path} not found; pass the path of a YAML file (see examples/)")
+        state = "is a folder" if path.is_dir() else "not found"
+        raise AvlabelError(f"config file {path} {state}; pass the path of a YAML file (see examples/)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with reading(f"config file {path}", "save it as UTF-8 YAML"):
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise AvlabelError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout")
     return raw
 
 
@@ -296,6 +315,18 @@ def _to_float(value: Any, dotted: str) -> float:
     return float(number)
 
 
+def _fill_defaults(config: TrainConfig) -> None:
+    """Resolve defaults that depend on other settings (recorded resolved in ``config.yaml``)."""
+    if config.imd.augment_p is None:
+        config.imd.augment_p = 0.5 if _fuses_audio_with_vision(config, "imd") else 0.0
+
+
+def _fuses_audio_with_vision(config: TrainConfig, head: str) -> bool:
+    """True when ``config`` trains fusion head ``head`` on audio and at least one visual stream."""
+    modalities = config.model.modalities
+    return config.model.fusion == head and "audio" in modalities and any(m != "audio" for m in modalities)
+
+
 def _check_values(config: TrainConfig) -> None:
     """Reject values no run could use, naming the dotted path."""
     data, audio, model, imd = config.data, config.audio, config.model, config.imd
@@ -314,6 +345,12 @@ def _check_values(config: TrainConfig) -> None:
     )
     _require(audio.k >= 1, "audio.k", "must be >= 1", audio.k)
     _require(audio.ya >= 1, "audio.ya", "must be >= 1", audio.ya)
+    _require((model.rgb_mean is None) == (model.rgb_std is None), "model.rgb_std",
+             "must be given together with model.rgb_mean (or both left null)", model.rgb_std)  # fmt: skip
+    for name in ("rgb_mean", "rgb_std"):
+        values = getattr(model, name)
+        _require(values is None or len(values) == 3, f"model.{name}", "must list 3 numbers (R, G, B)", values)
+    _require(model.rgb_std is None or min(model.rgb_std) > 0, "model.rgb_std", "must be positive", model.rgb_std)
     _require(len(model.modalities) >= 1, "model.modalities", "must name at least one of rgb, flow, audio", model.modalities)
     _require(len(set(model.modalities)) == len(model.modalities), "model.modalities", "lists a modality twice", model.modalities)
     if "audio" in model.modalities:
@@ -321,6 +358,13 @@ def _check_values(config: TrainConfig) -> None:
     _require(0.0 <= imd.alpha <= 1.0, "imd.alpha", "must be in [0, 1]", imd.alpha)
     _require(imd.relevance_weight >= 0.0, "imd.relevance_weight", "must be >= 0", imd.relevance_weight)
     _require(0.0 <= imd.augment_p <= 1.0, "imd.augment_p", "must be in [0, 1]", imd.augment_p)
+    _require(
+        imd.augment_p == 0.0 or not _fuses_audio_with_vision(config, "avc"),
+        "imd.augment_p",
+        "must be 0 with model.fusion=avc: the intra-class audio swap gives a clip another video's audio, "
+        "which avc's correspondence loss would take as a matching pair",
+        imd.augment_p,
+    )
     _require(optim.lr > 0.0, "optim.lr", "must be > 0", optim.lr)
     _require(0.0 <= optim.momentum < 1.0, "optim.momentum", "must be in [0, 1)", optim.momentum)
     _require(optim.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0", optim.weight_decay)

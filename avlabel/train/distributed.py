@@ -51,6 +51,14 @@ def setup_distributed(requested_device: str) -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = _pick_device(requested_device, local_rank if launched else None)
     if launched and not dist.is_initialized():
+        # DistributedDataParallel imports torch._dynamo. Imported after the process group
+        # exists, torch._dynamo keeps the group alive past destroy_process_group (PyTorch 2.14):
+        # gloo's worker and TCP threads then outlive teardown_distributed and still run while
+        # the interpreter shuts down, where a worker freeing a collective's tensors needs the
+        # GIL and the process aborts (SIGABRT, "terminate called without an active exception").
+        # Imported first, it does not, and teardown joins those threads.
+        import torch._dynamo  # noqa: F401
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -59,6 +67,7 @@ def setup_distributed(requested_device: str) -> DistContext:
 
 
 def teardown_distributed() -> None:
+    """Destroy the process group, joining its communication threads (see setup_distributed)."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from avlabel._checks import check_output_dir
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
 from avlabel.train.checkpoint import (
@@ -102,8 +103,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     from avlabel.models import build_model, load_pretrained
 
     # ---- inputs: everything is checked before any training starts ----------------------------
+    # Nothing is written before every check passed: a refused run leaves no empty run directory.
+    check_output_dir(run_dir, "--out")
     resume_from = _resume_checkpoint(run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_training(config, ctx.world_size, error_log=run_dir / BAD_ITEMS_FILE)
     config = plan.config
     state = load_training_state(resume_from) if resume_from is not None else None
@@ -155,7 +157,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     train_loader = _loader(plan.train_items, train_sampler, config, device, drop_last=True)
     val_loader = _loader(plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False)
 
-    # ---- run directory (main process only) ---------------------------------------------------
+    # ---- run directory (main process writes; every rank may append unreadable clips) -----------
+    run_dir.mkdir(parents=True, exist_ok=True)
     log = progress = None
     if ctx.is_main:
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
@@ -482,7 +485,7 @@ def _epoch_line(epoch: int, epochs: int, step: int, val: dict, best: float | Non
 
 def _say(ctx: DistContext, message: str) -> None:
     if ctx.is_main:
-        from avlabel.cli._console import err_console
+        from avlabel._console import err_console
 
         err_console().print(message, highlight=False)
 

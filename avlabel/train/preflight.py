@@ -7,11 +7,14 @@ against relevance targets computed for another label set, wastes a GPU day. So
 * the label set loads and the manifest's labels all belong to it; both splits have clips;
 * the flow folder covers every clip of both splits (or flow is computed on the fly);
 * the audio cache holds every clip, its relevance targets were computed for this label set,
-  for this manifest's labelling of each clip, with the config's ``k``, ``Y_a`` and overlap, and,
+  for this manifest's labelling of each clip, with the config's ``k``, ``Y_a``, overlap and
+  normalisation, and,
   when ``audio.savld`` is given, from that SAVLD;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
-* the model config (a named config plus the data/IMD settings) is valid.
+* the model config (a named config plus the data/IMD settings) is valid, and its RGB
+  normalisation is known: the config's ``model.rgb_mean``/``rgb_std``, else the statistics in
+  the pretrained checkpoint's own config, else (from scratch) the named model's.
 
 Each failure is an :class:`~avlabel.errors.AvlabelError` naming the config key to change.
 """
@@ -46,6 +49,8 @@ _DERIVED_MODEL_FIELDS = {
     "grad_checkpointing": "model.activation_checkpointing",
     "pretrained_image": "model.pretrained",
     "audio_dim": "audio.cache (the cached embedding width)",
+    "rgb_mean": "model.rgb_mean",
+    "rgb_std": "model.rgb_std",
 }
 # ModelConfig fields that change how a model runs, not what it computes: resuming may change them.
 RUNTIME_ONLY_MODEL_FIELDS = ("grad_checkpointing", "pretrained_image")
@@ -113,8 +118,8 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
         train_audio, val_audio, audio_dim = _open_audio(config, label_set, train_manifest, val_manifest)
     model_config = build_model_config(config, len(label_set), audio_dim)
 
-    train_items = _items(config, label_set, train_manifest, "train", train_audio, error_log)
-    val_items = _items(config, label_set, val_manifest, "test", val_audio, error_log)
+    train_items = _items(config, model_config, label_set, train_manifest, "train", train_audio, error_log)
+    val_items = _items(config, model_config, label_set, val_manifest, "test", val_audio, error_log)
     return TrainingPlan(
         config=config,
         label_set=label_set,
@@ -169,9 +174,32 @@ def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | N
     if section.pretrained != "auto":
         derived["pretrained_image"] = section.pretrained
     try:
-        return model_config(section.name, **section.overrides, **derived)
+        built = model_config(section.name, **section.overrides, **derived)
+        return dataclasses.replace(built, **_rgb_statistics(section, built.pretrained_image))
     except AvlabelError as error:
         raise AvlabelError(_config_path_for(str(error))) from None
+
+
+def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, ...]]:
+    """``rgb_mean``/``rgb_std`` for the model: the config's, else the pretrained checkpoint's own.
+
+    Training from scratch (``pretrained`` None) keeps the named model's defaults. A checkpoint
+    whose statistics cannot be read (a bare weights file) is refused rather than guessed.
+    """
+    if section.rgb_mean is not None:
+        return {"rgb_mean": tuple(section.rgb_mean), "rgb_std": tuple(section.rgb_std)}
+    if pretrained is None:
+        return {}
+    from avlabel.models import pretrained_rgb_statistics
+
+    statistics = pretrained_rgb_statistics(pretrained)
+    if statistics is None:
+        raise AvlabelError(
+            f"model.rgb_mean: {pretrained} has no config saying which RGB mean/std its weights were trained with; "
+            "set model.rgb_mean and model.rgb_std (e.g. [0.5, 0.5, 0.5] for timm's augreg ViTs, "
+            "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225] for ImageNet-1k recipes), or pass a folder with its config.json"
+        )
+    return {"rgb_mean": statistics[0], "rgb_std": statistics[1]}
 
 
 def _config_path_for(message: str) -> str:
@@ -205,6 +233,10 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
 
     audio = config.audio
     cache = AudioCache(audio.cache)
+    cache.check_sources(
+        [*train_manifest, *val_manifest], config.data.manifest,
+        fix=f"set audio.cache to the cache built for data.manifest (avlabel targets --manifest {config.data.manifest} -o DIR)",
+    )  # fmt: skip
     targets = RelevanceTargets.load(audio.cache)
     meta = targets.meta
     where = f"the relevance targets in {audio.cache}"
@@ -221,6 +253,11 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
         raise AvlabelError(f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya")
     if targets.overlap != audio.overlap:
         raise AvlabelError(f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap")
+    if targets.normalize != audio.normalize:
+        raise AvlabelError(
+            f"audio.normalize: {where} were normalised with {targets.normalize!r}, the config asks for {audio.normalize!r} "
+            f"(it changes what imd.alpha means); rerun `avlabel targets --normalize {audio.normalize}` or set audio.normalize"
+        )
     if audio.savld is not None:
         from avlabel.savld import load_savld
 
@@ -255,7 +292,7 @@ def _check_target_classes(clip_audio, targets, manifest, label_set, where: str) 
         )
 
 
-def _items(config: TrainConfig, label_set, manifest, mode: str, audio, error_log: Path | None):
+def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, audio, error_log: Path | None):
     """The :class:`~avlabel.train.items.TrainingItems` of one split."""
     from avlabel.data.dataset import VideoClipDataset
     from avlabel.train.items import IntraClassAudioSwap, TrainingItems
@@ -269,6 +306,7 @@ def _items(config: TrainConfig, label_set, manifest, mode: str, audio, error_log
             manifest, label_set, mode=mode, modalities=visual, num_frames=data.frames, stride=data.stride,
             sample_fps=data.sample_fps, num_clips=1, num_crops=1, size=data.size, flow_dir=data.flow_dir,
             flow_on_the_fly=data.flow_dir is None, decode_short_side=data.decode_short_side, error_log=error_log,
+            rgb_mean=model_config.rgb_mean, rgb_std=model_config.rgb_std,
         )  # fmt: skip
     swap = None
     if mode == "train" and audio is not None and config.imd.augment_p > 0:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel.errors import reading
 
 METRICS_FILE = "metrics.jsonl"
 ENVIRONMENT_FILE = "environment.json"
@@ -74,7 +75,9 @@ def _records_up_to(path: Path, step: int | None) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    with reading(f"training log {path}", "repair the damaged lines or delete the file"):
+        text = path.read_text(encoding="utf-8")
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a kill
@@ -156,7 +159,7 @@ class TrainProgress:
             TimeRemainingColumn,
         )
 
-        from avlabel.cli._console import err_console
+        from avlabel._console import err_console
 
         self.console = err_console()
         self._progress = Progress(

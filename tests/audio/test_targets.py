@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -35,12 +37,30 @@ def test_overlap_hand_computed(i, a, b, iou, dice):
     assert overlap_target(i, a, b, "dice") == pytest.approx(dice)
 
 
+@pytest.mark.parametrize(
+    ("i", "a", "b", "iou", "dice"),
+    [(10, 20, 10, 10 / 20, 20 / 30), (5, 20, 10, 5 / 25, 10 / 30), (3, 10, 10, 3 / 17, 6 / 20), (2, 0, 10, 0.0, 0.0)],
+)
+def test_unnormalised_overlap_is_the_plain_iou_and_dice(i, a, b, iou, dice):
+    assert overlap_target(i, a, b, "iou", normalize="none") == pytest.approx(iou)
+    assert overlap_target(i, a, b, "dice", normalize="none") == pytest.approx(dice)
+
+
+@pytest.mark.parametrize(("normalize", "fewest_shared"), [("max", 4), ("none", 6)])
+def test_what_alpha_means_under_each_normalisation(normalize, fewest_shared):
+    # k = 10 SAVLD labels, Y_a = 20 AST labels: the fewest shared labels that reach alpha = 0.25.
+    values = overlap_target(np.arange(11), 20, 10, "iou", normalize)
+    assert int(np.argmax(values >= 0.25)) == fewest_shared
+
+
 def test_overlap_broadcasts_and_rejects_unknown():
     values = overlap_target(np.array([[0, 5, 10]]), 20, np.array([[10], [20]]), "iou")
     np.testing.assert_allclose(values, [[0, 0.4, 1.0], [0, 5 / 35, 10 / 30]], rtol=1e-6)
     assert values.dtype == np.float32
     with pytest.raises(AvlabelError, match="choose one of iou, dice"):
         overlap_target(1, 2, 3, "jaccard")
+    with pytest.raises(AvlabelError, match="unknown target normalisation 'sum'; choose one of max, none"):
+        overlap_target(1, 2, 3, "iou", "sum")
 
 
 def test_multi_hot_ignores_padding():
@@ -89,6 +109,18 @@ def test_save_and_load(tmp_path, targets):
     np.testing.assert_array_equal(loaded.matrix([0, 1, 2], [0, 1]), targets.matrix([0, 1, 2], [0, 1]))
     with pytest.raises(AvlabelError, match="no relevance targets"):
         RelevanceTargets.load(tmp_path / "elsewhere")
+
+
+def test_normalisation_is_saved_and_older_targets_load_as_max(tmp_path, targets):
+    raw = RelevanceTargets(targets.audio_sets, targets.class_sets, targets.row_class, 6, "iou", normalize="none")
+    raw.save(tmp_path)
+    loaded = RelevanceTargets.load(tmp_path)
+    assert loaded.normalize == "none"
+    np.testing.assert_allclose(loaded.matrix([0], [0]), [[2 / 3]])  # i = 2 of |A| = 3, |B| = 2: plain IoU
+    meta = json.loads((tmp_path / "targets.json").read_text())
+    del meta["normalize"]  # a cache written before the choice existed
+    (tmp_path / "targets.json").write_text(json.dumps(meta))
+    assert RelevanceTargets.load(tmp_path).normalize == "max"
 
 
 def test_read_tags(tmp_path, audioset):

@@ -73,7 +73,8 @@ def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
     label_set = load_label_set(tiny["data"] / "classes.txt")
     rows = read_manifest(tiny["manifest"]).split("test")
     clips = VideoClipDataset(rows, label_set, mode="test", num_frames=4, stride=4, num_clips=1, num_crops=1,
-                             size=32, flow_on_the_fly=True)
+                             size=32, flow_on_the_fly=True, rgb_mean=loaded.model_config.rgb_mean,
+                             rgb_std=loaded.model_config.rgb_std)  # fmt: skip
     from avlabel.audio.cache import AudioCache
 
     cache = AudioCache(tiny["audio"])
@@ -113,12 +114,30 @@ def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    result = _eval(tiny, tmp_path / "eval", "--views", "1x2", manifest=manifest)
+    # The audio cache of this manifest: the broken file is one of its unreadable items.
+    audio = tmp_path / "audio"
+    targets = CliRunner().invoke(cli, ["targets", "--manifest", str(manifest), "--savld", str(tiny["data"] / "savld.json"),
+                                       "--tags", str(tiny["tags"]), "--embedder", "logmel", "--k", "5", "--windows", "2",
+                                       "--workers", "0", "-o", str(audio)])  # fmt: skip
+    assert targets.exit_code == 0, targets.output
+    result = _eval(tiny, tmp_path / "eval", "--views", "1x2", "--audio", str(audio), manifest=manifest)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["skipped_videos"] == [broken["video_id"]]
     assert metrics["evaluated"] == metrics["videos"] - 1
     assert broken["video_id"] in (tmp_path / "eval" / "skipped.tsv").read_text()
+
+
+def test_a_manifest_of_other_videos_under_the_same_ids_is_refused(tiny, tmp_path):
+    """Another draw of the benchmark has the run's video ids but other files: its audio cache must not be used."""
+    other = tmp_path / "other"
+    args = ["synth", "--out", str(other), "--classes", "3", "--per-class", "5", "--size", "32", "--duration", "1.0",
+            "--workers", "1", "--seed", "7"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    result = _eval(tiny, tmp_path / "eval", "--views", "1x1", manifest=other / "manifest.csv")
+    _one_line_error(result, f"the audio cache {tiny['audio']} was built from {tiny['manifest']}, not from {other / 'manifest.csv'}",
+                    "clips are other files under the same video_id", "pass --audio DIR")  # fmt: skip
+    assert not (tmp_path / "eval").exists()
 
 
 def _one_line_error(result, *fragments):

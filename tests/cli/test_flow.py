@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from avlabel.cli import cli
@@ -83,7 +84,63 @@ def test_resumes_after_kill_9_without_half_written_videos(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"{len(done_before)} already done" in result.output
     assert f"{count - len(done_before)} videos computed" in result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"clip{i}" for i in range(count)] + ["flow_errors.log", "flow_meta.json"])
+    expected = [f"clip{i}" for i in range(count)] + ["flow_errors.log", "flow_meta.json", "flow_sources.tsv"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(expected)
     for video in out.glob("clip*"):
         assert len(os.listdir(video)) == 2 * pairs  # every video complete
     assert {name: (out / name).stat().st_mtime_ns for name in done_before} == done_before  # not recomputed
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie runs nothing; only its reaper is missing
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_refused(tmp_path):
+    count, pairs = 10, 49
+    manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
+    out = tmp_path / "flow"
+    command = [sys.executable, "-m", "avlabel", "flow", "--manifest", str(manifest), "--out", str(out), "--workers", "2"]
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_children(process.pid)) < 3:  # two workers and the resource tracker
+        time.sleep(0.05)
+    while time.monotonic() < deadline and not any(p.is_dir() for p in out.glob("clip*")):
+        time.sleep(0.05)
+    descendants = _children(process.pid)
+    assert process.poll() is None and len(descendants) >= 3, "the run should be going, with its workers and resource tracker"
+
+    # While it runs, a second run on the same folder is refused in one line.
+    busy = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "1"])
+    assert busy.exit_code == 2 and "another `avlabel flow` is writing" in busy.output, busy.output
+    assert process.poll() is None, "the run should still be going when it is killed"
+
+    process.kill()  # SIGKILL: no cleanup handler runs in the parent
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in descendants):
+        time.sleep(0.05)
+    assert not [pid for pid in descendants if _alive(pid)], "workers or the resource tracker outlived the killed run"
+
+    result = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    for video in out.glob("clip*"):
+        assert len(os.listdir(video)) == 2 * pairs
+    assert len(list(out.glob("clip*"))) == count

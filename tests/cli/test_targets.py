@@ -78,10 +78,12 @@ def test_targets_with_ast_writes_cache_targets_and_report(dataset, tmp_path):
     assert (targets.audio_sets[rows[[0, 1, 3]]] >= 0).sum(axis=1).tolist() == [5, 5, 5]  # top-Y_a of AST
     assert targets.meta["video_labels"]["name"] == "videos" and targets.meta["audio_labels"]["name"] == "audioset"
 
-    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice")
+    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice", "--normalize", "none")
     assert again.exit_code == 0, again.output
     assert "(4 cached, 0 computed, 1 unreadable" in again.stdout  # resumed: nothing recomputed
-    assert RelevanceTargets.load(tmp_path).overlap == "dice"
+    recomputed = RelevanceTargets.load(tmp_path)
+    assert (recomputed.overlap, recomputed.normalize) == ("dice", "none")
+    assert json.loads((tmp_path / "report.json").read_text())["settings"]["normalize"] == "none"
 
 
 def test_targets_from_tags_with_the_logmel_embedder(dataset, tmp_path):
@@ -136,3 +138,23 @@ def test_user_errors_exit_2_with_one_line(dataset, tmp_path, make_args, message)
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr
     assert not (tmp_path / "audio_cache.json").exists()  # validated before anything is computed
+
+
+def test_a_cache_is_not_reused_for_other_files_under_the_same_ids(dataset, tmp_path):
+    assert _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel").exit_code == 0
+    # Another manifest names another file "c1": the cached c1 is not its audio.
+    records = [ClipRecord(video_id, dataset["root"] / "media" / ("noise.wav" if video_id == "c1" else "tone.wav"), _CLASSES[c], "train")
+               for video_id, _, c, _, _ in _CLIPS]  # fmt: skip
+    other = write_manifest(records, dataset["root"] / "colliding.csv")
+    result = _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel", "--manifest", str(other))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert f"the audio cache {tmp_path} was built from {dataset['manifest']}, not from {other}" in result.stderr
+    assert "c1: tone.wav, " in result.stderr and "noise.wav" in result.stderr and "use another -o folder" in result.stderr
+
+
+def test_a_cache_from_before_source_records_is_reused_with_a_warning(dataset, tmp_path):
+    assert _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel").exit_code == 0
+    (tmp_path / "audio_sources.tsv").unlink()
+    result = _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel")
+    assert result.exit_code == 0, result.output
+    assert "Warning: the audio cache" in result.stderr and "cannot be checked against" in result.stderr

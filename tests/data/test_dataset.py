@@ -10,12 +10,14 @@ from torch.utils.data import DataLoader
 from avlabel.data.dataset import VideoClipDataset, collate_clips
 from avlabel.data.flow import FlowConfig, run_flow
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError
 from avlabel.labels import load_label_set
+from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 
 KINETICS = load_label_set("kinetics400")
+# ImageNet statistics: frame_index_of below undoes them (any model's statistics would do).
+RGB = {"rgb_mean": IMAGENET_MEAN, "rgb_std": IMAGENET_STD}
 
 
 def brightness_frames(num_frames: int, height=48, width=64) -> np.ndarray:
@@ -35,9 +37,12 @@ def frame_index_of(rgb: torch.Tensor) -> list[int]:
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("dataset")
     moving = np.zeros((30, 48, 64, 3), dtype=np.uint8)
+    # A textured block moving 1 px/frame to the right: texture lets optical flow see the motion
+    # inside the block too, not only at its edges (a flat block's inside is ambiguous).
+    texture = np.random.default_rng(0).integers(120, 256, (28, 16, 1), dtype=np.uint8)
     for t in range(30):
         moving[t, :, :] = 60
-        moving[t, 10:38, 8 + t : 24 + t] = 220  # a bright block moving 1 px/frame to the right
+        moving[t, 10:38, 8 + t : 24 + t] = texture
     broken = root / "broken.mp4"
     broken.write_bytes(b"\x00" * 1000)
     records = [
@@ -57,7 +62,7 @@ def _by_id(manifest, *video_ids):
 
 
 def test_train_item_layout_and_sampling(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32)
+    dataset = VideoClipDataset(_by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32, **RGB)
     torch.manual_seed(0)
     item = dataset[0]
     assert set(item) == {"rgb", "label", "index", "video_id", "clip_index", "crop_index"}
@@ -72,7 +77,7 @@ def test_train_item_layout_and_sampling(clips):
 
 
 def test_window_short_clip_and_other_frame_rates(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey40", "window", "short"), KINETICS, modalities=("rgb",),
+    dataset = VideoClipDataset(_by_id(clips, "grey40", "window", "short"), KINETICS, modalities=("rgb",), **RGB,
                                num_frames=4, stride=3, size=16)  # fmt: skip
     for _ in range(10):
         grey40, window, short = (frame_index_of(dataset[i]["rgb"]) for i in range(3))
@@ -82,7 +87,7 @@ def test_window_short_clip_and_other_frame_rates(clips):
 
 
 def test_test_mode_views_are_uniform_clips_times_three_crops(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60", "grey40"), KINETICS, mode="test", modalities=("rgb",),
+    dataset = VideoClipDataset(_by_id(clips, "grey60", "grey40"), KINETICS, mode="test", modalities=("rgb",), **RGB,
                                num_frames=4, stride=8, num_clips=4, num_crops=3, size=16)  # fmt: skip
     assert len(dataset) == 2 * 4 * 3
     items = [dataset[i] for i in range(12)]
@@ -97,15 +102,17 @@ def test_test_mode_views_are_uniform_clips_times_three_crops(clips):
 def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_path):
     moving = _by_id(clips, "moving")
     run_flow(moving, tmp_path / "flow", FlowConfig())
-    common = {"num_frames": 4, "stride": 4, "size": 32}
+    common = {"num_frames": 4, "stride": 4, "size": 32, **RGB}
     stored = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **common)
     on_the_fly = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_on_the_fly=True, **common)
     a, b = stored[0], on_the_fly[0]
     assert a["flow"].shape == (2, 4, 32, 32) and a["rgb"].shape == (3, 4, 32, 32)
     torch.testing.assert_close(a["flow"], b["flow"], atol=0.05, rtol=0)
-    # The block moves right by 1 px/frame; in the 48x48 centre crop resized to 32 that is 2/3 px.
-    flow_x = a["flow"][0] * 20
-    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(2 / 3, abs=0.1)
+    # The block moves right by 1 px/frame; resizing the 48x48 centre crop to 32 scales that by 2/3.
+    native = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **{**common, "size": 48})
+    native_x, flow_x = native[0]["flow"][0] * 20, a["flow"][0] * 20
+    assert native_x[native_x.abs() > 0.45].median() > 0.75  # DIS sees (most of) the 1 px motion
+    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(2 / 3 * native_x[native_x.abs() > 0.45].median(), rel=0.1)
     train = VideoClipDataset(moving, KINETICS, flow_dir=tmp_path / "flow", scale=(0.9, 1.0), **common)
     signs = {int(torch.sign(train[0]["flow"][0].sum())) for _ in range(30)}
     assert signs == {-1, 1}  # flipped items move left
@@ -113,7 +120,7 @@ def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_p
 
 def test_bad_files_are_skipped_and_counted_across_workers(clips, tmp_path):
     log = tmp_path / "skipped.log"
-    dataset = VideoClipDataset(clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log)
+    dataset = VideoClipDataset(clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log, **RGB)
     loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate_clips)
     seen, skipped = [], []
     for batch in loader:
@@ -135,11 +142,13 @@ def test_collate_of_an_all_bad_batch_is_empty():
 def test_configuration_errors(clips, tmp_path):
     grey = _by_id(clips, "grey60")
     with pytest.raises(AvlabelError, match="flow_dir"):
-        VideoClipDataset(grey, KINETICS)
+        VideoClipDataset(grey, KINETICS, **RGB)
     run_flow(_by_id(clips, "moving"), tmp_path / "flow", FlowConfig())
     with pytest.raises(AvlabelError, match="lacks flow for 1 of 1 videos"):
-        VideoClipDataset(grey, KINETICS, flow_dir=tmp_path / "flow")
+        VideoClipDataset(grey, KINETICS, flow_dir=tmp_path / "flow", **RGB)
     with pytest.raises(AvlabelError, match="unknown label"):
-        VideoClipDataset(Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",))
+        VideoClipDataset(Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",), **RGB)
     with pytest.raises(AvlabelError, match="num_crops"):
-        VideoClipDataset(grey, KINETICS, modalities=("rgb",), num_crops=2)
+        VideoClipDataset(grey, KINETICS, modalities=("rgb",), num_crops=2, **RGB)
+    with pytest.raises(AvlabelError, match="RGB clips need rgb_mean and rgb_std"):
+        VideoClipDataset(grey, KINETICS, modalities=("rgb",))

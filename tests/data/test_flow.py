@@ -117,11 +117,55 @@ def test_flow_folder_of_another_manifest_is_refused(flow_manifest, tmp_path):
     FlowStore(tmp_path / "flow").check_covers(flow_manifest)
 
 
+def test_a_folder_is_never_read_or_extended_for_other_files_under_the_same_ids(flow_manifest, tmp_path):
+    run_flow(flow_manifest, tmp_path / "flow", FlowConfig())
+    # Another dataset whose ids collide: clip1 is another video here.
+    other = tmp_path / "other.mp4"
+    write_clip(other, panning_frames(12, step=3, seed=9), fps=25)
+    records = [record if record.video_id != "clip1" else ClipRecord("clip1", other, "whistling", "train") for record in flow_manifest]
+    collide = Manifest(records, tmp_path / "other.csv")
+    message = (rf"flow folder {tmp_path / 'flow'} was built from {flow_manifest.path}, not from {collide.path}: 1 of 3 clips "
+               r"are other files under the same video_id \(clip1: clip1.mp4, \d+ bytes there, other.mp4, \d+ bytes here\)")  # fmt: skip
+    with pytest.raises(AvlabelError, match=message + ".*--out DIR"):
+        FlowStore(tmp_path / "flow").check_covers(collide, collide.path)
+    with pytest.raises(AvlabelError, match=message + "; use another --out"):
+        run_flow(collide, tmp_path / "flow", FlowConfig())
+    assert json.loads((tmp_path / "flow" / "flow_meta.json").read_text())["manifest"] == str(flow_manifest.path)
+    # The same files through another manifest (moved, absolute paths, ...) are the same videos.
+    FlowStore(tmp_path / "flow").check_covers(flow_manifest.records, tmp_path / "copy.csv")
+
+
+def test_a_folder_from_before_source_records_is_read_with_a_warning(flow_manifest, tmp_path):
+    from avlabel.errors import AvlabelWarning
+
+    run_flow(flow_manifest, tmp_path / "flow", FlowConfig())
+    (tmp_path / "flow" / "flow_sources.tsv").unlink()
+    with pytest.warns(AvlabelWarning, match="built before avlabel recorded which file each item came from"):
+        FlowStore(tmp_path / "flow").check_covers(flow_manifest, flow_manifest.path)
+
+
+def test_every_video_failing_is_an_error_and_leaves_nothing_behind(tmp_path):
+    broken = [tmp_path / f"broken{i}.mp4" for i in range(2)]
+    for path in broken:
+        path.write_bytes(b"not a video")
+    manifest = Manifest([ClipRecord(path.stem, path, "whistling", "train") for path in broken], tmp_path / "m.csv")
+    with pytest.raises(AvlabelError, match=r"all 2 videos failed, e\.g\. broken0: cannot open .*; broken1: cannot open"):
+        run_flow(manifest, tmp_path / "flow", FlowConfig())
+    assert not (tmp_path / "flow").exists()
+    missing = Manifest([ClipRecord("gone", tmp_path / "gone.mp4", "whistling", "train")], tmp_path / "m.csv")
+    with pytest.raises(AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"):
+        run_flow(missing, tmp_path / "flow", FlowConfig())
+    assert not (tmp_path / "flow").exists()
+
+
 def test_failed_videos_are_logged_not_fatal_and_retried(flow_manifest, tmp_path):
+    from avlabel.errors import AvlabelWarning
+
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     manifest = Manifest([*flow_manifest, ClipRecord("broken", broken, "whistling", "train")])
-    summary = run_flow(manifest, tmp_path / "flow", FlowConfig())
+    with pytest.warns(AvlabelWarning, match=r"1 of 4 videos \(25%\) failed, more than 5%; see .*flow_errors.log"):
+        summary = run_flow(manifest, tmp_path / "flow", FlowConfig())
     assert summary.computed == 3 and [video_id for video_id, _ in summary.failed] == ["broken"]
     assert (tmp_path / "flow" / ERRORS_NAME).read_text().startswith("broken\tcannot open")
     FlowStore(tmp_path / "flow").check_covers(manifest)  # failures are skipped items, not "another manifest"

@@ -7,6 +7,8 @@ import csv
 import dataclasses
 import hashlib
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +21,14 @@ from avlabel.data.decode import probe_video
 from avlabel.data.manifest import read_manifest
 from avlabel.data.synth import SynthConfig, generate_benchmark, load_synth_description, plan_clips
 from avlabel.data.synth.classes import BACKGROUNDS, CLASSES, MOTIONS, SHAPES
-from avlabel.data.synth.generate import AUDIO_KINDS, render_plan
+from avlabel.data.synth.generate import AUDIO_KINDS, _clip_task, render_plan
 from avlabel.data.synth.hue_drift import HueDriftParams, class_elevation, class_hue
 from avlabel.data.synth.shape_motion import ShapeMotionParams, render_shape_motion
 from avlabel.data.synth.sounds import SOUNDS, render_sound
 from avlabel.data.synth.visuals import VisualParams
 from avlabel.errors import AvlabelError
 from avlabel.labels import load_label_set
+from avlabel.models.config import ModelConfig
 from avlabel.savld import load_savld
 
 TINY = SynthConfig(classes=3, per_class=5, duration=1.0, visual=VisualParams(size=48))
@@ -103,12 +106,25 @@ def _digests(folder: Path) -> dict[str, str]:
             for path in sorted(folder.rglob("*")) if path.is_file()}  # fmt: skip
 
 
-def test_same_seed_same_bytes_whatever_the_workers_and_files_are_real(tmp_path):
+def test_same_seed_same_bytes_in_any_process_and_encode_order_and_files_are_real(tmp_path, monkeypatch):
     first = generate_benchmark(tmp_path / "a", TINY, workers=1)
+    # The workers encode other clips before each one (chunks of 4), and glibc fills their fresh
+    # heap memory with 0xA5: an encoder reading memory it never wrote (as x264's macroblock tree
+    # did at 48 px) gives other bytes there than in this process.
+    monkeypatch.setenv("MALLOC_PERTURB_", "165")
     generate_benchmark(tmp_path / "b", TINY, workers=2)
+    monkeypatch.delenv("MALLOC_PERTURB_")
     generate_benchmark(tmp_path / "c", dataclasses.replace(TINY, seed=1), workers=1)
     a, b, c = (_digests(tmp_path / name) for name in "abc")
     assert a == b
+    # The last clip encoded first and alone, in a fresh process (in "a" it came after all others),
+    # over other heap contents again.
+    last = plan_clips(TINY)[-1]
+    monkeypatch.setenv("MALLOC_PERTURB_", "77")
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        pool.submit(_clip_task, (last, TINY, tmp_path / "alone.mp4")).result()
+    alone = hashlib.sha256((tmp_path / "alone.mp4").read_bytes()).hexdigest()
+    assert alone == a[f"videos/whistling/{last.video_id}.mp4"]
     assert len(a) == 3 * 5 + 4
     assert a["videos/playing_drums/playing_drums_0000.mp4"] != c["videos/playing_drums/playing_drums_0000.mp4"]
     assert first["clips"] == 15
@@ -206,8 +222,10 @@ def test_hue_and_pan_survive_the_training_transforms(exact_cue_bench):
     cues: mean colours of the items cluster by class, and the flow's elevation is the class's."""
     root, config = exact_cue_bench
     classes = load_label_set(root / "classes.txt")
+    defaults = ModelConfig()  # any RGB statistics: the check below does not depend on them
     dataset = VideoClipDataset(read_manifest(root / "manifest.csv", classes), classes, mode="train", num_frames=4,
-                               stride=4, size=32, flow_on_the_fly=True)  # fmt: skip
+                               stride=4, size=32, flow_on_the_fly=True, rgb_mean=defaults.rgb_mean,
+                               rgb_std=defaults.rgb_std)  # fmt: skip
     torch.manual_seed(0)
     items = [dataset[index] for _ in range(3) for index in range(len(dataset))]
     labels = np.array([item["label"] for item in items])

@@ -8,14 +8,15 @@ import torch
 
 from avlabel.data.transforms import (
     FLOW_BOUND,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     CropBox,
     apply_view,
     crop_resize_flow,
     random_resized_crop_box,
     three_crop_boxes,
 )
+from avlabel.models.config import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD, IMAGENET_MEAN, IMAGENET_STD
+
+RGB = {"rgb_mean": IMAGENET_MEAN, "rgb_std": IMAGENET_STD}
 
 
 def _marked_clip(height=40, width=80, frames=2):
@@ -24,18 +25,20 @@ def _marked_clip(height=40, width=80, frames=2):
     return rgb
 
 
-def test_output_layout_and_imagenet_normalisation():
-    rgb = np.full((3, 16, 16, 3), 255, dtype=np.uint8)
-    out, flow = apply_view(rgb, None, CropBox(0, 0, 1, 1), False, 8)
+@pytest.mark.parametrize(("mean", "std"), [(IMAGENET_MEAN, IMAGENET_STD), (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)])
+def test_output_layout_and_normalisation_with_the_given_statistics(mean, std):
+    rgb = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 51, 0
+    out, flow = apply_view(rgb, None, CropBox(0, 0, 1, 1), False, 8, mean, std)
     assert out.shape == (3, 3, 8, 8) and out.dtype == torch.float32 and flow is None
-    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    expected = (torch.tensor([1.0, 0.2, 0.0]) - torch.tensor(mean)) / torch.tensor(std)
     torch.testing.assert_close(out[:, 0, 0, 0], expected)
 
 
 def test_crop_selects_the_boxed_region():
     rgb = _marked_clip()
     # The right half of the frame, resized 40x40 -> 20x20: the block moves to columns 10-15 (of 20).
-    out, _ = apply_view(rgb, None, CropBox(0.5, 0.0, 0.5, 1.0), False, 20)
+    out, _ = apply_view(rgb, None, CropBox(0.5, 0.0, 0.5, 1.0), False, 20, **RGB)
     white = (out[0, 0] > 1.5).nonzero()
     assert white[:, 1].min() >= 9 and white[:, 1].max() <= 15
     assert white[:, 0].min() >= 2 and white[:, 0].max() <= 5
@@ -46,8 +49,8 @@ def test_flip_mirrors_rgb_and_negates_flow_x_only():
     flow = np.zeros((2, 40, 80, 2), dtype=np.float32)
     flow[:, 5:10, 60:70] = (4.0, -2.0)  # the block moves right and up
     box = CropBox(0, 0, 1, 1)
-    plain_rgb, plain_flow = apply_view(rgb, flow, box, False, 40)
-    flipped_rgb, flipped_flow = apply_view(rgb, flow, box, True, 40)
+    plain_rgb, plain_flow = apply_view(rgb, flow, box, False, 40, **RGB)
+    flipped_rgb, flipped_flow = apply_view(rgb, flow, box, True, 40, **RGB)
     torch.testing.assert_close(flipped_rgb, plain_rgb.flip(-1))
     torch.testing.assert_close(flipped_flow[0], -plain_flow[0].flip(-1))  # rightward becomes leftward
     torch.testing.assert_close(flipped_flow[1], plain_flow[1].flip(-1))  # vertical unchanged
@@ -73,7 +76,7 @@ def test_same_box_on_rgb_and_lower_resolution_flow():
     rgb = _marked_clip(40, 80)
     flow = np.zeros((2, 20, 40, 2), dtype=np.float32)
     flow[:, 2:5, 30:35, 0] = 8.0  # the same block at half resolution
-    out_rgb, out_flow = apply_view(rgb, flow, CropBox(0.5, 0.0, 0.5, 1.0), False, 20)
+    out_rgb, out_flow = apply_view(rgb, flow, CropBox(0.5, 0.0, 0.5, 1.0), False, 20, **RGB)
     rgb_cols = (out_rgb[0, 0] > 1.5).nonzero()[:, 1]
     flow_cols = (out_flow[0, 0] > 0.1).nonzero()[:, 1]
     assert abs(rgb_cols.float().mean() - flow_cols.float().mean()) < 1.5

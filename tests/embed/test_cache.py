@@ -79,3 +79,52 @@ def test_path_fingerprint_follows_file_changes(tmp_path):
     assert path_fingerprint(model) == before
     (model / "weights.bin").write_bytes(b"12345")
     assert path_fingerprint(model) != before
+
+
+# One `avlabel savld`-like build: embeds its label set through the shared on-disk cache. The
+# embedder signals that this process has loaded the cache, then waits until the other process
+# has too, so both hold the same (empty) view of the file before either writes.
+_BUILD = """
+import sys, time
+from pathlib import Path
+
+import numpy as np
+
+from avlabel.embed import embed_label_set
+from avlabel.labels import LabelSet
+
+
+class Embedder:
+    backend, model_name, model_key = "glove", "shared", "shared-v1"
+
+    def embed(self, texts):
+        Path(sys.argv[2]).touch()
+        deadline = time.monotonic() + 60
+        while not Path(sys.argv[3]).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], np.float32), [[] for _ in texts]
+
+
+embed_label_set(LabelSet("own", tuple(sys.argv[1].split(","))), Embedder())
+"""
+
+
+def test_two_concurrent_builds_merge_their_entries_instead_of_the_last_writer_winning(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "build.py"
+    script.write_text(_BUILD)
+    ready = [tmp_path / "first.ready", tmp_path / "second.ready"]
+    labels = ["dog,cat,bird", "drum,guitar,cat"]
+    processes = [
+        subprocess.Popen([sys.executable, str(script), labels[i], str(ready[i]), str(ready[1 - i])], stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    cache = EmbeddingCache("glove", "shared-v1")
+    assert cache.missing(["dog", "cat", "bird", "drum", "guitar"]) == []
+    vectors, _ = cache.get(["dog", "guitar"])
+    np.testing.assert_array_equal(vectors, [[3, 0, 1], [6, 1, 1]])

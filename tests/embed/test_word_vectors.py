@@ -55,14 +55,64 @@ def test_glove_text_file_without_header(tmp_path, tiny_word2vec):
     np.testing.assert_allclose(vectors[0], tiny_word2vec["guitar"], atol=1e-6)
 
 
-def test_gensim_keyed_vectors_and_full_model_saves(tmp_path, tiny_word2vec):
+def test_gensim_keyed_vectors_and_full_model_saves_load_when_trusted(tmp_path, tiny_word2vec):
     kv_path = tmp_path / "tiny.kv"
     tiny_word2vec.save(str(kv_path))
-    _check_vectors(create_embedder("glove", vectors=str(kv_path)), tiny_word2vec)
+    _check_vectors(create_embedder("glove", vectors=str(kv_path), trust_vectors=True), tiny_word2vec)
     model_path = tmp_path / "tiny.model"
     Word2Vec(_SENTENCES, vector_size=8, min_count=1, workers=1, seed=0, epochs=1).save(str(model_path))
-    vectors, _ = create_embedder("word2vec", vectors=str(model_path)).embed(["dog"])
+    vectors, _ = create_embedder("word2vec", vectors=str(model_path), trust_vectors=True).embed(["dog"])
     assert vectors.shape == (1, 8) and not np.isnan(vectors).any()
+
+
+class _Payload:
+    """What a crafted pickle does: pickle calls ``os.system(command)`` while loading it."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("suffix", [".kv", ".model", ".wordvectors", ".pkl"])
+def test_a_crafted_pickle_never_runs_without_trust_vectors(tmp_path, suffix):
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / f"evil{suffix}"
+    path.write_bytes(pickle.dumps(_Payload(f"touch {marker}")))
+    with pytest.raises(AvlabelError, match="a pickle that runs code .* --trust-vectors .*save_word2vec_format"):
+        create_embedder("glove", vectors=str(path)).embed(["drum"])
+    with pytest.raises(AvlabelError, match="--trust-vectors"):
+        create_embedder("word2vec", vectors=str(path))
+    assert not marker.exists()
+    # The payload is real: opting in runs it (which is what the flag's help warns about).
+    with pytest.raises(AvlabelError):
+        create_embedder("glove", vectors=str(path), trust_vectors=True).embed(["drum"])
+    assert marker.exists()
+
+
+def test_numpy_matrix_with_a_vocabulary_file(tmp_path, tiny_word2vec):
+    np.save(tmp_path / "tiny.npy", tiny_word2vec.vectors)
+    (tmp_path / "tiny.vocab.txt").write_text("\n".join(tiny_word2vec.index_to_key) + "\n", encoding="utf-8")
+    _check_vectors(create_embedder("word2vec", vectors=str(tmp_path / "tiny.npy")), tiny_word2vec)
+
+
+def test_numpy_vectors_without_vocabulary_or_holding_objects_are_refused(tmp_path):
+    np.save(tmp_path / "lonely.npy", np.zeros((2, 3), np.float32))
+    with pytest.raises(AvlabelError, match="needs its words, one per row, in .*lonely.vocab.txt"):
+        create_embedder("glove", vectors=str(tmp_path / "lonely.npy"))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    (tmp_path / "objects.vocab.txt").write_text("a\nb\n")
+    with pytest.raises(AvlabelError, match="cannot read word vectors .*objects.npy"):
+        create_embedder("glove", vectors=str(tmp_path / "objects.npy")).embed(["a"])
+    (tmp_path / "short.vocab.txt").write_text("a\n")
+    np.save(tmp_path / "short.npy", np.zeros((2, 3), np.float32))
+    with pytest.raises(AvlabelError, match=r"shape \(2, 3\) for 1 words"):
+        create_embedder("glove", vectors=str(tmp_path / "short.npy")).embed(["a"])
 
 
 def test_bundled_glove_knows_kinetics_words_and_lookups_fall_back_to_stems_and_compounds():
@@ -110,6 +160,11 @@ def test_unreadable_vectors_file_fails_on_first_use_with_one_message(tmp_path):
         embedder.embed(["drum"])
 
 
+def test_gensim_data_name_needs_trust_vectors():
+    with pytest.raises(AvlabelError, match="gensim-data download, for which gensim downloads a Python module and runs it"):
+        create_embedder("word2vec", vectors="word2vec-google-news-300")
+
+
 def test_gensim_data_name_when_offline(monkeypatch):
     import gensim.downloader
 
@@ -117,7 +172,7 @@ def test_gensim_data_name_when_offline(monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(gensim.downloader, "load", offline)
-    embedder = create_embedder("word2vec", vectors="word2vec-google-news-300")
+    embedder = create_embedder("word2vec", vectors="word2vec-google-news-300", trust_vectors=True)
     assert embedder.model_name == "gensim-data:word2vec-google-news-300"
     with pytest.raises(AvlabelError, match="cannot fetch gensim-data vectors 'word2vec-google-news-300' \\(no network\\)"):
         embedder.embed(["drum"])
@@ -130,3 +185,5 @@ def test_backend_options_are_checked():
         create_embedder("glove", model="bert-base-uncased")
     with pytest.raises(AvlabelError, match="--vectors is for the glove and word2vec backends"):
         create_embedder("bert", vectors="x.bin")
+    with pytest.raises(AvlabelError, match="--trust-vectors is for the glove and word2vec backends"):
+        create_embedder("bert", trust_vectors=True)

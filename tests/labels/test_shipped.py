@@ -11,6 +11,7 @@ EXPECTED_SIZES = {
     "esc50": 50,
     "hmdb51": 51,
     "kinetics400": 400,
+    "kinetics600": 600,
     "kinetics700": 700,
     "ucf101": 101,
     "vggsound": 309,
@@ -102,3 +103,27 @@ def test_kinetics700_keeps_parenthesised_qualifiers_and_case():
     assert "passing American football (in game)" in k700.labels
     assert "backflip (human)" in k700.labels
     assert k700.labels == tuple(sorted(k700.labels))
+
+
+def test_kinetics600_follows_deepminds_label_map():
+    k600 = load_label_set("kinetics600")
+    assert k600.labels[0] == "abseiling" and k600.labels[599] == "zumba"
+    assert k600.labels == tuple(sorted(k600.labels))
+    # DeepMind's label_map_600.txt spells this one class in lower case (K400 and K700 do not).
+    assert "passing american football (not in game)" in k600.labels
+    assert "passing American football (in game)" in k600.labels
+
+
+def test_kinetics_versions_spell_shared_classes_alike():
+    # A class that Kinetics-400, -600 and -700 share is written with the same punctuation in
+    # every list (K700's "massaging person-s head" once broke this), so annotation CSVs match.
+    def key(label: str) -> str:
+        return "".join(ch for ch in label.casefold() if ch.isalnum())
+
+    versions = [load_label_set(name) for name in ("kinetics400", "kinetics600", "kinetics700")]
+    spellings: dict[str, set[str]] = {}
+    for version in versions:
+        for label in version.labels:
+            spellings.setdefault(key(label), set()).add(label.casefold())
+    assert all(len(forms) == 1 for forms in spellings.values()), [f for f in spellings.values() if len(f) > 1]
+    assert all("massaging person's head" in version.labels for version in versions)

@@ -23,15 +23,18 @@ from avlabel.train.checkpoint import (
 CLASSES = ("playing drums", "whistling", "applauding")
 
 
-def _save(run_dir, tag="last", step=7, seed=0):
+def _save(run_dir, tag="last", step=7, seed=0, predates=(), **overrides):
+    """A checkpoint of a tiny model; ``predates`` names config fields left out, as in older checkpoints."""
     torch.manual_seed(seed)
-    config = model_config("imd_tiny", num_classes=len(CLASSES), depth=2, embed_dim=32, audio_hidden_dim=32, space_time_blocks=1)
+    settings = {"num_classes": len(CLASSES), "depth": 2, "embed_dim": 32, "audio_hidden_dim": 32, "space_time_blocks": 1}
+    config = model_config("imd_tiny", **{**settings, **overrides})
     model = build_model(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model(rgb=torch.randn(2, 3, 4, 32, 32), flow=torch.randn(2, 2, 4, 32, 32), audio=torch.randn(2, 768)).logits.sum().backward()
     optimizer.step()
-    state = {"model_config": config.to_dict(), "classes": list(CLASSES), "label_set": "mini", "step": step,
+    saved_config = {key: value for key, value in config.to_dict().items() if key not in predates}
+    state = {"model_config": saved_config, "classes": list(CLASSES), "label_set": "mini", "step": step,
              "rng": {"cpu": [torch.get_rng_state()]}, "best_top1": None}  # fmt: skip
     return model, save_checkpoint(run_dir, tag, model, optimizer, scheduler, state)
 
@@ -52,6 +55,16 @@ def test_weights_carry_self_describing_metadata_and_rebuild_the_model(tmp_path):
     inputs = {"rgb": torch.randn(2, 3, 4, 32, 32), "flow": torch.randn(2, 2, 4, 32, 32), "audio": torch.randn(2, 768)}
     model.eval()
     torch.testing.assert_close(loaded.model(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
+def test_checkpoints_older_than_the_se_reduction_setting_load_with_the_bottleneck_they_were_built_with(tmp_path):
+    # Before se_reduction existed the se_gate bottleneck was D // 4: 16 units at D = 64, where
+    # today's default would build 8.
+    model, path = _save(tmp_path, fusion="se_gate", embed_dim=64, se_reduction=4, predates=("se_reduction",))
+    loaded = load_run(path)
+    assert loaded.model_config.se_reduction == 4
+    assert weights_sha256(loaded.model.state_dict()) == weights_sha256(model.state_dict())
+    assert load_training_state(path)["model_config"]["se_reduction"] == 4
 
 
 def test_training_state_loads_weights_only_and_belongs_to_its_weights(tmp_path):

@@ -47,6 +47,7 @@ def test_dumped_config_loads_back_identically(tmp_path):
         (["imd.mode=X"], r"imd\.mode: expected one of M, W, got str 'X'"),
         (["imd.alpha=1.5"], r"imd\.alpha: must be in \[0, 1\], got 1\.5"),
         (["imd.augment_p=-0.1"], r"imd\.augment_p: must be in \[0, 1\]"),
+        (["model.fusion=avc", "imd.augment_p=0.5"], r"imd\.augment_p: must be 0 with model\.fusion=avc: .*, got 0\.5"),
         (["model.modalities=[rgb, sound]"], r"model\.modalities\[1\]: expected one of rgb, flow, audio, got str 'sound'"),
         (["model.modalities=[]"], r"model\.modalities: must name at least one"),
         (["optim.global_batch=20", "optim.micro_batch=8"], r"optim\.global_batch: must be a multiple of optim\.micro_batch \(8\)"),
@@ -60,6 +61,21 @@ def test_dumped_config_loads_back_identically(tmp_path):
 def test_bad_values_name_their_dotted_path(overrides, message):
     with pytest.raises(AvlabelError, match=message):
         load_config(None, [*BASE, *overrides])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "augment_p"),
+    [([], 0.5), (["model.fusion=late_concat"], 0.0), (["model.fusion=avc"], 0.0), (["model.fusion=gmu"], 0.0),
+     (["model.modalities=[audio]"], 0.0), (["model.modalities=[rgb]"], 0.0), (["model.fusion=gmu", "imd.augment_p=0.3"], 0.3),
+     (["model.fusion=avc", "model.modalities=[audio]", "imd.augment_p=0.5"], 0.5)],  # fmt: skip
+)
+def test_intra_class_augmentation_defaults_to_imd_only(overrides, augment_p, tmp_path):
+    # Table 5: the baselines train without it; only IMD* applies it. The resolved value is recorded.
+    config = load_config(None, [*BASE, *overrides])
+    assert config.imd.augment_p == augment_p
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path, ["model.fusion=imd"]).imd.augment_p == augment_p
 
 
 def test_missing_required_key_and_bad_override_syntax():

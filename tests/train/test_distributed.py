@@ -1,4 +1,4 @@
-"""Two CPU processes with gloo through torchrun: identical replicas, same math as one process."""
+"""Two CPU processes with gloo through torchrun: identical replicas, same math as one process, clean teardown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import avlabel
@@ -50,3 +51,33 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(sy
     single_weights = load_run(tmp_path / "single", "last").model.state_dict()
     for name, tensor in ddp_weights.items():
         torch.testing.assert_close(single_weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+_TEARDOWN_SCRIPT = """
+import os
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from avlabel.train.distributed import setup_distributed, teardown_distributed
+
+ctx = setup_distributed("cpu")
+model = DistributedDataParallel(torch.nn.Linear(3, 2))
+model(torch.randn(4, 3)).sum().backward()
+del model
+teardown_distributed()
+names = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
+print(f"rank {ctx.rank} threads after teardown: {names}")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")
+def test_teardown_after_ddp_leaves_no_gloo_thread_running(tmp_path):
+    # gloo threads that outlive teardown run into interpreter shutdown, which aborted a rank.
+    script = tmp_path / "teardown.py"
+    script.write_text(_TEARDOWN_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    reports = [line for line in finished.stdout.splitlines() if "threads after teardown" in line]
+    assert len(reports) == 2
+    assert not any("gloo" in report for report in reports), reports

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -40,6 +41,7 @@ def test_a_good_config_plans_the_batch_arithmetic(synth_bench):
         ({"data__label_set": "kinetics400"}, 1, r"data\.label_set: the relevance targets .* computed for the label set 'synth_classes' \(4 classes\), not 'kinetics400'"),
         ({"audio__k": 5}, 1, r"audio\.k: the relevance targets .* use k=10 .* asks for 5"),
         ({"audio__overlap": "dice"}, 1, r"audio\.overlap: .* use iou"),
+        ({"audio__normalize": "none"}, 1, r"audio\.normalize: .* normalised with 'max', the config asks for 'none'"),
         ({"data__size": 36}, 1, r"data\.size: 36 is not a multiple of patch_size 8"),
         ({"model__name": "imd_huge"}, 1, r"model\.name: unknown model 'imd_huge'"),
         ({"model__overrides": "{num_classes: 10}"}, 1, r"model\.overrides\.num_classes: set it through data\.label_set"),
@@ -83,7 +85,9 @@ def test_flow_folder_missing_videos(synth_bench, tmp_path):
 
 
 def test_unreadable_audio_listed_by_the_cache_trains_without_audio(synth_bench, tmp_path):
-    from avlabel.audio.cache import AudioCache, AudioCacheWriter
+    import shutil
+
+    from avlabel.audio.cache import SOURCES, AudioCache, AudioCacheWriter
     from avlabel.audio.targets import RelevanceTargets
 
     # Rewrite the cache without its first video, as `avlabel targets` leaves an unreadable one.
@@ -96,6 +100,7 @@ def test_unreadable_audio_listed_by_the_cache_trains_without_audio(synth_bench, 
             writer.append(source.video_ids[row], source.embedding[row : row + 1], None, source.status[row : row + 1])
     RelevanceTargets(targets.audio_sets[kept], targets.class_sets, targets.row_class[kept], targets.num_labels,
                      targets.overlap, targets.meta).save(tmp_path)  # fmt: skip
+    shutil.copy(synth_bench.audio / SOURCES, tmp_path / SOURCES)  # which file each cached video came from
     with pytest.raises(AvlabelError, match=rf"no rows for 1 of 48 clips \(e\.g\. {lost}\)"):
         _plan(synth_bench, audio__cache=tmp_path)
 
@@ -112,3 +117,39 @@ def test_cuda_requested_without_a_gpu():
     with pytest.raises(AvlabelError, match=r"runtime\.device is 'cuda' but no CUDA GPU is visible"):
         setup_distributed("cuda")
     assert setup_distributed("auto").device.type == "cpu"
+
+
+def _timm_folder(folder, mean, std):
+    """A checkpoint folder as timm's save_pretrained / the hub lay it out (the weights are not read here)."""
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    config = {"architecture": "vit_tiny_patch16_224", "pretrained_cfg": {"mean": mean, "std": std}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_rgb_statistics_come_from_the_pretrained_checkpoints_own_config(synth_bench, tmp_path):
+    folder = _timm_folder(tmp_path / "vit", [0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    plan = _plan(synth_bench, model__pretrained=folder)
+    assert (plan.model_config.rgb_mean, plan.model_config.rgb_std) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    # What the model will receive: a clip normalised with exactly those statistics.
+    clips = plan.train_items.clips
+    assert (clips.rgb_mean, clips.rgb_std) == (plan.model_config.rgb_mean, plan.model_config.rgb_std)
+    # The file inside that folder says the same; a timm hub name is read from timm's registry.
+    assert _plan(synth_bench, model__pretrained=folder / "model.safetensors").model_config.rgb_mean == (0.1, 0.2, 0.3)
+    registry = _plan(synth_bench, model__pretrained="vit_base_patch16_224.augreg_in21k").model_config
+    assert (registry.rgb_mean, registry.rgb_std) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def test_rgb_statistics_explicit_from_scratch_or_refused(synth_bench, tmp_path):
+    explicit = _plan(synth_bench, model__rgb_mean="[0.485, 0.456, 0.406]", model__rgb_std="[0.229, 0.224, 0.225]")
+    assert explicit.model_config.rgb_std == (0.229, 0.224, 0.225)
+    assert _plan(synth_bench).model_config.rgb_mean == (0.5, 0.5, 0.5)  # from scratch: the named model's
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(b"")
+    with pytest.raises(AvlabelError, match=r"model\.rgb_mean: .*bare\.safetensors has no config saying which RGB mean/std"):
+        _plan(synth_bench, model__pretrained=bare)
+    with pytest.raises(AvlabelError, match=r"model\.rgb_std: must be given together with model\.rgb_mean"):
+        _plan(synth_bench, model__rgb_mean="[0.5, 0.5, 0.5]")
+    with pytest.raises(AvlabelError, match=r"model\.overrides\.rgb_mean: set it through model\.rgb_mean"):
+        _plan(synth_bench, model__overrides="{rgb_mean: [0.5, 0.5, 0.5]}")
