@@ -109,7 +109,9 @@ VARIANTS: dict[str, Variant] = {
     "nl_gate": Variant("NL gate", "5", ("model.fusion=nl_gate", _NO_AUG)),
     "gmu": Variant("GMU", "5", ("model.fusion=gmu", _NO_AUG)),
     "avc": Variant("AVC", "5", ("model.fusion=avc", _NO_AUG)),
-    "drop_pathway": Variant("random audio dropout, p = 0.5", "5", ("model.fusion=drop_pathway", _NO_AUG)),
+    # Not in the paper: learned vs random dropout. p = 0.5 (ModelConfig.drop_pathway_p) is the share of
+    # this benchmark's clips whose audio is not their own class's, the rate a perfect relevance network drops.
+    "drop_pathway": Variant("random audio dropout, p = 0.5", "–", ("model.fusion=drop_pathway", _NO_AUG)),
     "imd": Variant("IMD", "5", ("model.fusion=imd", _NO_AUG)),
     "imd_aug": Variant("IMD* (intra-class aug.)", "4, 5", _IMD_AUG),
     "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "imd.alpha=0.5")),

@@ -75,7 +75,7 @@ class SynthConfig:
         if not 2 <= self.classes <= len(CLASSES):
             raise AvlabelError(f"--classes must be between 2 and {len(CLASSES)} (the classes with a synthetic sound), got {self.classes}")
         if self.per_class < 5:
-            raise AvlabelError(f"--per-class must be at least 5 (one clip per split and both audio kinds), got {self.per_class}")
+            raise AvlabelError(f"--per-class must be at least 5 (one clip per split), got {self.per_class}")
         _check_mix(self.audio_mix, "--audio-mix")
         names = [synth_class.name for synth_class in self.class_table]
         for name, mix in self.class_audio_mix.items():
