@@ -54,7 +54,9 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(sy
 
 
 _TEARDOWN_SCRIPT = """
+import json
 import os
+import sys
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from avlabel.train.distributed import setup_distributed, teardown_distributed
@@ -65,7 +67,9 @@ model(torch.randn(4, 3)).sum().backward()
 del model
 teardown_distributed()
 names = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
-print(f"rank {ctx.rank} threads after teardown: {names}")
+# One file per rank: the ranks share torchrun's stdout, where their lines can interleave.
+with open(os.path.join(sys.argv[1], f"threads-rank{ctx.rank}.json"), "w") as handle:
+    json.dump(names, handle)
 """
 
 
@@ -75,9 +79,8 @@ def test_teardown_after_ddp_leaves_no_gloo_thread_running(tmp_path):
     script = tmp_path / "teardown.py"
     script.write_text(_TEARDOWN_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)]
     finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    reports = [line for line in finished.stdout.splitlines() if "threads after teardown" in line]
-    assert len(reports) == 2
-    assert not any("gloo" in report for report in reports), reports
+    threads = {rank: json.loads((tmp_path / f"threads-rank{rank}.json").read_text()) for rank in (0, 1)}
+    assert not any("gloo" in name for names in threads.values() for name in names), threads
