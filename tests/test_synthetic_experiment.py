@@ -99,7 +99,8 @@ def test_a_run_is_summarised_per_kind_of_sound(experiment, fixture_runs):
 
 def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     synth, runs = fixture_runs
-    summaries = {name: [experiment.summarize_run(run, synth) for run in dirs] for name, dirs in runs.items()}
+    summaries = {name: [{"seed": seed, **experiment.summarize_run(run, synth)} for seed, run in enumerate(dirs)]
+                 for name, dirs in runs.items()}  # fmt: skip
     text = experiment.results_tables(summaries)
     main, relevance = text.split("What the relevance network does")
     rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in main.splitlines() if line.startswith("| ")}
@@ -113,6 +114,9 @@ def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     assert imd[column["Top-1, own sound"]] == "75.0 ± 35.4"  # 100% and 50%
     assert [imd[column[key]] for key in ("Modalities", "Fusion", "α", "M/W", "Aug. p")] == ["rgb+flow+audio", "imd", "0.25", "M", "0"]
     assert visual[column["Top-1"]] == "33.3"  # one seed: no spread
+    # Paired by seed: only seed 0 has a vision-only run (IMD 4/6 against 2/6).
+    assert imd[column["Top-1 − vision only, paired"]] == "33.3"
+    assert visual[column["Top-1 − vision only, paired"]] == "–"
     assert [visual[column[key]] for key in ("Fusion", "Audio dropped", "Relevance ROC-AUC")] == ["–", "–", "–"]
     # The relevance table lists only variants with a relevance network.
     relevance_rows = [line for line in relevance.splitlines() if line.startswith("| ")]
