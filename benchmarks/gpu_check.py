@@ -22,7 +22,7 @@ whose logs are kept in ``OUT/logs/`` — except two throughput loops that have n
 
 The table goes to stdout and ``OUT/gpu_check.md``, every figure to ``OUT/gpu_check.json``; the
 exit status is 1 when a check failed. ``--device cpu`` (or ``--preset tiny``) shrinks every size
-so the whole script runs in about a minute on two cores.
+and runs everything single-threaded: about 35 s on two cores, two minutes with the compile rows.
 """
 
 from __future__ import annotations
@@ -117,8 +117,11 @@ class Context:
     def avlabel(self, name: str, *args: str, timeout: float = 480) -> subprocess.CompletedProcess:
         """Run ``python -m avlabel ARGS``; its output goes to ``OUT/logs/NAME.log``; failure raises CheckFailed."""
         command = [sys.executable, "-m", "avlabel", *map(str, args)]
+        env = dict(os.environ)
+        if self.device == "cpu":  # tiny sizes gain nothing from threads, and OpenMP threads spin on a shared CPU
+            env.setdefault("OMP_NUM_THREADS", "1")
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.out)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.out, env=env)
         except subprocess.TimeoutExpired:
             raise CheckFailed(f"`avlabel {args[0]}` ran past {timeout:.0f} s") from None
         log = self.out / "logs" / f"{name}.log"
@@ -365,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     if (out / "run").exists() or (out / "data").exists():
         parser.error(f"{out} holds an earlier check (run/, data/); pass a new --out")
+    if device == "cpu":
+        torch.set_num_threads(1)  # as the commands (Context.avlabel); per-core figures for AST and flow
     context = Context(device, PRESETS[preset_name], out, args.workers, skip)
     environment = _environment(device)
 
