@@ -28,7 +28,6 @@ warm-up batch that includes compilation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -162,6 +161,8 @@ def k400_costs(results: dict) -> None:
 
 
 def main() -> None:
+    from bench_data import print_results
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to add tvl1-torch on the GPU")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -186,11 +187,7 @@ def main() -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     results["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    width = max(len(key) for key in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print_results(results, args.json)
 
 
 if __name__ == "__main__":
