@@ -75,7 +75,8 @@ def tvl1_flow(first: torch.Tensor, second: torch.Tensor, params: TVL1Params = TV
         first, second: ``(N, H, W)`` grey frames on a 0-255 scale (any real or integer dtype).
         params: solver settings.
         compile: run the iteration and the median filter through ``torch.compile`` (the first
-            call compiles: tens of seconds; the values agree with eager mode to float rounding).
+            call compiles, tens of seconds; fused kernels round differently, which can move a
+            pair's stop by an iteration: flows differ from eager mode by < 0.01 px on average).
 
     Returns:
         ``(N, H, W, 2)`` float32 displacements (x, y) in pixels, on the frames' device.
