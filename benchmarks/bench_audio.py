@@ -108,16 +108,17 @@ def bench_decode_and_filterbank(paths: list[Path], device: str) -> dict:
     return results
 
 
-def bench_ast_forward(device: str, batch: int, steps: int) -> dict:
+def bench_ast_forward(device: str, batch: int, steps: int, **config) -> dict:
+    """AST forward clips/s on random weights: AST-base, or ``ASTConfig`` with ``config`` overrides."""
     import torch
     from transformers import ASTConfig, ASTForAudioClassification
 
     from avlabel.audio.ast import AstTagger
     from avlabel.audio.features import AstFilterbank
 
-    model = ASTForAudioClassification(ASTConfig(num_labels=527, attn_implementation="sdpa"))
-    tagger = AstTagger(model, AstFilterbank(), source="random AST-base", device=device)
-    features = torch.randn(batch, 1024, 128, device=device)
+    model = ASTForAudioClassification(ASTConfig(num_labels=527, attn_implementation="sdpa", **config))
+    tagger = AstTagger(model, AstFilterbank(), source="random AST-base" if not config else f"random AST {config}", device=device)
+    features = torch.randn(batch, model.config.max_length, model.config.num_mel_bins, device=device)
 
     def forward():
         tagger.embed(features)

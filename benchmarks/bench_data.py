@@ -192,11 +192,16 @@ def main() -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     results["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    print_results(results, args.json)
+
+
+def print_results(results: dict, json_path: Path | None = None) -> None:
+    """Print the figures as aligned ``name  value`` lines; also write them to ``json_path`` as JSON."""
     width = max(len(key) for key in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,26 @@ def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
     return model, AstFilterbank(filterbank_config)
 
 
+def save_random_ast(directory: str | os.PathLike[str], labels: Sequence[str], seed: int = 0, **config) -> Path:
+    """Save a randomly initialised AST the way real checkpoints are saved, for benchmarks and tests.
+
+    Writes ``config.json`` (``id2label`` = ``labels``, in order), ``model.safetensors`` and
+    ``preprocessor_config.json`` with ``save_pretrained``, so :func:`load_ast` and
+    ``avlabel targets --ast DIR`` read it exactly as a downloaded checkpoint. ``config`` overrides
+    transformers' ``ASTConfig`` defaults (which are AST-base: the compute of the AudioSet model).
+    """
+    import torch
+    from transformers import ASTConfig, ASTForAudioClassification
+
+    labels = list(labels)
+    ast_config = ASTConfig(**config, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                           label2id={label: index for index, label in enumerate(labels)})  # fmt: skip
+    torch.manual_seed(seed)
+    ASTForAudioClassification(ast_config).eval().save_pretrained(directory)
+    FilterbankConfig(num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length).to_extractor().save_pretrained(directory)
+    return Path(directory)
+
+
 def _from_pretrained(cls, name_or_path: str | os.PathLike[str], what: str):
     """``cls.from_pretrained`` with local directories, the local hub cache, then the hub, in that order."""
     source = str(name_or_path)

@@ -2,7 +2,9 @@
 
 Flow ``i`` of a video is the displacement from frame ``i`` to frame ``i + 1`` (so ``n`` frames give
 ``n - 1`` flows), computed on grey frames scaled down to a short side of 256 px by OpenCV's DIS
-(default), Farnebäck or TV-L1 (needs ``opencv-contrib-python-headless``).
+(default), Farnebäck or TV-L1 (needs ``opencv-contrib-python-headless``), or by avlabel's
+PyTorch TV-L1 (``tvl1-torch``, :mod:`avlabel.data.flow_torch`), which runs batches of frame
+pairs on a GPU.
 
 Storage follows the two-stream convention: displacements are clipped to ±20 px and quantised
 to uint8 by ``q = round((clip(f, -20, 20) + 20) * 255 / 40)`` (0.157 px per step), the x and y
@@ -64,13 +66,15 @@ SOURCES_NAME = "flow_sources.tsv"
 _LOCK_NAME = ".flow.lock"  # held by the run writing the folder
 _WORKERS_LOCK_NAME = ".flow_workers.lock"  # held (shared) by each of its worker processes
 FORMATS = ("jpg", "npz")
-DIS_PRESETS = ("ultrafast", "fast", "medium")
+DIS_PRESETS = ("ultrafast", "fast", "medium")  # also tvl1-torch's presets
 _JPEG_QUALITY = 95  # denseflow's (OpenCV's) default
 _TMP_PREFIX = ".avlabel-tmp-"
 
 
 # -- estimation ---------------------------------------------------------------------------------
-def _dis(preset: str = "medium"):
+# Each factory takes (preset, device) and returns an estimator (previous grey, current grey) -> flow;
+# OpenCV's run on the CPU whatever the device.
+def _dis(preset: str = "medium", device: str | None = None):
     import cv2
 
     presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -79,14 +83,14 @@ def _dis(preset: str = "medium"):
     return lambda previous, current: estimator.calc(previous, current, None)
 
 
-def _farneback(preset: str = "medium"):
+def _farneback(preset: str = "medium", device: str | None = None):
     import cv2
 
     # OpenCV's documented example parameters: 3 pyramid levels at scale 0.5, 15 px window.
     return lambda previous, current: cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
-def _tvl1(preset: str = "medium"):
+def _tvl1(preset: str = "medium", device: str | None = None):
     import cv2
 
     if not hasattr(cv2, "optflow"):
@@ -98,20 +102,38 @@ def _tvl1(preset: str = "medium"):
     return lambda previous, current: estimator.calc(previous, current, None)
 
 
-METHODS: dict[str, Callable[[str], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+def _tvl1_torch(preset: str = "medium", device: str | None = None):
+    from avlabel.data.flow_torch import PRESETS, TVL1Flow
+
+    return TVL1Flow(PRESETS[preset], device=device)  # batched: also takes (N, H, W) stacks of pairs
+
+
+METHODS: dict[str, Callable[[str, str | None], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     "dis": _dis,
     "farneback": _farneback,
     "tvl1": _tvl1,
+    "tvl1-torch": _tvl1_torch,
 }
 
 
-def flow_estimator(method: str = "dis", preset: str = "medium") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A function ``(previous_grey, current_grey) -> (H, W, 2) float32`` pixel displacements."""
+def flow_estimator(method: str = "dis", preset: str = "medium", device: str | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function ``(previous_grey, current_grey) -> (H, W, 2) float32`` pixel displacements.
+
+    ``device`` places ``tvl1-torch`` (default: CUDA when available); the OpenCV methods ignore it.
+    An estimator with a ``batch_pairs`` attribute also takes ``(N, H, W)`` stacks (see :func:`estimate_pairs`).
+    """
     if method not in METHODS:
         raise AvlabelError(f"unknown flow method {method!r}; choose one of {', '.join(METHODS)}")
     if preset not in DIS_PRESETS:
         raise AvlabelError(f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
-    return METHODS[method](preset)
+    return METHODS[method](preset, device)
+
+
+def estimate_pairs(estimate: Callable[[np.ndarray, np.ndarray], np.ndarray], previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` grey pairs -> ``(N, H, W, 2)`` flow: one call for a batched estimator, else one per pair."""
+    if hasattr(estimate, "batch_pairs"):
+        return estimate(previous, current)
+    return np.stack([estimate(a, b) for a, b in zip(previous, current, strict=True)])
 
 
 def to_grey(frames: np.ndarray) -> np.ndarray:
@@ -304,7 +326,7 @@ class FlowConfig:
     """Everything that determines the flow values; stored in ``flow_meta.json``."""
 
     method: str = "dis"
-    preset: str = "medium"  # DIS preset; ignored by the other methods
+    preset: str = "medium"  # DIS or tvl1-torch preset; ignored by the other methods
     short_side: int = 256  # larger frames are scaled down to this short side first
     bound: float = FLOW_BOUND
     format: str = "jpg"
@@ -320,21 +342,31 @@ class FlowConfig:
             raise AvlabelError(f"--short-side must be at least 16 pixels, got {self.short_side}")
 
 
-def iter_video_flow(path: str | os.PathLike[str], config: FlowConfig) -> Iterator[np.ndarray]:
+def iter_video_flow(path: str | os.PathLike[str], config: FlowConfig, device: str | None = None) -> Iterator[np.ndarray]:
     """Yield the quantised flow of a video frame pair by pair: ``(H, W, 2)`` uint8 each.
 
-    Streaming keeps memory flat for long videos (a 10-minute video has 18,000 flow frames).
+    Streaming keeps memory flat for long videos (a 10-minute video has 18,000 flow frames); a
+    batched estimator (``tvl1-torch``) gets the pairs ``batch_pairs`` at a time, on ``device``.
     """
     from avlabel.data.decode import VideoReader
 
-    estimate = flow_estimator(config.method, config.preset)
+    estimate = flow_estimator(config.method, config.preset, device)
     with VideoReader(path, short_side=config.short_side, threads=1) as reader:
-        previous = None
-        for frame in reader.iter_frames():
-            grey = to_grey(frame[None])[0]
-            if previous is not None:
-                yield quantize(estimate(previous, grey), config.bound)
-            previous = grey
+        greys = (to_grey(frame[None])[0] for frame in reader.iter_frames())
+        for previous, current in _frame_pairs(greys, getattr(estimate, "batch_pairs", 1)):
+            yield from quantize(estimate_pairs(estimate, previous, current), config.bound)
+
+
+def _frame_pairs(frames: Iterable[np.ndarray], batch_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive frames as ``(previous, current)`` stacks of up to ``batch_pairs`` pairs each."""
+    window: list[np.ndarray] = []  # the last frame of the previous stack, then the new ones
+    for frame in frames:
+        window.append(frame)
+        if len(window) == batch_pairs + 1:
+            yield np.stack(window[:-1]), np.stack(window[1:])
+            window = window[-1:]
+    if len(window) > 1:
+        yield np.stack(window[:-1]), np.stack(window[1:])
 
 
 def compute_video_flow(path: str | os.PathLike[str], config: FlowConfig) -> np.ndarray:
@@ -353,9 +385,7 @@ def flow_between(first: np.ndarray, second: np.ndarray, method: str = "dis", pre
         ``(N, H, W, 2)`` float32 pixels, quantised and dequantised like stored flow so a model
         sees the same values either way.
     """
-    estimate = flow_estimator(method, preset)
-    first_grey, second_grey = to_grey(first), to_grey(second)
-    fields = np.stack([estimate(a, b) for a, b in zip(first_grey, second_grey, strict=True)])
+    fields = estimate_pairs(flow_estimator(method, preset), to_grey(first), to_grey(second))
     return dequantize(quantize(fields, bound), bound)
 
 
@@ -378,6 +408,7 @@ def run_flow(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
+    device: str | None = None,
 ) -> FlowRunSummary:
     """Compute and store flow for every video of ``manifest`` into ``out`` (resumable).
 
@@ -390,6 +421,7 @@ def run_flow(
         progress: called as ``progress(done, total)`` after each video.
         warn_failed_share: warn (:class:`~avlabel.errors.AvlabelWarning`) when more than this
             share of the videos failed.
+        device: where ``tvl1-torch`` runs (default: CUDA when available; every worker uses it).
 
     Raises:
         AvlabelError: bad settings or folder, another run writing it, or every video failing
@@ -403,7 +435,7 @@ def run_flow(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive_writer(out):
-        summary = _extract(manifest, records, out, config, workers, progress)
+        summary = _extract(manifest, records, out, config, workers, progress, device)
     if created and summary.computed == 0 and len(summary.failed) == summary.total:
         shutil.rmtree(out, ignore_errors=True)  # nothing but an error log: not worth leaving behind
     check_failures(summary.failed, summary.total, what="videos", listed_in=out / ERRORS_NAME, warn_share=warn_failed_share)
@@ -411,7 +443,7 @@ def run_flow(
 
 
 def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: FlowConfig, workers: int,
-             progress: Callable[[int, int], None] | None) -> FlowRunSummary:  # fmt: skip
+             progress: Callable[[int, int], None] | None, device: str | None) -> FlowRunSummary:  # fmt: skip
     """The run itself, inside the folder's lock."""
     summary = FlowRunSummary(total=len(records))
     todo, finished = [], []
@@ -428,7 +460,7 @@ def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: F
     if progress:
         progress(done, summary.total)
     origin = str(manifest.path) if manifest.path else None
-    for video_id, result in _map_videos(todo, out, config, workers, origin):
+    for video_id, result in _map_videos(todo, out, config, workers, origin, device):
         if isinstance(result, str):
             summary.failed.append((video_id, result))
         else:
@@ -480,11 +512,11 @@ def _remove_leftovers(folders: Iterable[Path]) -> None:
                     shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
 
 
-def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None):
+def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None, device: str | None):
     """Yield ``(video_id, flow frames written | error message)`` as videos finish."""
     if workers <= 1 or len(records) <= 1:
         for record in records:
-            yield record.video_id, _flow_task(record, out, config, manifest)
+            yield record.video_id, _flow_task(record, out, config, manifest, device)
         return
     # spawn: the parent runs a progress thread, and forking a threaded process is unsafe.
     initargs = (os.getpid(), str(out / _WORKERS_LOCK_NAME))
@@ -493,7 +525,7 @@ def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, worker
         pending = {}
         queue = iter(records)
         for record in queue:
-            pending[pool.submit(_flow_task, record, out, config, manifest)] = record.video_id
+            pending[pool.submit(_flow_task, record, out, config, manifest, device)] = record.video_id
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -502,7 +534,7 @@ def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, worker
                 yield pending.pop(future), future.result()
                 record = next(queue, None)
                 if record is not None:
-                    pending[pool.submit(_flow_task, record, out, config, manifest)] = record.video_id
+                    pending[pool.submit(_flow_task, record, out, config, manifest, device)] = record.video_id
 
 
 _worker_lock = None  # the worker's shared lock on the folder, held until the process ends
@@ -513,6 +545,7 @@ def _init_worker(parent: int, workers_lock: str) -> None:
 
     global _worker_lock
     cv2.setNumThreads(1)  # one process per core already
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the same for torch (tvl1-torch), read when it is first imported
     _die_with_parent(parent)
     _worker_lock = file_lock(workers_lock, shared=True)  # a rerun sees a live writer until this process is gone
 
@@ -542,7 +575,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _flow_task(record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None) -> int | str:
+def _flow_task(record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None, device: str | None = None) -> int | str:
     """Compute and atomically store one video's flow; return flow frames written or the error text."""
     target = _output_path(out, record.video_id, config.format)
     # A hidden sibling renamed into place when complete: a killed run leaves only temporaries,
@@ -552,7 +585,7 @@ def _flow_task(record: ClipRecord, out: Path, config: FlowConfig, manifest: str 
         target.parent.mkdir(parents=True, exist_ok=True)
         writer = _WRITERS[config.format](tmp)
         try:
-            for field_uint8 in iter_video_flow(record.path, config):
+            for field_uint8 in iter_video_flow(record.path, config, device):
                 writer.add(field_uint8)
         finally:
             writer.close()

@@ -52,22 +52,9 @@ def write_media(directory: Path) -> dict[str, Path]:
 
 def save_tiny_ast(directory: Path, labels, seed: int = 0, **config) -> Path:
     """A random AST-shaped checkpoint saved the way real ones are (config, safetensors, preprocessor)."""
-    import torch
-    from transformers import ASTConfig, ASTForAudioClassification
+    from avlabel.audio.ast import save_random_ast
 
-    from avlabel.audio.features import FilterbankConfig
-
-    labels = list(labels)
-    ast_config = ASTConfig(
-        **{**TINY_AST, **config},
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: index for index, label in enumerate(labels)},
-    )
-    torch.manual_seed(seed)
-    ASTForAudioClassification(ast_config).eval().save_pretrained(directory)
-    FilterbankConfig(num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length).to_extractor().save_pretrained(directory)
-    return directory
+    return save_random_ast(directory, labels, seed, **{**TINY_AST, **config})
 
 
 def make_savld(video_labels, audio, neighbours, name: str = "videos"):

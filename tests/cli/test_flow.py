@@ -43,6 +43,25 @@ def test_flow_command_computes_then_skips(tmp_path):
     assert second.exit_code == 0 and "0 videos computed" in second.output and "2 already done" in second.output
 
 
+def test_tvl1_torch_runs_on_the_global_device(tmp_path):
+    import torch
+
+    manifest = _manifest(tmp_path, 1, num_frames=3)
+    args = ["flow", "--manifest", str(manifest), "--method", "tvl1-torch", "--preset", "ultrafast", "--workers", "0"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: a second thread would only spin on the shared CPU
+    try:
+        result = CliRunner().invoke(cli, ["--device", "cpu", *args, "--out", str(tmp_path / "flow")])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert "1 videos computed (2 frame pairs" in result.output
+    if not torch.cuda.is_available():
+        refused = CliRunner().invoke(cli, ["--device", "cuda", *args, "--out", str(tmp_path / "gpu_flow")])
+        assert refused.exit_code == 2 and refused.output.startswith("Error: --device cuda was asked for but no CUDA GPU")
+        assert not (tmp_path / "gpu_flow").exists()
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["flow", "--manifest", str(tmp_path / "none.csv"), "--out", str(tmp_path / "f")])
     assert result.exit_code == 2
