@@ -63,7 +63,11 @@ audio:
 model:
   name: imd_tiny
   pretrained: null
-  overrides: {{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}}
+  depth: 2
+  embed_dim: 32
+  num_heads: 2
+  audio_hidden_dim: 32
+  space_time_blocks: 1
 imd:
   relevance_weight: 0.1
 optim:
@@ -114,9 +118,9 @@ VARIANTS: dict[str, Variant] = {
     "drop_pathway": Variant("random audio dropout, p = 0.5", "–", ("model.fusion=drop_pathway", _NO_AUG)),
     "imd": Variant("IMD", "5", ("model.fusion=imd", _NO_AUG)),
     "imd_aug": Variant("IMD* (intra-class aug.)", "4, 5", _IMD_AUG),
-    "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "imd.alpha=0.5")),
-    "imd_aug_a0.75": Variant("IMD*, α = 0.75", "4", (*_IMD_AUG, "imd.alpha=0.75")),
-    "imd_aug_W": Variant("IMD*, weighting W", "4", (*_IMD_AUG, "imd.mode=W")),
+    "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "model.imd_alpha=0.5")),
+    "imd_aug_a0.75": Variant("IMD*, α = 0.75", "4", (*_IMD_AUG, "model.imd_alpha=0.75")),
+    "imd_aug_W": Variant("IMD*, weighting W", "4", (*_IMD_AUG, "model.imd_mode=W")),
     # Not in the paper: the relevance loss as strong as the class loss (avlabel's default for large models).
     "imd_lambda1": Variant("IMD, λ = 1", "–", ("model.fusion=imd", _NO_AUG, "imd.relevance_weight=1.0")),
 }
@@ -238,8 +242,8 @@ def _settings(variant: Variant) -> dict[str, str]:
     return {
         "Modalities": "+".join(modalities),
         "Fusion": values.get("model.fusion", "imd") if fused else "–",
-        "α": values.get("imd.alpha", "0.25") if is_imd else "–",
-        "M/W": values.get("imd.mode", "M") if is_imd else "–",
+        "α": values.get("model.imd_alpha", "0.25") if is_imd else "–",
+        "M/W": values.get("model.imd_mode", "M") if is_imd else "–",
         "Aug. p": values.get("imd.augment_p", "0") if fused else "–",
     }
 

@@ -38,7 +38,7 @@ def test_every_variant_is_a_valid_config_and_its_columns_say_what_it_trains(expe
     fused = "audio" in config.model.modalities and len(config.model.modalities) > 1
     assert settings["Fusion"] == (config.model.fusion if fused else "–")
     if fused and config.model.fusion == "imd":
-        assert (float(settings["α"]), settings["M/W"]) == (config.imd.alpha, config.imd.mode)
+        assert (float(settings["α"]), settings["M/W"]) == (config.model.imd_alpha, config.model.imd_mode)
     else:
         assert settings["α"] == settings["M/W"] == "–"
     assert settings["Aug. p"] == (f"{config.imd.augment_p:g}" if fused else "–")

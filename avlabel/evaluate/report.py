@@ -56,7 +56,7 @@ def eval_dir(run_dir: str | os.PathLike[str], split: str, checkpoint: str) -> Pa
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
-    from avlabel.train.config import read_yaml_mapping
+    from avlabel.train.config import read_yaml_mapping, upgrade_layout
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -65,7 +65,10 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     for section, value in config.items():
         if not isinstance(value, dict):
             raise AvlabelError(f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file")
-    return config
+    try:
+        return upgrade_layout(config)  # runs of earlier versions kept alpha and mode in the imd section
+    except AvlabelError as error:
+        raise AvlabelError(f"{config_path}: {error}") from None
 
 
 def _settings(config: dict[str, Any]) -> dict[str, str]:
@@ -81,8 +84,8 @@ def _settings(config: dict[str, Any]) -> dict[str, str]:
         "Fusion": fusion,
         "Modalities": "+".join(m for m in ("rgb", "flow", "audio") if m in modalities),
         "k–Y_a": f"{audio.get('k')}–{audio.get('ya')}" if is_imd else _NOT_APPLICABLE,
-        "α": f"{imd.get('alpha'):g}" if is_imd else _NOT_APPLICABLE,
-        "M/W": str(imd.get("mode")) if is_imd else _NOT_APPLICABLE,
+        "α": f"{model.get('imd_alpha'):g}" if is_imd else _NOT_APPLICABLE,
+        "M/W": str(model.get("imd_mode")) if is_imd else _NOT_APPLICABLE,
         "Aug. p": f"{imd.get('augment_p', 0.0):g}" if fused else _NOT_APPLICABLE,
     }
 

@@ -471,7 +471,7 @@ def _oom_message(config: TrainConfig, plan: TrainingPlan) -> str:
     return (
         f"out of GPU memory with optim.micro_batch={micro}; set --set optim.micro_batch={smaller}: gradient "
         f"accumulation ({plan.accum_steps} -> {plan.accum_steps * micro // smaller} micro-steps) keeps the global "
-        f"batch of {config.optim.global_batch}. model.activation_checkpointing=true saves memory too"
+        f"batch of {config.optim.global_batch}. model.grad_checkpointing=true saves memory too"
     )
 
 

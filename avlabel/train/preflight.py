@@ -12,7 +12,7 @@ against relevance targets computed for another label set, wastes a GPU day. So
   when ``audio.savld`` is given, from that SAVLD;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
-* the model config (a named config plus the data/IMD settings) is valid, and its RGB
+* the model config (a named config plus the model section and the data settings) is valid, and its RGB
   normalisation is known: the config's ``model.rgb_mean``/``rgb_std``, else the statistics in
   the pretrained checkpoint's own config, else (from scratch) the named model's.
 
@@ -29,29 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avlabel.errors import AvlabelError
-from avlabel.train.config import TrainConfig
+from avlabel.train.config import TrainConfig, model_config_of
 
 if TYPE_CHECKING:
     from avlabel.labels import LabelSet
     from avlabel.models import ModelConfig
     from avlabel.train.items import TrainingItems
 
-# ModelConfig fields that training sets from other sections, and where users set them.
-_DERIVED_MODEL_FIELDS = {
-    "name": "model.name",
-    "num_classes": "data.label_set",
-    "modalities": "model.modalities",
-    "fusion": "model.fusion",
-    "num_frames": "data.frames",
-    "img_size": "data.size",
-    "imd_alpha": "imd.alpha",
-    "imd_mode": "imd.mode",
-    "grad_checkpointing": "model.activation_checkpointing",
-    "pretrained_image": "model.pretrained",
-    "audio_dim": "audio.cache (the cached embedding width)",
-    "rgb_mean": "model.rgb_mean",
-    "rgb_std": "model.rgb_std",
-}
 # ModelConfig fields that change how a model runs, not what it computes: resuming may change them.
 RUNTIME_ONLY_MODEL_FIELDS = ("grad_checkpointing", "pretrained_image")
 
@@ -151,33 +135,10 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     )
 
 
-def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None):
-    """The :class:`~avlabel.models.ModelConfig` of ``config``: the named config plus data/IMD settings."""
-    from avlabel.models import model_config
-
-    section = config.model
-    for key in section.overrides:
-        if key in _DERIVED_MODEL_FIELDS:
-            raise AvlabelError(f"model.overrides.{key}: set it through {_DERIVED_MODEL_FIELDS[key]} instead")
-    derived = {
-        "num_classes": num_classes,
-        "modalities": tuple(section.modalities),
-        "fusion": section.fusion,
-        "num_frames": config.data.frames,
-        "img_size": config.data.size,
-        "imd_alpha": config.imd.alpha,
-        "imd_mode": config.imd.mode,
-        "grad_checkpointing": section.activation_checkpointing,
-    }
-    if audio_dim is not None:
-        derived["audio_dim"] = audio_dim
-    if section.pretrained != "auto":
-        derived["pretrained_image"] = section.pretrained
-    try:
-        built = model_config(section.name, **section.overrides, **derived)
-        return dataclasses.replace(built, **_rgb_statistics(section, built.pretrained_image))
-    except AvlabelError as error:
-        raise AvlabelError(_config_path_for(str(error))) from None
+def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None) -> ModelConfig:
+    """The :class:`~avlabel.models.ModelConfig` of ``config``, with the RGB statistics its weights were trained with."""
+    built = model_config_of(config, num_classes, audio_dim)
+    return dataclasses.replace(built, **_rgb_statistics(config.model, built.pretrained_image))
 
 
 def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, ...]]:
@@ -200,19 +161,6 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
             "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225] for ImageNet-1k recipes), or pass a folder with its config.json"
         )
     return {"rgb_mean": statistics[0], "rgb_std": statistics[1]}
-
-
-def _config_path_for(message: str) -> str:
-    """Rewrite ``model.img_size: ...`` (a ModelConfig path) to the training config key that sets it."""
-    if message.startswith("unknown model "):
-        return f"model.name: {message}"
-    field, sep, rest = message.partition(":")
-    name = field.removeprefix("model.")
-    if sep and field.startswith("model.") and name in _DERIVED_MODEL_FIELDS:
-        return f"{_DERIVED_MODEL_FIELDS[name]}:{rest}"
-    if sep and field.startswith("model.") and " " not in field:
-        return f"model.overrides.{name}:{rest}"
-    return message
 
 
 def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:

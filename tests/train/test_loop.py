@@ -47,11 +47,7 @@ def _comparable(records):
 
 def test_resume_after_a_kill_mid_epoch_reproduces_the_uninterrupted_run(synth_bench, tmp_path, one_thread, monkeypatch):
     # Dropout and stochastic depth on: resuming must restore the RNG too, not just data order.
-    common = {
-        "model__overrides": "{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1, "
-        "drop_path_rate: 0.2, head_dropout: 0.2}",
-        "schedule__checkpoint_every": 2,
-    }
+    common = {"model__drop_path_rate": 0.2, "model__head_dropout": 0.2, "schedule__checkpoint_every": 2}
     reference = train(load_config(None, tiny_overrides(synth_bench, **common)), tmp_path / "ref")
     assert reference.step == 6 and reference.epochs_done == 2  # 48 clips / 16 per step = 3 steps per epoch
 
@@ -116,14 +112,11 @@ def test_resume_guards(synth_bench, tmp_path, one_thread):
         train(config, run)
     with pytest.raises(AvlabelError, match=r"already made schedule\.max_steps=1 steps; raise or remove it"):
         train(config, run, resume="last")
-    wider = load_config(None, tiny_overrides(
-        synth_bench, schedule__max_steps=2,
-        model__overrides="{depth: 2, embed_dim: 64, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}",
-    ))  # fmt: skip
+    wider = load_config(None, tiny_overrides(synth_bench, schedule__max_steps=2, model__embed_dim=64))
     with pytest.raises(AvlabelError, match=r"another model config \(embed_dim: 32 -> 64\).*--force"):
         train(wider, run, resume="last")
     # Changing how the model runs (not what it computes) is fine, and so is a new step budget.
-    checkpointed = load_config(None, tiny_overrides(synth_bench, schedule__max_steps=2, model__activation_checkpointing="true"))
+    checkpointed = load_config(None, tiny_overrides(synth_bench, schedule__max_steps=2, model__grad_checkpointing="true"))
     result = train(checkpointed, run, resume="last")
     assert result.step == 2
     assert json.loads((run / "replicas.json").read_text())["step"] == 2

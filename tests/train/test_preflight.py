@@ -44,8 +44,9 @@ def test_a_good_config_plans_the_batch_arithmetic(synth_bench):
         ({"audio__normalize": "none"}, 1, r"audio\.normalize: .* normalised with 'max', the config asks for 'none'"),
         ({"data__size": 36}, 1, r"data\.size: 36 is not a multiple of patch_size 8"),
         ({"model__name": "imd_huge"}, 1, r"model\.name: unknown model 'imd_huge'"),
+        ({"model__num_classes": 10}, 1, r"model\.num_classes: set it through data\.label_set"),
         ({"model__overrides": "{num_classes: 10}"}, 1, r"model\.overrides\.num_classes: set it through data\.label_set"),
-        ({"model__overrides": "{depth: 0}"}, 1, r"model\.overrides\.depth: 0 must be a positive integer"),
+        ({"model__depth": 0}, 1, r"model\.depth: 0 must be a positive integer"),
         ({"model__fusion": "attention"}, 1, r"model\.fusion: unknown fusion head 'attention'"),
     ],
 )
@@ -152,4 +153,4 @@ def test_rgb_statistics_explicit_from_scratch_or_refused(synth_bench, tmp_path):
     with pytest.raises(AvlabelError, match=r"model\.rgb_std: must be given together with model\.rgb_mean"):
         _plan(synth_bench, model__rgb_mean="[0.5, 0.5, 0.5]")
     with pytest.raises(AvlabelError, match=r"model\.overrides\.rgb_mean: set it through model\.rgb_mean"):
-        _plan(synth_bench, model__overrides="{rgb_mean: [0.5, 0.5, 0.5]}")
+        _plan(synth_bench, model__rgb_mean="[0.5, 0.5, 0.5]", model__overrides="{rgb_mean: [0.5, 0.5, 0.5]}")
