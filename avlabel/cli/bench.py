@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 
 @click.command(name="bench")
 @click.option(
@@ -20,9 +22,9 @@ import click
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed steps before timing (include compilation).")
 @click.option("--compile", "compile_model", is_flag=True, help="Run the model through torch.compile.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
-@click.pass_context
+@pass_app
 def bench(
-    ctx: click.Context,
+    app: Application,
     models: tuple[str, ...],
     batch: int,
     device: str | None,
@@ -45,12 +47,11 @@ def bench(
     from avlabel._checks import check_output_file
     from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.cli._options import resolve_device
     from avlabel.evaluate.bench import run_benchmarks
 
     if output is not None:
         check_output_file(output, "-o")  # before the benchmark, not after minutes of it
-    device = resolve_device(ctx, device)
+    device = app.resolve_device(device)
     console = err_console()
 
     def progress(result: dict) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 
 @click.command(name="eval")
 @click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
@@ -24,9 +26,9 @@ import click
               help="Data-loading worker processes (0: load in this process).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory [default: RUN_DIR/eval/SPLIT-CHECKPOINT].")  # fmt: skip
-@click.pass_context
+@pass_app
 def eval_command(
-    ctx: click.Context,
+    app: Application,
     run: Path,
     checkpoint: str,
     manifest: Path,
@@ -47,14 +49,13 @@ def eval_command(
     decoded) and prints a summary table.
     """
     from avlabel._console import err_console, out_console
-    from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import evaluate_run
 
     metrics = evaluate_run(
         run, manifest, split=split, checkpoint=checkpoint, views=ViewGrid.parse(views), output_dir=output,
         audio_dir=audio_dir, flow_dir=flow_dir, tags=tags, target_threshold=target_threshold,
-        device=resolve_device(ctx), batch_size=batch_size, workers=workers,
+        device=app.resolve_device(), batch_size=batch_size, workers=workers,
     )  # fmt: skip
     out_console().print(summary_table(metrics))
     if metrics["skipped_videos"]:

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 from avlabel.cli._options import warn_failed_option
 
 
@@ -23,8 +25,8 @@ from avlabel.cli._options import warn_failed_option
 @click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs", type=click.IntRange(min=0),
               help="Processes, one video each (0 or 1: compute in this process).")  # fmt: skip
 @warn_failed_option
-@click.pass_context
-def flow(ctx, manifest_path, out, method, preset, short_side, format, workers, warn_failed_share) -> None:
+@pass_app
+def flow(app: Application, manifest_path, out, method, preset, short_side, format, workers, warn_failed_share) -> None:
     """Compute optical flow (clipped to +-20 px, uint8) between consecutive frames of every video.
 
     Finished videos are skipped on a rerun, so an interrupted run resumes; videos that cannot be
@@ -42,9 +44,8 @@ def flow(ctx, manifest_path, out, method, preset, short_side, format, workers, w
     config = FlowConfig(method=method, preset=preset, short_side=short_side, format=format)
     device = None
     if method == "tvl1-torch":
-        from avlabel.cli._options import resolve_device  # imports torch: only for the method that needs it
 
-        device = resolve_device(ctx)
+        device = app.resolve_device()
     check_output_dir(out, "--out")
     with progress_bar("flow") as progress:
         summary = run_flow(manifest, out, config, workers=workers, progress=progress, warn_failed_share=warn_failed_share, device=device)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 
 @click.command(name="predict")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
@@ -19,9 +21,9 @@ import click
 @click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder holding this video (default: computed now).")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
+@pass_app
 def predict(
-    ctx: click.Context,
+    app: Application,
     video: Path,
     run: Path,
     checkpoint: str,
@@ -37,13 +39,12 @@ def predict(
     With an AST-based run, the AudioSet tags AST hears in the clip are listed too.
     """
     from avlabel._console import out_console
-    from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.runner import predict_video
 
     result = predict_video(
         video, run, checkpoint=checkpoint, views=ViewGrid.parse(views), audio_dir=audio_dir, flow_dir=flow_dir,
-        ast=ast, device=resolve_device(ctx), top=top,
+        ast=ast, device=app.resolve_device(), top=top,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
 
 
@@ -43,9 +45,9 @@ _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
     "[default: savld-VIDEO-AUDIO-BACKEND-kK-METRIC.json]",
 )
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the on-disk embedding cache.")
-@click.pass_context
+@pass_app
 def savld(
-    ctx: click.Context,
+    app: Application,
     video: str,
     audio: str,
     k: int,
@@ -67,7 +69,6 @@ def savld(
     """
     from avlabel._checks import check_output_file
     from avlabel._console import err_console
-    from avlabel.cli._options import resolve_device
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
     from avlabel.savld import build_savld, save_savld
@@ -79,7 +80,7 @@ def savld(
         raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json or .txt")
     check_output_file(output, "-o")
     # Checked only when asked for: resolving a device imports torch, which a warm-cache build never needs.
-    device = resolve_device(ctx) if ctx.find_root().obj and ctx.find_root().obj.device else None
+    device = app.resolve_device() if app.device else None
     started = time.perf_counter()
     with err_console().status(f"embedding {len(video_set)} {video_set.name} and {len(audio_set)} {audio_set.name} labels ({backend})"):
         dictionary = build_savld(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 from avlabel.cli._options import warn_failed_option
 from avlabel.cli.tag import ast_option
 
@@ -49,9 +51,9 @@ from avlabel.cli.tag import ast_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes).")
 @warn_failed_option
-@click.pass_context
+@pass_app
 def targets(
-    ctx: click.Context,
+    app: Application,
     manifest: Path,
     savld: Path,
     ast_source: str | None,
@@ -77,7 +79,6 @@ def targets(
     from avlabel._checks import check_output_dir
     from avlabel._console import out_console
     from avlabel.audio.pipeline import make_targets
-    from avlabel.cli._options import resolve_device
 
     check_output_dir(output, "-o")
     report = make_targets(
@@ -94,7 +95,7 @@ def targets(
         num_windows=windows,
         workers=workers,
         batch_size=batch_size,
-        device=resolve_device(ctx),
+        device=app.resolve_device(),
         warn_failed_share=warn_failed_share,
     )
     extraction = report["extraction"]

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avlabel._device import resolve_device
+
 
 @dataclass(frozen=True)
 class TVL1Params:
@@ -102,7 +104,7 @@ class TVL1Flow:
     def __init__(self, params: TVL1Params = TVL1Params(), device: str | torch.device | None = None,
                  batch_pairs: int | None = None, compile: bool | None = None):  # fmt: skip
         self.params = params
-        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         # Tens of pairs fill a GPU; on the CPU batching gains nothing (memory-bound either way).
         self.batch_pairs = batch_pairs or (32 if self.device.type == "cuda" else 1)
         self.compile = compile if compile is not None else self.device.type == "cuda"

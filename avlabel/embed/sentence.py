@@ -134,9 +134,9 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
 
     ``model_key`` is part of the memo key only, so a local model edited on disk is reloaded.
     """
-    import torch
+    from avlabel._device import resolve_device
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     try:
         layout = _pooled_layout(Path(source)) if Path(source).is_dir() else None
         if layout is not None:

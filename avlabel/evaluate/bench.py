@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avlabel._device import resolve_device
 from avlabel.errors import AvlabelError
 
 if TYPE_CHECKING:
@@ -211,9 +212,7 @@ def benchmark_model(
     from avlabel.train.objective import imd_objective
 
     (config,) = _checked_configs([name], batch, steps, warmup, frames, size)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    device = resolve_device(device)
     if peak_flops is None:
         peak_flops = matmul_flops_per_s(device)
 
@@ -315,10 +314,7 @@ def run_benchmarks(
         holds, for each later model, the first model's clips/s divided by that model's
         ("imd_b / timesformer_b": training, training per visual stream, inference).
     """
-    import torch
-
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    resolve_device(device)  # before the first model runs for minutes
     _checked_configs(names, batch, steps, warmup, frames, size)  # all of them, before the first runs for minutes
     peak_flops = matmul_flops_per_s(device)
     results = []

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avlabel._checks import check_output_dir
+from avlabel._progress import progress_bar
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
 from avlabel.train.checkpoint import (
@@ -53,7 +54,7 @@ from avlabel.train.preflight import (
     TrainingPlan,
     plan_training,
 )
-from avlabel.train.runlog import RunLog, Throughput, TrainProgress, write_environment
+from avlabel.train.runlog import RunLog, Throughput, write_environment
 from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
 
 BAD_ITEMS_FILE = "bad_items.tsv"
@@ -159,7 +160,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
 
     # ---- run directory (main process writes; every rank may append unreadable clips) -----------
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = progress = None
+    # Only the main process logs and shows progress; the others' bar is disabled and log is None.
+    main_only = contextlib.ExitStack()
+    log = None
     if ctx.is_main:
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
         write_environment(run_dir, device=str(device), world_size=ctx.world_size, extra={
@@ -168,8 +171,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
             "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
             "resumed_from": str(resume_from) if resume_from is not None else None,
         })  # fmt: skip
-        log = RunLog(run_dir, resume_step=step if state is not None else None)
-        progress = TrainProgress(total_steps, done_steps=step)
+        log = main_only.enter_context(contextlib.closing(RunLog(run_dir, resume_step=step if state is not None else None)))
+    progress = main_only.enter_context(progress_bar("train", total_steps, disable=not ctx.is_main, completed=step, stats=True, keep=True))
 
     def checkpoint(tag: str) -> None:
         rng = _gather_rng(ctx)  # every rank takes part; only the main process writes
@@ -185,88 +188,85 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     last_val, stopped_early = None, False
     window = torch.zeros(len(_STATS), dtype=torch.float64, device=device)  # sums since the last log record
     throughput = Throughput()
-    try:
-        while epoch < config.schedule.epochs:
-            train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
-            batches = iter(train_loader)
-            model.train()
-            while step_in_epoch < plan.steps_per_epoch:
-                step_started = time.perf_counter()
-                stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
-                for micro_step in range(plan.accum_steps):
-                    batch = next(batches)
-                    # Gradients are all-reduced only on the last micro-step of an optimiser step.
-                    sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
-                    with contextlib.nullcontext() if sync else model.no_sync():
-                        with autocast:
-                            output = model(**_model_inputs(batch, device))
-                        terms = imd_objective(
-                            output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
-                            relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
-                        )  # fmt: skip
-                        (terms.loss / plan.accum_steps).backward()
-                    stats += _batch_stats(terms, output, batch, device)
-                stats = all_reduce_sum(stats, ctx)
-                totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
-                if not math.isfinite(totals["loss"]):
-                    raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
-                if config.optim.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.optim.grad_clip)
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step_in_epoch += 1
-                step += 1
-                window += stats
-                clips = int(totals["valid"] + totals["skipped"])
-                throughput.add(clips)
+    with main_only:
+        try:
+            while epoch < config.schedule.epochs:
+                train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
+                batches = iter(train_loader)
+                model.train()
+                while step_in_epoch < plan.steps_per_epoch:
+                    step_started = time.perf_counter()
+                    stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
+                    for micro_step in range(plan.accum_steps):
+                        batch = next(batches)
+                        # Gradients are all-reduced only on the last micro-step of an optimiser step.
+                        sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
+                        with contextlib.nullcontext() if sync else model.no_sync():
+                            with autocast:
+                                output = model(**_model_inputs(batch, device))
+                            terms = imd_objective(
+                                output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
+                                relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
+                            )  # fmt: skip
+                            (terms.loss / plan.accum_steps).backward()
+                        stats += _batch_stats(terms, output, batch, device)
+                    stats = all_reduce_sum(stats, ctx)
+                    totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
+                    if not math.isfinite(totals["loss"]):
+                        raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
+                    if config.optim.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.optim.grad_clip)
+                    lr = optimizer.param_groups[0]["lr"]
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step_in_epoch += 1
+                    step += 1
+                    window += stats
+                    clips = int(totals["valid"] + totals["skipped"])
+                    throughput.add(clips)
 
-                if ctx.is_main:
-                    now = _summary(stats)
-                    progress.update(epoch + 1, step, {
-                        "loss": now["loss"], "acc": now["top1"], "drop": now["drop_rate"],
-                        "clips/s": clips / (time.perf_counter() - step_started), "lr": lr,
-                    })  # fmt: skip
-                    if step % config.schedule.log_every == 0:
-                        log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
-                                   "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
-                        window.zero_()
-                stop = config.schedule.max_steps is not None and step >= config.schedule.max_steps
-                mid_epoch = step_in_epoch < plan.steps_per_epoch
-                if mid_epoch and (stop or step % config.schedule.checkpoint_every == 0):
-                    checkpoint("last")
-                if stop and mid_epoch:
+                    if ctx.is_main:
+                        now = _summary(stats)
+                        progress.update(step, description=f"epoch {epoch + 1}", stats={
+                            "loss": now["loss"], "acc": now["top1"], "drop": now["drop_rate"],
+                            "clips/s": clips / (time.perf_counter() - step_started), "lr": lr,
+                        })  # fmt: skip
+                        if step % config.schedule.log_every == 0:
+                            log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
+                                       "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
+                            window.zero_()
+                    stop = config.schedule.max_steps is not None and step >= config.schedule.max_steps
+                    mid_epoch = step_in_epoch < plan.steps_per_epoch
+                    if mid_epoch and (stop or step % config.schedule.checkpoint_every == 0):
+                        checkpoint("last")
+                    if stop and mid_epoch:
+                        stopped_early = True
+                        break
+                if stopped_early:
+                    break
+
+                # ---- epoch end: validate, keep the best, checkpoint ------------------------------
+                epoch += 1
+                step_in_epoch = 0
+                validate = epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs
+                if validate:
+                    last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
+                                "time": time.time()}  # fmt: skip
+                    improved = best_top1 is None or last_val["top1"] > best_top1
+                    if improved:
+                        best_top1 = last_val["top1"]
+                    if ctx.is_main:
+                        log.write(last_val)
+                        progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
+                    if improved:
+                        checkpoint("best")
+                checkpoint("last")
+                if config.schedule.max_steps is not None and step >= config.schedule.max_steps and epoch < config.schedule.epochs:
                     stopped_early = True
                     break
-            if stopped_early:
-                break
-
-            # ---- epoch end: validate, keep the best, checkpoint ------------------------------
-            epoch += 1
-            step_in_epoch = 0
-            validate = epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs
-            if validate:
-                last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
-                            "time": time.time()}  # fmt: skip
-                improved = best_top1 is None or last_val["top1"] > best_top1
-                if improved:
-                    best_top1 = last_val["top1"]
-                if ctx.is_main:
-                    log.write(last_val)
-                    progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
-                if improved:
-                    checkpoint("best")
-            checkpoint("last")
-            if config.schedule.max_steps is not None and step >= config.schedule.max_steps and epoch < config.schedule.epochs:
-                stopped_early = True
-                break
-    except torch.cuda.OutOfMemoryError:
-        raise AvlabelError(_oom_message(config, plan)) from None
-    finally:
-        if ctx.is_main:
-            progress.close()
-            log.close()
+        except torch.cuda.OutOfMemoryError:
+            raise AvlabelError(_oom_message(config, plan)) from None
 
     # ---- the replicas must hold identical weights --------------------------------------------
     hashes = gather_strings(weights_sha256(raw_model.state_dict()), ctx)

@@ -1,4 +1,4 @@
-"""What a run records: metrics.jsonl, TensorBoard events, environment.json and a progress bar.
+"""What a run records: metrics.jsonl, TensorBoard events and environment.json.
 
 Only the main process creates a :class:`RunLog`. ``metrics.jsonl`` holds one JSON object per
 line (``{"kind": "train"|"val", "epoch", "step", "loss", ...}``); each numeric field also goes
@@ -140,56 +140,6 @@ def _git_state() -> dict[str, Any] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
-
-
-class TrainProgress:
-    """A rich progress bar over optimiser steps (stderr) with loss, accuracy, drop rate, clips/s and ETA.
-
-    It is only created on the main process. Where stderr is not a terminal (a cluster log), rich
-    draws nothing live, so every epoch also ends with one plain summary line.
-    """
-
-    def __init__(self, total_steps: int, done_steps: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from avlabel._console import err_console
-
-        self.console = err_console()
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
-        self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, stats="")
-        self._progress.start()
-
-    def update(self, epoch: int, step: int, stats: dict[str, float]) -> None:
-        text = "  ".join(f"{name} {_short(value)}" for name, value in stats.items())
-        self._progress.update(self._task, completed=step, description=f"epoch {epoch}", stats=text)
-
-    def print(self, message: str) -> None:
-        self._progress.console.print(message, highlight=False)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _short(value: float) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
 class Throughput:
