@@ -89,7 +89,7 @@ def bench_synth(work: Path, results: dict) -> Path:
 
 def bench_dataset_synth(synth_dir: Path, work: Path, results: dict) -> None:
     from avlabel.data.dataset import VideoClipDataset
-    from avlabel.data.flow import FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest
     from avlabel.labels import load_label_set
 
@@ -131,7 +131,8 @@ def bench_dataset_long(work: Path, results: dict) -> Path:
 
 
 def bench_flow(video: Path, work: Path, results: dict) -> None:
-    from avlabel.data.flow import FlowConfig, FlowStore, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
+    from avlabel.data.flow_format import FlowStore
     from avlabel.data.manifest import ClipRecord, Manifest
 
     manifest = Manifest([ClipRecord("long", video, "whistling", "train")])
@@ -157,7 +158,7 @@ def bench_flow(video: Path, work: Path, results: dict) -> None:
     results["flow_jpg_abs_error_px[mean]"] = round(float(error.mean()), 4)
     results["flow_jpg_abs_error_px[p99]"] = round(float(np.percentile(error, 99)), 3)
 
-    from avlabel.data.flow import flow_estimator, to_grey
+    from avlabel.data.flow_estimators import flow_estimator, to_grey
 
     frames = to_grey(_natural_video(41, 256, 340))
     for preset in ("ultrafast", "fast", "medium"):

@@ -51,7 +51,7 @@ def estimators(device: str) -> dict:
     """Name -> estimator ``(previous (N, H, W), current (N, H, W)) -> (N, H, W, 2)``."""
     import cv2
 
-    from avlabel.data.flow import flow_estimator
+    from avlabel.data.flow_estimators import flow_estimator
 
     names = [("dis", preset) for preset in ("ultrafast", "fast", "medium")] + [("farneback", "medium")]
     if hasattr(cv2, "optflow"):
@@ -67,7 +67,7 @@ def estimators(device: str) -> dict:
 
 
 def bench_accuracy(table: dict, results: dict) -> None:
-    from avlabel.data.flow import estimate_pairs, to_grey
+    from avlabel.data.flow_estimators import estimate_pairs, to_grey
     from avlabel.data.flow_truth import end_point_error, motion_pair
 
     scenes = {(name, seed): motion_pair(camera=camera, object_motion=motion, noise=1.0, seed=seed)
@@ -86,7 +86,7 @@ def bench_speed(table: dict, results: dict, budget_seconds: float = 8.0) -> None
     """Pairs/s of each estimator alone on the 340x256 clip: as many pairs as fit ``budget_seconds`` (at least 3)."""
     from bench_data import _natural_video
 
-    from avlabel.data.flow import estimate_pairs, to_grey
+    from avlabel.data.flow_estimators import estimate_pairs, to_grey
 
     frames = to_grey(_natural_video(65, 256, 340))
     for method, estimate in table.items():

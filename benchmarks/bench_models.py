@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/bench_models.py                # GPU preset when CUDA is visible, else CPU
     python benchmarks/bench_models.py --json out.json
 
-A thin preset over ``avlabel bench`` (:mod:`avlabel.evaluate.bench`, where the measurement is
+A thin preset over ``avlabel bench`` (:mod:`avlabel.bench`, where the measurement is
 documented). GPU preset: the paper's input (8 x 224², batch 32, bf16 autocast, fused SGD,
 ``torch.compile``), the setting of the issue's targets (imd_b >= 50% MFU and >= 1.7x
 TimeSformer-B training clips/s per visual stream). CPU preset: batch 1 at 8 x 224², three timed
@@ -22,7 +22,7 @@ from pathlib import Path
 def main() -> None:
     import torch
 
-    from avlabel.evaluate.bench import run_benchmarks
+    from avlabel.bench.throughput import run_benchmarks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the figures here")

@@ -47,7 +47,7 @@ def bench(
     from avlabel._checks import check_output_file
     from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.evaluate.bench import run_benchmarks
+    from avlabel.bench.throughput import run_benchmarks
 
     if output is not None:
         check_output_file(output, "-o")  # before the benchmark, not after minutes of it

@@ -50,7 +50,7 @@ def eval_command(
     """
     from avlabel._console import err_console, out_console
     from avlabel.evaluate.multiview import ViewGrid
-    from avlabel.evaluate.runner import evaluate_run
+    from avlabel.evaluate.evaluation import evaluate_run
 
     metrics = evaluate_run(
         run, manifest, split=split, checkpoint=checkpoint, views=ViewGrid.parse(views), output_dir=output,

@@ -36,7 +36,8 @@ def flow(app: Application, manifest_path, out, method, preset, short_side, forma
     from avlabel._checks import check_output_dir
     from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
-    from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
+    from avlabel.data.flow_format import ERRORS_NAME
     from avlabel.data.manifest import read_manifest
 
     # Missing files are not fatal here: like corrupt ones they are skipped and listed.

@@ -40,7 +40,7 @@ def predict(
     """
     from avlabel._console import out_console
     from avlabel.evaluate.multiview import ViewGrid
-    from avlabel.evaluate.runner import predict_video
+    from avlabel.evaluate.prediction import predict_video
 
     result = predict_video(
         video, run, checkpoint=checkpoint, views=ViewGrid.parse(views), audio_dir=audio_dir, flow_dir=flow_dir,

@@ -8,7 +8,9 @@ Modules, one job each (import the one you need; this package imports nothing hea
 - :mod:`avlabel.data.writer` — writing real video/audio files with PyAV.
 - :mod:`avlabel.data.sampling` — which frame indices a training or test clip uses.
 - :mod:`avlabel.data.transforms` — batched crop / flip / resize / normalise on ``(C, T, H, W)``.
-- :mod:`avlabel.data.flow` — optical flow extraction, uint8 storage, readers (incl. denseflow).
+- :mod:`avlabel.data.flow_estimators` — optical flow estimators (OpenCV's, and avlabel's PyTorch TV-L1
+  in :mod:`avlabel.data.flow_torch`); :mod:`avlabel.data.flow_format` — uint8 storage and readers
+  (incl. denseflow); :mod:`avlabel.data.flow_extract` — the resumable extraction job (``avlabel flow``).
 - :mod:`avlabel.data.flow_torch` — TV-L1 flow as batched PyTorch code (CPU or CUDA), ``tvl1-torch``.
 - :mod:`avlabel.data.flow_truth` — frame pairs with known flow, end-point error (accuracy checks).
 - :mod:`avlabel.data.dataset` — the PyTorch ``VideoClipDataset`` and ``collate_clips``.

@@ -43,7 +43,8 @@ import torch
 from torch.utils.data import Dataset
 
 from avlabel.data.decode import VideoReader
-from avlabel.data.flow import FlowStore, flow_between
+from avlabel.data.flow_estimators import flow_between
+from avlabel.data.flow_format import FlowStore
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.sampling import sample_test_clips, sample_train_clip
 from avlabel.data.transforms import CropBox, apply_view, random_resized_crop_box, three_crop_boxes

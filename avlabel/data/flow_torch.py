@@ -93,7 +93,7 @@ def tvl1_flow(first: torch.Tensor, second: torch.Tensor, params: TVL1Params = TV
 
 
 class TVL1Flow:
-    """The ``tvl1-torch`` estimator of :mod:`avlabel.data.flow`: grey uint8 pairs in, flow out.
+    """The ``tvl1-torch`` estimator of :mod:`avlabel.data.flow_estimators`: grey uint8 pairs in, flow out.
 
     Called with one pair (``(H, W)`` arrays) or a stack of pairs (``(N, H, W)``), which it splits
     into batches of ``batch_pairs`` on ``device`` (default: CUDA when available). ``compile``

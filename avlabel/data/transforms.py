@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow's uint8 quantisation
+FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow_format's uint8 quantisation
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from avlabel._checks import check_output_dir
 from avlabel._progress import progress_bar
 from avlabel._io import atomic_write_json, atomic_write_text
 from avlabel.errors import AvlabelError
+from avlabel.models.inputs import model_inputs
 from avlabel.train.checkpoint import (
     checkpoint_paths,
     load_training_state,
@@ -203,7 +204,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                         sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
                         with contextlib.nullcontext() if sync else model.no_sync():
                             with autocast:
-                                output = model(**_model_inputs(batch, device))
+                                output = model(**model_inputs(batch, device))
                             terms = imd_objective(
                                 output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
                                 relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
@@ -356,14 +357,6 @@ def _loader(items, sampler, config: TrainConfig, device: torch.device, drop_last
     )
 
 
-def _model_inputs(batch: dict, device: torch.device) -> dict:
-    inputs = {}
-    for key in ("rgb", "flow", "audio", "audio_present"):
-        if key in batch:
-            inputs[key] = batch[key].to(device, non_blocking=True)
-    return inputs
-
-
 def _relevance(batch: dict, device: torch.device) -> torch.Tensor | None:
     return batch["relevance"].to(device, non_blocking=True) if "relevance" in batch else None
 
@@ -412,7 +405,7 @@ def _evaluate(model, loader: DataLoader, ctx: DistContext, autocast, config: Tra
     sums = torch.zeros(len(_STATS), dtype=torch.float64, device=ctx.device)
     for batch in loader:
         with autocast:
-            output = model(**_model_inputs(batch, ctx.device))
+            output = model(**model_inputs(batch, ctx.device))
         terms = imd_objective(
             output, batch["label"].to(ctx.device), _relevance(batch, ctx.device), batch["valid"].to(ctx.device),
             relevance_weight=config.imd.relevance_weight,

@@ -48,7 +48,7 @@ def shared(tmp_path_factory):
     """Read-only inputs shared by the tables: the tiny benchmark and run, ASTs, a flow folder, other datasets."""
     import torch
 
-    from avlabel.data.flow import FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest
     from avlabel.labels import load_label_set
 

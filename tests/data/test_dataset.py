@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avlabel.data.dataset import VideoClipDataset, collate_clips
-from avlabel.data.flow import FlowConfig, run_flow
+from avlabel.data.flow_extract import FlowConfig, run_flow
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError

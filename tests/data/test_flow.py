@@ -8,16 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from avlabel.data.flow import (
-    ERRORS_NAME,
-    FlowConfig,
-    FlowStore,
-    compute_video_flow,
-    dequantize,
-    flow_between,
-    quantize,
-    run_flow,
-)
+from avlabel.data.flow_estimators import flow_between
+from avlabel.data.flow_extract import FlowConfig, compute_video_flow, run_flow
+from avlabel.data.flow_format import ERRORS_NAME, FlowStore, dequantize, quantize
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError

@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avlabel.data.flow import FlowConfig, FlowStore, _frame_pairs, flow_estimator, run_flow, to_grey
+from avlabel.data.flow_estimators import flow_estimator, to_grey
+from avlabel.data.flow_extract import FlowConfig, _frame_pairs, run_flow
+from avlabel.data.flow_format import FlowStore
 from avlabel.data.flow_torch import PRESETS, TVL1Flow, _median, tvl1_flow
 from avlabel.data.flow_truth import end_point_error, motion_pair
 from avlabel.data.manifest import ClipRecord, Manifest

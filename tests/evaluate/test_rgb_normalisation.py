@@ -14,7 +14,8 @@ import torch
 from avlabel.data.manifest import ClipRecord, write_manifest
 from avlabel.data.writer import write_clip
 from avlabel.evaluate.multiview import ViewGrid
-from avlabel.evaluate.runner import evaluate_run, predict_video
+from avlabel.evaluate.evaluation import evaluate_run
+from avlabel.evaluate.prediction import predict_video
 from avlabel.models import build_model, model_config
 from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 from avlabel.models.video_vit import VideoViT

@@ -6,11 +6,8 @@ import pytest
 import torch
 
 from avlabel.errors import AvlabelError
-from avlabel.evaluate.bench import (
-    benchmark_model,
-    count_train_step_flops,
-    matmul_flops_per_s,
-)
+from avlabel.bench.measure import count_train_step_flops, matmul_flops_per_s
+from avlabel.bench.throughput import benchmark_model
 from avlabel.models import build_model, model_config
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from avlabel.evaluate.multiview import ViewGrid
-from avlabel.evaluate.runner import ViewItems, collate_views
+from avlabel.evaluate.views import ViewItems, collate_views
 
 
 class _WindowAudio:
