@@ -94,22 +94,8 @@ def make_targets(
     records = read_manifest(manifest, check_files=False)
     video_class = _video_classes(records, table, savld)
     k = _check_k(k, table.k)
-    if tags is None and embedder != "ast":
-        raise AvlabelError(f"the {embedder!r} embedder predicts no audio labels; pass --tags FILE or use --embedder ast")
-    if not 1 <= ya <= len(table.audio):
-        raise AvlabelError(f"--ya must be between 1 and {len(table.audio)} (audio labels of the SAVLD), got {ya}")
-    given = read_tags(tags, table.audio) if tags is not None else None
-    if given is not None:
-        untagged = [video_id for video_id in video_class if video_id not in given.labels]
-        if untagged:
-            raise AvlabelError(f"{len(untagged)} manifest videos have no row in {tags} (e.g. {untagged[0]!r}); tag every video or drop them")
-    existing = AudioCache(output) if (output / HEADER).is_file() else None
-    if existing is not None:  # reusing a cache: its videos must be this manifest's files
-        existing.check_sources(
-            records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
-        )
-    if existing is None or not any(video_id in existing for video_id in video_class):
-        check_media_exist(records.records, manifest)  # all would fail: say so before loading a model or writing
+    given = _given_tags(tags, table, video_class, embedder, ya)
+    _check_cache_reuse(output, records, manifest, video_class)
     created = not output.exists()
     model = build_embedder(embedder, ast, device)
     if model.labels is not None:
@@ -141,13 +127,11 @@ def make_targets(
     targets = RelevanceTargets(audio_sets, table.neighbours[:, :k], row_class, len(table.audio), overlap, meta, normalize)
     targets.save(output)
 
-    rows = np.flatnonzero(row_class >= 0)
+    rows = np.flatnonzero(row_class >= 0)  # the windows of videos with a class
     values = targets.for_items(rows)
-    status = np.asarray(cache.status)[rows]
     relevant = None
     if given is not None and given.relevant:
         relevant = np.array([given.relevant.get(cache.video_ids[row], -1) for row in rows])
-    report = relevance_report(values, row_class[rows], status, table.video.labels, relevant)
     report = {
         "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")} | {"overlap": overlap, "normalize": normalize, "windows": num_windows},
         "extraction": {
@@ -158,12 +142,38 @@ def make_targets(
             "seconds": round(summary.seconds, 3),
             "videos_per_second": round(summary.items_per_second, 2),
         },
-        **report,
+        **relevance_report(values, row_class[rows], np.asarray(cache.status)[rows], table.video.labels, relevant),
     }
     atomic_write_json(output / "report.json", report)
     plot_report(report, output)
     _write_targets_csv(output / "targets.csv", cache, rows, values, row_class, table.video.labels)
     return report
+
+
+def _given_tags(tags, table, video_class: dict[str, int], embedder: str, ya: int):
+    """The tags file's label sets (None: the embedder's predictions), after checking they can serve."""
+    if tags is None and embedder != "ast":
+        raise AvlabelError(f"the {embedder!r} embedder predicts no audio labels; pass --tags FILE or use --embedder ast")
+    if not 1 <= ya <= len(table.audio):
+        raise AvlabelError(f"--ya must be between 1 and {len(table.audio)} (audio labels of the SAVLD), got {ya}")
+    if tags is None:
+        return None
+    given = read_tags(tags, table.audio)
+    untagged = [video_id for video_id in video_class if video_id not in given.labels]
+    if untagged:
+        raise AvlabelError(f"{len(untagged)} manifest videos have no row in {tags} (e.g. {untagged[0]!r}); tag every video or drop them")
+    return given
+
+
+def _check_cache_reuse(output: Path, records, manifest, video_class: dict[str, int]) -> None:
+    """A reused cache must hold this manifest's files; a job none of whose videos exist is refused up front."""
+    existing = AudioCache(output) if (output / HEADER).is_file() else None
+    if existing is not None:
+        existing.check_sources(
+            records, manifest, fix="use another -o folder for this manifest, or delete this folder's audio_* files to rebuild it"
+        )
+    if existing is None or not any(video_id in existing for video_id in video_class):
+        check_media_exist(records.records, manifest)  # all would fail: say so before loading a model or writing
 
 
 def _video_classes(records, table, savld_path) -> dict[str, int]:

@@ -99,7 +99,6 @@ def benchmark_model(
     import torch
 
     from avlabel.models import build_model
-    from avlabel.train.objective import imd_objective
 
     (config,) = _checked_configs([name], batch, steps, warmup, frames, size)
     device = resolve_device(device)
@@ -111,38 +110,16 @@ def benchmark_model(
     model = build_model(config).to(device)
     inputs, labels, target = _random_inputs(config, batch, device)
     forward_flops, step_flops = count_train_step_flops(model, inputs, labels, target)
-    # foreach on the CPU (no fused CPU SGD in every torch version), the fused kernel on CUDA.
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, weight_decay=1e-4, **fused)
     runner = torch.compile(model) if compile else model
-
-    def train_step() -> None:
-        with autocast(device):
-            loss = imd_objective(runner(**inputs), labels, target).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    model.train()
-    timed(device, train_step, warmup)
-    train_seconds, train_cpu_seconds = timed(device, train_step, steps)
+    train_seconds, train_cpu_seconds = _time_training(model, runner, inputs, labels, target, steps, warmup)
     train_peak = memory.peak_bytes()
-    optimizer.zero_grad(set_to_none=True)
-    optimizer.state.clear()  # momentum buffers: not part of what inference holds
-
-    def inference_step() -> None:
-        with torch.inference_mode(), autocast(device):
-            runner(**inputs)
-
-    model.eval()
     memory.reset()
-    timed(device, inference_step, warmup)
-    inference_seconds, _ = timed(device, inference_step, steps)
+    inference_seconds = _time_inference(model, runner, inputs, steps, warmup)
     inference_peak = memory.peak_bytes()
 
     train_clips_per_s = batch * steps / train_seconds
     visual_streams = len(config.visual_modalities)
-    result = {
+    return {
         "model": name,
         "modalities": list(config.modalities),
         "fusion": config.fusion if config.is_audio_visual else None,
@@ -167,7 +144,47 @@ def benchmark_model(
         "inference_clips_per_s": batch * steps / inference_seconds,
         "inference_peak_memory_mib": None if inference_peak is None else inference_peak / 2**20,
     }
-    return result
+
+
+def _time_training(model, runner, inputs: dict, labels, target, steps: int, warmup: int) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of ``steps`` training steps (forward, IMD objective, backward, SGD) after ``warmup``."""
+    import torch
+
+    from avlabel.train.objective import imd_objective
+
+    device = labels.device
+    # foreach on the CPU (no fused CPU SGD in every torch version), the fused kernel on CUDA.
+    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, weight_decay=1e-4, **fused)
+
+    def train_step() -> None:
+        with autocast(device):
+            loss = imd_objective(runner(**inputs), labels, target).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    timed(device, train_step, warmup)
+    seconds = timed(device, train_step, steps)
+    optimizer.zero_grad(set_to_none=True)
+    optimizer.state.clear()  # momentum buffers: not part of what inference holds
+    return seconds
+
+
+def _time_inference(model, runner, inputs: dict, steps: int, warmup: int) -> float:
+    """Wall-clock seconds of ``steps`` forward passes in ``inference_mode`` after ``warmup``."""
+    import torch
+
+    device = next(model.parameters()).device
+
+    def inference_step() -> None:
+        with torch.inference_mode(), autocast(device):
+            runner(**inputs)
+
+    model.eval()
+    timed(device, inference_step, warmup)
+    return timed(device, inference_step, steps)[0]
 
 
 def run_benchmarks(

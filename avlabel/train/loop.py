@@ -100,8 +100,6 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: str | None = None
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, ctx: DistContext) -> TrainResult:
-    from torch.nn.parallel import DistributedDataParallel
-
     from avlabel.models import build_model, load_pretrained
 
     # ---- inputs: everything is checked before any training starts ----------------------------
@@ -127,32 +125,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     scheduler = _lr_schedule(optimizer, config, total_steps)
     epoch, step_in_epoch, step, best_top1 = 0, 0, 0, None
     if state is not None:
-        from safetensors.torch import load_model
-
-        load_model(raw_model, str(resume_from), strict=True, device=str(device))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, step_in_epoch, step, best_top1 = state["epoch"], state["step_in_epoch"], state["step"], state["best_top1"]
-        _restore_rng(state["rng"], ctx, fallback_seed=config.runtime.seed + ctx.rank + step)
-        _say(ctx, f"resuming from {resume_from} at epoch {epoch + 1}, step {step}")
+        epoch, step_in_epoch, step, best_top1 = _restore(state, resume_from, raw_model, optimizer, scheduler, ctx, config)
     else:
         torch.manual_seed(config.runtime.seed + ctx.rank)  # dropout differs across ranks
-    if epoch >= config.schedule.epochs:
-        raise AvlabelError(
-            f"the run in {run_dir} already finished its {config.schedule.epochs} epochs; raise schedule.epochs to train longer"
-        )
-    if config.schedule.max_steps is not None and step >= config.schedule.max_steps:
-        raise AvlabelError(f"the run in {run_dir} already made schedule.max_steps={config.schedule.max_steps} steps; raise or remove it")
-    model = raw_model
-    if config.model.compile:
-        model = torch.compile(model)
-    eval_model = model  # validation runs outside DDP: uneven shards must not wait on each other
-    if ctx.is_distributed:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16)
+    _check_steps_left(config, run_dir, epoch, step)
+    model, eval_model, autocast = _for_training(raw_model, config, ctx)
 
     # ---- data --------------------------------------------------------------------------------
     train_sampler = ResumableDistributedSampler(len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed)
@@ -165,13 +142,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     main_only = contextlib.ExitStack()
     log = None
     if ctx.is_main:
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
-        write_environment(run_dir, device=str(device), world_size=ctx.world_size, extra={
-            "accum_steps": plan.accum_steps, "micro_batch": config.optim.micro_batch,
-            "global_batch": config.optim.global_batch, "steps_per_epoch": plan.steps_per_epoch,
-            "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
-            "resumed_from": str(resume_from) if resume_from is not None else None,
-        })  # fmt: skip
+        _write_run_description(run_dir, config, plan, ctx, resume_from)
         log = main_only.enter_context(contextlib.closing(RunLog(run_dir, resume_step=step if state is not None else None)))
     progress = main_only.enter_context(progress_bar("train", total_steps, disable=not ctx.is_main, completed=step, stats=True, keep=True))
 
@@ -185,8 +156,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                 "config": config_to_dict(config), "rng": rng,
             })  # fmt: skip
 
-    # ---- the loop ----------------------------------------------------------------------------
-    last_val, stopped_early = None, False
+    # ---- the loop: epochs -> optimiser steps -> micro-batches ----------------------------------
+    def out_of_steps() -> bool:
+        return config.schedule.max_steps is not None and step >= config.schedule.max_steps
+
+    last_val = None
     window = torch.zeros(len(_STATS), dtype=torch.float64, device=device)  # sums since the last log record
     throughput = Throughput()
     with main_only:
@@ -195,38 +169,18 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                 train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
                 batches = iter(train_loader)
                 model.train()
-                while step_in_epoch < plan.steps_per_epoch:
+                while step_in_epoch < plan.steps_per_epoch and not out_of_steps():
                     step_started = time.perf_counter()
-                    stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
-                    for micro_step in range(plan.accum_steps):
-                        batch = next(batches)
-                        # Gradients are all-reduced only on the last micro-step of an optimiser step.
-                        sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
-                        with contextlib.nullcontext() if sync else model.no_sync():
-                            with autocast:
-                                output = model(**model_inputs(batch, device))
-                            terms = imd_objective(
-                                output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
-                                relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
-                            )  # fmt: skip
-                            (terms.loss / plan.accum_steps).backward()
-                        stats += _batch_stats(terms, output, batch, device)
-                    stats = all_reduce_sum(stats, ctx)
+                    stats = all_reduce_sum(_accumulate_gradients(model, batches, plan, ctx, autocast, config), ctx)
                     totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
                     if not math.isfinite(totals["loss"]):
                         raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
-                    if config.optim.grad_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.optim.grad_clip)
-                    lr = optimizer.param_groups[0]["lr"]
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    lr = _apply_gradients(raw_model, optimizer, scheduler, config)
                     step_in_epoch += 1
                     step += 1
                     window += stats
                     clips = int(totals["valid"] + totals["skipped"])
                     throughput.add(clips)
-
                     if ctx.is_main:
                         now = _summary(stats)
                         progress.update(step, description=f"epoch {epoch + 1}", stats={
@@ -237,37 +191,30 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                             log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
                                        "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
                             window.zero_()
-                    stop = config.schedule.max_steps is not None and step >= config.schedule.max_steps
-                    mid_epoch = step_in_epoch < plan.steps_per_epoch
-                    if mid_epoch and (stop or step % config.schedule.checkpoint_every == 0):
+                    if step_in_epoch < plan.steps_per_epoch and (out_of_steps() or step % config.schedule.checkpoint_every == 0):
                         checkpoint("last")
-                    if stop and mid_epoch:
-                        stopped_early = True
-                        break
-                if stopped_early:
-                    break
+                if step_in_epoch < plan.steps_per_epoch:
+                    break  # schedule.max_steps reached mid-epoch (and checkpointed)
 
                 # ---- epoch end: validate, keep the best, checkpoint ------------------------------
                 epoch += 1
                 step_in_epoch = 0
-                validate = epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs
-                if validate:
+                if epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs:
                     last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
                                 "time": time.time()}  # fmt: skip
                     improved = best_top1 is None or last_val["top1"] > best_top1
-                    if improved:
-                        best_top1 = last_val["top1"]
+                    best_top1 = last_val["top1"] if improved else best_top1
                     if ctx.is_main:
                         log.write(last_val)
                         progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
                     if improved:
                         checkpoint("best")
                 checkpoint("last")
-                if config.schedule.max_steps is not None and step >= config.schedule.max_steps and epoch < config.schedule.epochs:
-                    stopped_early = True
+                if out_of_steps():
                     break
         except torch.cuda.OutOfMemoryError:
             raise AvlabelError(_oom_message(config, plan)) from None
+    stopped_early = epoch < config.schedule.epochs  # by schedule.max_steps
 
     # ---- the replicas must hold identical weights --------------------------------------------
     hashes = gather_strings(weights_sha256(raw_model.state_dict()), ctx)
@@ -290,6 +237,55 @@ def _resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
             raise AvlabelError(f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run")
         return last
     return resolve_checkpoint(resume, "last")
+
+
+def _restore(state: dict, path: Path, model, optimizer, scheduler, ctx: DistContext, config: TrainConfig) -> tuple:
+    """Load a checkpoint's weights, optimiser, schedule and RNG; its ``(epoch, step_in_epoch, step, best_top1)``."""
+    from safetensors.torch import load_model
+
+    load_model(model, str(path), strict=True, device=str(ctx.device))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _restore_rng(state["rng"], ctx, fallback_seed=config.runtime.seed + ctx.rank + state["step"])
+    _say(ctx, f"resuming from {path} at epoch {state['epoch'] + 1}, step {state['step']}")
+    return state["epoch"], state["step_in_epoch"], state["step"], state["best_top1"]
+
+
+def _check_steps_left(config: TrainConfig, run_dir: Path, epoch: int, step: int) -> None:
+    """Refuse to resume a run that already used its epochs or its schedule.max_steps."""
+    schedule = config.schedule
+    if epoch >= schedule.epochs:
+        raise AvlabelError(f"the run in {run_dir} already finished its {schedule.epochs} epochs; raise schedule.epochs to train longer")
+    if schedule.max_steps is not None and step >= schedule.max_steps:
+        raise AvlabelError(f"the run in {run_dir} already made schedule.max_steps={schedule.max_steps} steps; raise or remove it")
+
+
+def _for_training(model: torch.nn.Module, config: TrainConfig, ctx: DistContext):
+    """``(model to train, model to validate, autocast)``: compiled and DDP-wrapped as configured, bf16 on CUDA."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = ctx.device
+    if config.model.compile:
+        model = torch.compile(model)
+    eval_model = model  # validation runs outside DDP: uneven shards must not wait on each other
+    if ctx.is_distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16)
+    return model, eval_model, autocast
+
+
+def _write_run_description(run_dir: Path, config: TrainConfig, plan: TrainingPlan, ctx: DistContext, resume_from: Path | None) -> None:
+    """``config.yaml`` (the resolved config) and ``environment.json`` (what runs it, and the batch arithmetic)."""
+    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    write_environment(run_dir, device=str(ctx.device), world_size=ctx.world_size, extra={
+        "accum_steps": plan.accum_steps, "micro_batch": config.optim.micro_batch,
+        "global_batch": config.optim.global_batch, "steps_per_epoch": plan.steps_per_epoch,
+        "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
+        "resumed_from": str(resume_from) if resume_from is not None else None,
+    })  # fmt: skip
 
 
 def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -> None:
@@ -355,6 +351,40 @@ def _loader(items, sampler, config: TrainConfig, device: torch.device, drop_last
         generator=torch.Generator().manual_seed(config.runtime.seed),
         prefetch_factor=4 if workers else None,
     )
+
+
+def _accumulate_gradients(model, batches, plan: TrainingPlan, ctx: DistContext, autocast, config: TrainConfig) -> torch.Tensor:
+    """Forward and backward over one optimiser step's micro-batches; this rank's sums of ``_STATS``.
+
+    Gradients are all-reduced only on the last micro-step (``no_sync`` on the others), and the
+    loss is divided by the micro-steps so the accumulated gradient is the step's mean.
+    """
+    device = ctx.device
+    stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
+    for micro_step in range(plan.accum_steps):
+        batch = next(batches)
+        sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with autocast:
+                output = model(**model_inputs(batch, device))
+            terms = imd_objective(
+                output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
+                relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
+            )  # fmt: skip
+            (terms.loss / plan.accum_steps).backward()
+        stats += _batch_stats(terms, output, batch, device)
+    return stats
+
+
+def _apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> float:
+    """Clip (if configured), step the optimiser and the schedule, clear the gradients; the lr that was used."""
+    if config.optim.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr
 
 
 def _relevance(batch: dict, device: torch.device) -> torch.Tensor | None:
