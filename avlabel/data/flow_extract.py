@@ -91,14 +91,6 @@ def _frame_pairs(frames: Iterable[np.ndarray], batch_pairs: int) -> Iterator[tup
         yield np.stack(window[:-1]), np.stack(window[1:])
 
 
-def compute_video_flow(path: str | os.PathLike[str], config: FlowConfig) -> np.ndarray:
-    """Quantised flow of a whole (short) video in memory: ``(frames - 1, H, W, 2)`` uint8."""
-    fields = list(iter_video_flow(path, config))
-    if not fields:
-        raise AvlabelError(f"{path} has a single frame; optical flow needs at least two")
-    return np.stack(fields)
-
-
 @dataclass
 class FlowRunSummary:
     """What a flow run did."""
