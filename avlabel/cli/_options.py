@@ -1,6 +1,8 @@
-"""Helpers shared by subcommands."""
+"""Options and option types shared by subcommands: the one place a shared option is defined."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -17,3 +19,22 @@ warn_failed_option = click.option(
     help="Warn loudly when more than this share of the videos cannot be read (all of them failing is an error).",
 )
 
+
+
+class NamedChoice(click.Choice):
+    """A closed set of names refused in avlabel's words: ``unknown metric 'x'; choose one of a, b, c``."""
+
+    def __init__(self, choices, noun: str) -> None:
+        super().__init__(choices)
+        self.noun = noun
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        self.fail(f"unknown {self.noun} {value!r}; choose one of {', '.join(self.choices)}", param, ctx)
+
+
+# A trained run to apply (`avlabel eval`, `avlabel predict`).
+run_option = click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
+checkpoint_option = click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
+views_option = click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view).")

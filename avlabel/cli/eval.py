@@ -7,14 +7,15 @@ from pathlib import Path
 import click
 
 from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import checkpoint_option, run_option, views_option
 
 
 @click.command(name="eval")
-@click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
+@run_option
+@checkpoint_option
 @click.option("--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV holding the clips to evaluate.")
 @click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
-@click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view).")
+@views_option
 @click.option("--audio", "audio_dir", type=click.Path(path_type=Path), help="Audio cache (`avlabel targets -o DIR`); default: the run's.")
 @click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder (`avlabel flow`); default: the run's.")
 @click.option("--tags", type=click.Path(dir_okay=False, path_type=Path),

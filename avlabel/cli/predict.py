@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import checkpoint_option, run_option, views_option
 
 
 @click.command(name="predict")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
-@click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips (1x1: single view).")
+@run_option
+@checkpoint_option
+@views_option
 @click.option("--audio", "audio_dir", type=click.Path(path_type=Path),
               help="Audio cache whose embedder (AST) to use; default: the run's.")  # fmt: skip
 @click.option("--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`.")

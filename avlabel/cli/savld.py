@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import NamedChoice
 
 _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
 
@@ -16,8 +17,10 @@ _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
 @click.option("--video", default="kinetics400", show_default=True, help="Video label set: a shipped name or a label file.")
 @click.option("--audio", default="audioset", show_default=True, help="Audio label set: a shipped name or a label file.")
 @click.option("-k", "--k", "k", default=10, show_default=True, type=int, help="Audio labels kept per video label.")
-@click.option("--metric", default="cosine", show_default=True, help="cosine, euclidean or manhattan.")
-@click.option("--backend", default="bert", show_default=True, help="Text embedder: bert, glove or word2vec.")
+@click.option("--metric", type=NamedChoice(["cosine", "euclidean", "manhattan"], "metric"), default="cosine", show_default=True,
+              help="Distance between label embeddings.")  # fmt: skip
+@click.option("--backend", type=NamedChoice(["bert", "glove", "word2vec"], "backend"), default="bert", show_default=True,
+              help="Text embedder.")  # fmt: skip
 @click.option("--model", default=None, metavar="DIR|HUB_ID", help="Sentence model for bert. [default: bundled all-MiniLM-L6-v2]")
 @click.option(
     "--vectors",
@@ -41,7 +44,7 @@ _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Output file: .json (full, with scores and provenance) or .txt (the paper's TAB-separated rows). "
+    help="Output file: .json (full, with scores and provenance) or .txt/.tsv (the paper's TAB-separated rows). "
     "[default: savld-VIDEO-AUDIO-BACKEND-kK-METRIC.json]",
 )
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the on-disk embedding cache.")
@@ -77,7 +80,7 @@ def savld(
     if output is None:
         output = Path(f"savld-{video_set.name}-{audio_set.name}-{backend}-k{k}-{metric}.json")
     if output.suffix.lower() not in _OUTPUT_SUFFIXES:
-        raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json or .txt")
+        raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json, .txt or .tsv")
     check_output_file(output, "-o")
     # Checked only when asked for: resolving a device imports torch, which a warm-cache build never needs.
     device = app.resolve_device() if app.device else None

@@ -94,7 +94,7 @@ def test_glove_and_word2vec_backends(run, tmp_path):
         (["--backend", "glove", "--vectors", "broken.bin"], "cannot read word vectors"),
         (["--backend", "glove", "--vectors", "nope.bin"], "does not exist"),
         (["--video-template", "a video of"], "must contain exactly one '{}'"),
-        (["-o", "out.yaml"], "end the file name in .json or .txt"),
+        (["-o", "out.yaml"], "end the file name in .json, .txt or .tsv"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(run, tmp_path, monkeypatch, args, message):
