@@ -73,8 +73,14 @@ def check_media_exist(records: Sequence, manifest: str | os.PathLike[str] | None
         )
 
 
-def check_failures(failed: Sequence[tuple[str, str]], total: int, *, what: str, listed_in: str | os.PathLike[str],
-                   warn_share: float = DEFAULT_WARN_FAILED_SHARE) -> None:  # fmt: skip
+def check_failures(
+    failed: Sequence[tuple[str, str]],
+    total: int,
+    *,
+    what: str,
+    listed_in: str | os.PathLike[str],
+    warn_share: float = DEFAULT_WARN_FAILED_SHARE,
+) -> None:
     """Judge how a long job's items fared: all failed is an error, more than ``warn_share`` a warning.
 
     Args:
@@ -106,7 +112,9 @@ def _check_writable_parent(path: Path, option: str) -> None:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise AvlabelError(f"{option} {path}: {ancestor} is a file, so no folder can be made under it; choose another path")
+        raise AvlabelError(
+            f"{option} {path}: {ancestor} is a file, so no folder can be made under it; choose another path"
+        )
     _probe_write(ancestor, path, option)
 
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(requested: str | None = None, *, setting: str = "--device", local_rank: int | None = None) -> torch.device:
+def resolve_device(
+    requested: str | None = None, *, setting: str = "--device", local_rank: int | None = None
+) -> torch.device:
     """The torch device for ``requested``.
 
     Args:

@@ -31,7 +31,9 @@ class ProgressBar:
     def advance(self, count: int = 1) -> None:
         self._progress.advance(self._task, count)
 
-    def update(self, completed: int, *, description: str | None = None, stats: dict[str, float | None] | None = None) -> None:
+    def update(
+        self, completed: int, *, description: str | None = None, stats: dict[str, float | None] | None = None
+    ) -> None:
         """Move to ``completed``; a new ``description`` and the ``stats`` shown beside the bar."""
         fields = {"stats": "  ".join(f"{name} {_short(value)}" for name, value in stats.items())} if stats else {}
         self._progress.update(self._task, completed=completed, description=description, **fields)
@@ -61,15 +63,25 @@ def progress_bar(
         stats: leave room beside the bar for ``bar.update(..., stats=...)`` and label the time left "ETA".
         keep: leave the final bar on screen, also where stderr is no terminal.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from avlabel._console import err_console
 
     console = err_console()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
-    columns += [TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA")] if stats else [TimeElapsedColumn()]
-    progress = Progress(*columns, TimeRemainingColumn(), console=console, disable=disable,
-                        transient=not (keep or console.is_terminal))  # fmt: skip
+    columns += (
+        [TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA")] if stats else [TimeElapsedColumn()]
+    )
+    progress = Progress(
+        *columns, TimeRemainingColumn(), console=console, disable=disable, transient=not (keep or console.is_terminal)
+    )
     task = progress.add_task(description, total=total, completed=completed, stats="")
     with progress:
         try:

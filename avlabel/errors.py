@@ -60,12 +60,16 @@ def reading(what: str, fix: str, also: tuple[type[BaseException], ...] = ()) -> 
                 f"refused to load {what}: it holds pickled Python objects, not only tensors, and loading them could run "
                 f"code (it asks for {refused.group(1)}); {fix}"
             ) from None
-        detail = next((line for line in lines if line.startswith("Unsupported") or "load key" in line), lines[-1] if lines else "")
+        detail = next(
+            (line for line in lines if line.startswith("Unsupported") or "load key" in line), lines[-1] if lines else ""
+        )
         raise AvlabelError(
             f"cannot read {what}: it is damaged, or a pickle that only loads by running code ({detail}); {fix}"
         ) from None
     except json.JSONDecodeError as error:
-        raise AvlabelError(f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}") from None
+        raise AvlabelError(
+            f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}"
+        ) from None
     except (OSError, EOFError, ValueError, csv.Error, zipfile.BadZipFile, *also) as error:
         # ValueError also covers numpy's format errors.
         reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)

@@ -88,7 +88,9 @@ class Savld:
         found.sort(key=lambda pair: -pair[1] if self.higher_is_closer else pair[1])
         return found
 
-    def check_label_sets(self, video: LabelSet | None = None, audio: LabelSet | None = None, source: str = "SAVLD") -> None:
+    def check_label_sets(
+        self, video: LabelSet | None = None, audio: LabelSet | None = None, source: str = "SAVLD"
+    ) -> None:
         """Raise unless this dictionary was built from exactly these label sets (same order)."""
         for role, mine, theirs in (("video", self.video, video), ("audio", self.audio, audio)):
             if theirs is not None and mine.sha256 != theirs.sha256:
@@ -332,7 +334,9 @@ def _to_json(savld: Savld) -> dict[str, Any]:
 
 def _from_json(data: dict[str, Any]) -> Savld:
     if data.get("format") != "avlabel-savld":
-        raise AvlabelError("it is not an avlabel SAVLD (no \"format\": \"avlabel-savld\"); rebuild it with 'avlabel savld'")
+        raise AvlabelError(
+            'it is not an avlabel SAVLD (no "format": "avlabel-savld"); rebuild it with \'avlabel savld\''
+        )
     _check_version(data)
     video, audio = _label_set_from_json(data["video"]), _label_set_from_json(data["audio"])
     rows = data["rows"]
@@ -350,7 +354,9 @@ def _checked(video, audio, k, metric, neighbours, scores, provenance) -> Savld:
     if not isinstance(k, int) or not 1 <= k <= len(audio):
         raise AvlabelError(f"k={k!r} is not between 1 and {len(audio)}; rebuild it")
     if neighbours.shape != (len(video), k) or scores.shape != (len(video), k):
-        raise AvlabelError(f"it does not hold {k} audio labels and scores for each of {len(video)} video labels; rebuild it")
+        raise AvlabelError(
+            f"it does not hold {k} audio labels and scores for each of {len(video)} video labels; rebuild it"
+        )
     if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= len(audio)):
         raise AvlabelError(f"an audio index lies outside 0..{len(audio) - 1}; rebuild it")
     return Savld(video, audio, k, metric, neighbours, scores, provenance)
@@ -370,7 +376,9 @@ def _format_score(score: np.float32) -> str:
 
 def _to_text(savld: Savld) -> str:
     if any(label.startswith("#") for label in savld.video.labels):
-        raise AvlabelError("a video label starts with '#', which the text format reserves for its header; save as .json")
+        raise AvlabelError(
+            "a video label starts with '#', which the text format reserves for its header; save as .json"
+        )
     header = {
         "format_version": FORMAT_VERSION,
         "k": savld.k,

@@ -34,8 +34,10 @@ def main() -> None:
     else:
         preset = {"batch": 1, "steps": 3, "warmup": 1, "compile": False}
     report = run_benchmarks(["imd_b", "timesformer_b"], device=args.device, **preset)
-    print(f"{report['environment']['name']} ({args.device}), measured {report['peak_matmul_precision']} matmul peak "
-          f"{report['peak_matmul_tflops']:.2f} TFLOP/s")  # fmt: skip
+    print(
+        f"{report['environment']['name']} ({args.device}), measured {report['peak_matmul_precision']} matmul peak "
+        f"{report['peak_matmul_tflops']:.2f} TFLOP/s"
+    )
     for r in report["results"]:
         print(
             f"{r['model']:>14}: {r['frames']}x{r['size']}² batch {r['batch']}: train {r['train_clips_per_s']:.3g} clips/s "
@@ -43,7 +45,9 @@ def main() -> None:
             f"peak {r['train_peak_memory_mib'] or 0:.0f} MiB, inference {r['inference_clips_per_s']:.3g} clips/s"
         )
     for pair, ratio in report["ratios"].items():
-        print(f"{pair}: training x{ratio['train_clips_per_s']:.2f}, per visual stream x{ratio['train_stream_clips_per_s']:.2f}")
+        print(
+            f"{pair}: training x{ratio['train_clips_per_s']:.2f}, per visual stream x{ratio['train_stream_clips_per_s']:.2f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

@@ -106,7 +106,9 @@ class AstTagger:
         return self.embed(features, num_frames)
 
 
-def tag_file(tagger: AstTagger, path: str | os.PathLike[str], top: int = 10, start: float | None = None, end: float | None = None):
+def tag_file(
+    tagger: AstTagger, path: str | os.PathLike[str], top: int = 10, start: float | None = None, end: float | None = None
+):
     """Top AudioSet labels of one file's (centred, 10 s) audio window: what ``avlabel tag`` prints.
 
     Returns:
@@ -152,7 +154,10 @@ def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
     except AvlabelError:
         # Checkpoints saved without a preprocessor_config.json: AST's AudioSet recipe, sized to the model.
         filterbank_config = FilterbankConfig(num_mel_bins=model.config.num_mel_bins, max_length=model.config.max_length)
-    if (filterbank_config.num_mel_bins, filterbank_config.max_length) != (model.config.num_mel_bins, model.config.max_length):
+    if (filterbank_config.num_mel_bins, filterbank_config.max_length) != (
+        model.config.num_mel_bins,
+        model.config.max_length,
+    ):
         raise AvlabelError(
             f"{name_or_path}: preprocessor_config.json makes {filterbank_config.max_length}x{filterbank_config.num_mel_bins} "
             f"filterbanks but the model expects {model.config.max_length}x{model.config.num_mel_bins}; fix one of the two files"
@@ -172,11 +177,17 @@ def save_random_ast(directory: str | os.PathLike[str], labels: Sequence[str], se
     from transformers import ASTConfig, ASTForAudioClassification
 
     labels = list(labels)
-    ast_config = ASTConfig(**config, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                           label2id={label: index for index, label in enumerate(labels)})  # fmt: skip
+    ast_config = ASTConfig(
+        **config,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
     torch.manual_seed(seed)
     ASTForAudioClassification(ast_config).eval().save_pretrained(directory)
-    FilterbankConfig(num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length).to_extractor().save_pretrained(directory)
+    FilterbankConfig(
+        num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length
+    ).to_extractor().save_pretrained(directory)
     return Path(directory)
 
 
@@ -188,17 +199,24 @@ def _from_pretrained(cls, name_or_path: str | os.PathLike[str], what: str):
     if path.is_dir():
         _check_model_type(path)
         # A pickled pytorch_model.bin is loaded weights-only by transformers; a refused one is one line.
-        with reading(f"{what} {path}", "pass a directory written by save_pretrained (model.safetensors)"), quiet_torch_loading():
+        with (
+            reading(f"{what} {path}", "pass a directory written by save_pretrained (model.safetensors)"),
+            quiet_torch_loading(),
+        ):
             return cls.from_pretrained(path, local_files_only=True, **extra)
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise AvlabelError(f"{what} directory not found: {source}; pass an existing directory or a hub id such as {DEFAULT_AST}")
+        raise AvlabelError(
+            f"{what} directory not found: {source}; pass an existing directory or a hub id such as {DEFAULT_AST}"
+        )
     try:
         with quiet_torch_loading():
             return cls.from_pretrained(source, local_files_only=True, **extra)
     except OSError:
         pass  # not in the local hub cache: try the hub itself
     except pickle.UnpicklingError:  # re-raised inside reading(): the one refusal message for every pickle
-        with reading(f"{what} {source!r} (local hub cache)", "delete it from the hub cache and download a safetensors copy"):
+        with reading(
+            f"{what} {source!r} (local hub cache)", "delete it from the hub cache and download a safetensors copy"
+        ):
             raise
     try:
         with quiet_torch_loading():
@@ -228,13 +246,17 @@ def _quiet_transformers():
 def _check_model_type(path: Path) -> None:
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise AvlabelError(f"{path} has no config.json; pass a directory written by save_pretrained of an AST checkpoint")
+        raise AvlabelError(
+            f"{path} has no config.json; pass a directory written by save_pretrained of an AST checkpoint"
+        )
     try:
         model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise AvlabelError(f"{config_file} is not valid JSON; re-save the checkpoint with save_pretrained") from None
     if model_type != "audio-spectrogram-transformer":
-        raise AvlabelError(f"{path} holds a {model_type!r} model, not an Audio Spectrogram Transformer; pass an AST checkpoint")
+        raise AvlabelError(
+            f"{path} holds a {model_type!r} model, not an Audio Spectrogram Transformer; pass an AST checkpoint"
+        )
 
 
 def check_label_order(found: Sequence[str], expected, source: str) -> None:
@@ -268,7 +290,11 @@ def _label_key(label: str) -> str:
 
 def _fingerprint(model) -> str:
     # Private keys (_name_or_path, ...) and the library version say where a model was loaded from, not what it is.
-    config = {key: value for key, value in model.config.to_dict().items() if not key.startswith("_") and key != "transformers_version"}
+    config = {
+        key: value
+        for key, value in model.config.to_dict().items()
+        if not key.startswith("_") and key != "transformers_version"
+    }
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for tensor in (model.classifier.dense.weight, model.classifier.dense.bias):
         digest.update(tensor.detach().float().cpu().numpy().tobytes())

@@ -89,7 +89,9 @@ class AudioCache:
         self.directory = Path(directory)
         header_path = self.directory / HEADER
         if not header_path.is_file():
-            raise AvlabelError(f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}")
+            raise AvlabelError(
+                f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}"
+            )
         self.header = _read_header(header_path)
         rows = self.header["rows"]
         self.dim = self.header["dim"]
@@ -119,7 +121,9 @@ class AudioCache:
         """
         windows = np.broadcast_to(np.asarray(window, dtype=np.int64), (len(video_ids),))
         if len(windows) and (windows.min() < 0 or windows.max() >= self.num_windows):
-            raise ValueError(f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}")
+            raise ValueError(
+                f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}"
+            )
         first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
         return np.where(first >= 0, first + windows, -1)
 
@@ -160,12 +164,18 @@ class AudioCacheWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], embedder_identity: dict, dim: int, labels: Sequence[str] | None, windows: dict
+        self,
+        directory: str | os.PathLike[str],
+        embedder_identity: dict,
+        dim: int,
+        labels: Sequence[str] | None,
+        windows: dict,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = file_lock(
-            self.directory / _LOCK, busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish"
+            self.directory / _LOCK,
+            busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish",
         )
         wanted = {
             "format": _FORMAT,
@@ -263,9 +273,13 @@ def _read_header(path: Path) -> dict:
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AvlabelError(f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it") from None
+        raise AvlabelError(
+            f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it"
+        ) from None
     if header.get("format") != _FORMAT or header.get("version") != _VERSION:
-        raise AvlabelError(f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets")
+        raise AvlabelError(
+            f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets"
+        )
     return header
 
 
@@ -280,7 +294,9 @@ def _read_index(path: Path, committed_bytes: int, rows: int) -> tuple[list[str],
         video_ids.append(video_id)
         windows.append(int(window))
     if len(video_ids) != rows:
-        raise AvlabelError(f"{path} has {len(video_ids)} committed rows but {HEADER} says {rows}; the cache is damaged — rebuild it")
+        raise AvlabelError(
+            f"{path} has {len(video_ids)} committed rows but {HEADER} says {rows}; the cache is damaged — rebuild it"
+        )
     return video_ids, np.asarray(windows, dtype=np.int64)
 
 
@@ -298,7 +314,9 @@ def _truncate(path: Path, size: int) -> None:
         if path.stat().st_size > size:
             os.truncate(path, size)
         elif path.stat().st_size < size:
-            raise AvlabelError(f"{path} lost committed data (shorter than {HEADER} says); delete the cache and rebuild it")
+            raise AvlabelError(
+                f"{path} lost committed data (shorter than {HEADER} says); delete the cache and rebuild it"
+            )
     elif size:
         raise AvlabelError(f"{path} is missing but {HEADER} lists committed rows; delete the cache and rebuild it")
 

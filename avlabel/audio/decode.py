@@ -128,7 +128,9 @@ def load_windows(
             waveform, origin = _decode(container, stream, Path(path), spans[:, 0].min(), spans[:, 1].max(), sample_rate)
         else:  # duration unknown (some streamed formats): decode to the end, then place windows
             waveform, origin = _decode(container, stream, Path(path), clip_start, None, sample_rate)
-            spans = window_spans(clip_start, max(origin + len(waveform) / sample_rate, clip_start), num_windows, window_seconds)
+            spans = window_spans(
+                clip_start, max(origin + len(waveform) / sample_rate, clip_start), num_windows, window_seconds
+            )
     return _cut(waveform, origin, spans, size, sample_rate)
 
 
@@ -157,7 +159,9 @@ def _stream_end(stream, container) -> float | None:
     return None
 
 
-def _decode(container, stream, path: Path, start: float, end: float | None, sample_rate: int) -> tuple[np.ndarray, float]:
+def _decode(
+    container, stream, path: Path, start: float, end: float | None, sample_rate: int
+) -> tuple[np.ndarray, float]:
     """Decode ``[start, end]`` (end None: to the end) as mono float32 at ``sample_rate``.
 
     Returns:
@@ -194,9 +198,13 @@ def _decode(container, stream, path: Path, start: float, end: float | None, samp
             if end is not None and origin is not None and origin + decoded / rate >= end:
                 break
     except av.FFmpegError as error:
-        raise AvlabelError(f"cannot decode the audio of {path}: {error}; the file is corrupt — re-encode it or drop it") from None
+        raise AvlabelError(
+            f"cannot decode the audio of {path}: {error}; the file is corrupt — re-encode it or drop it"
+        ) from None
     if failures and not chunks:
-        raise AvlabelError(f"cannot decode any audio packet of {path} ({failures} failed); the file is corrupt — re-encode it or drop it")
+        raise AvlabelError(
+            f"cannot decode any audio packet of {path} ({failures} failed); the file is corrupt — re-encode it or drop it"
+        )
     native = _mono(np.concatenate(chunks, axis=1)) if chunks else np.zeros(0, np.float32)
     return _resample(native, rate, sample_rate), origin if origin is not None else start
 

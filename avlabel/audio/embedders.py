@@ -54,7 +54,9 @@ class LogMelEmbedder:
 
         features = features.to(self.device, dtype=torch.float32)
         num_frames = num_frames.to(self.device)
-        valid = (torch.arange(features.shape[1], device=self.device)[None, :] < num_frames[:, None]).unsqueeze(-1)  # (B, T, 1)
+        valid = (torch.arange(features.shape[1], device=self.device)[None, :] < num_frames[:, None]).unsqueeze(
+            -1
+        )  # (B, T, 1)
         count = valid.sum(dim=1).clamp(min=1)  # (B, 1)
         mean = (features * valid).sum(dim=1) / count  # (B, F)
         variance = (((features - mean[:, None]) * valid) ** 2).sum(dim=1) / count
@@ -80,5 +82,7 @@ def build_embedder(name: str, ast: str | os.PathLike[str] | None = None, device=
     if name not in EMBEDDERS:
         raise AvlabelError(f"unknown audio embedder {name!r}; choose one of {', '.join(sorted(EMBEDDERS))}")
     if name != "ast" and ast is not None:
-        raise AvlabelError(f"--ast applies to the 'ast' embedder only; drop it or use --embedder ast (got --embedder {name})")
+        raise AvlabelError(
+            f"--ast applies to the 'ast' embedder only; drop it or use --embedder ast (got --embedder {name})"
+        )
     return EMBEDDERS[name](ast, device)

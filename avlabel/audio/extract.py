@@ -97,7 +97,9 @@ def extract_audio(
                     if batch["video_ids"]:
                         _embed_batch(batch, embedder, writer, num_windows, on_gpu)
                         # Sources are durable before the commit makes the rows visible.
-                        append_sources(Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest))
+                        append_sources(
+                            Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest)
+                        )
                         writer.commit()
                         summary.computed += len(batch["video_ids"])
                     bar.advance(len(batch["video_ids"]) + len(batch["bad"]))

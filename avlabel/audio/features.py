@@ -183,6 +183,8 @@ class AstFilterbank:
                 rows.append(np.zeros((self.config.max_length, self.config.num_mel_bins), np.float32))
                 continue
             rows.append(
-                self._extractor(waveform[:length], sampling_rate=self.config.sample_rate, return_tensors="np")["input_values"][0]
+                self._extractor(waveform[:length], sampling_rate=self.config.sample_rate, return_tensors="np")[
+                    "input_values"
+                ][0]
             )
         return torch.from_numpy(np.stack(rows)).to(waveforms.device)

@@ -98,7 +98,14 @@ def plot_report(report: dict, directory: str | os.PathLike[str]) -> list[Path]:
 
     edges = np.asarray(report["histogram"]["edges"])
     figure, axes = plt.subplots(figsize=(7, 4))
-    axes.bar(edges[:-1], report["histogram"]["counts"], width=np.diff(edges), align="edge", color="#4c72b0", edgecolor="white")
+    axes.bar(
+        edges[:-1],
+        report["histogram"]["counts"],
+        width=np.diff(edges),
+        align="edge",
+        color="#4c72b0",
+        edgecolor="white",
+    )
     for alpha, fraction in report["fraction_at_least"].items():
         axes.axvline(float(alpha), color="#c44e52", linestyle="--", linewidth=1)
         axes.text(float(alpha), axes.get_ylim()[1] * 0.95, f" α={alpha}: {fraction:.0%} kept", fontsize=8, va="top")

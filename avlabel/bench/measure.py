@@ -110,7 +110,9 @@ def _proc_status_bytes(field: str) -> int | None:
     return None
 
 
-def count_train_step_flops(model: torch.nn.Module, inputs: dict, labels: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+def count_train_step_flops(
+    model: torch.nn.Module, inputs: dict, labels: torch.Tensor, target: torch.Tensor
+) -> tuple[int, int]:
     """``(forward, forward + backward)`` FLOPs of one training step, from ``torch.utils.flop_counter``."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -153,5 +155,3 @@ def device_description(device: str | torch.device) -> dict[str, Any]:
         described["threads"] = torch.get_num_threads()
         described["cpus"] = os.cpu_count()
     return described
-
-

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     import torch
 
 
-def _random_inputs(config, batch: int, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def _random_inputs(
+    config, batch: int, device: torch.device
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Model inputs of the config's modalities, labels and relevance targets (random, on ``device``)."""
     import torch
 
@@ -215,7 +217,9 @@ def run_benchmarks(
             on_result(results[-1])
     first = results[0]
     keys = ("train_clips_per_s", "train_stream_clips_per_s", "inference_clips_per_s")
-    ratios = {f"{first['model']} / {other['model']}": {key: first[key] / other[key] for key in keys} for other in results[1:]}
+    ratios = {
+        f"{first['model']} / {other['model']}": {key: first[key] / other[key] for key in keys} for other in results[1:]
+    }
     return {
         "environment": device_description(device),
         "peak_matmul_tflops": peak_flops / 1e12,

@@ -72,7 +72,9 @@ class _RootGroup(click.Group):
             _fail(ctx, f"{error.format_message().rstrip('.')}; see '{command} --help'")
         except OSError as error:
             where = f": {error.filename}" if error.filename else ""
-            _fail(ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun")
+            _fail(
+                ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun"
+            )
 
 
 def _fail(ctx: click.Context, message: str) -> None:
@@ -91,7 +93,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 @click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="avlabel")
-@click.option("-v", "--verbose", is_flag=True, help="On an error, print its traceback above the Error: line (for bug reports).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="On an error, print its traceback above the Error: line (for bug reports)."
+)
 @click.option(
     "--device",
     default=None,

@@ -20,7 +20,6 @@ warn_failed_option = click.option(
 )
 
 
-
 class NamedChoice(click.Choice):
     """A closed set of names refused in avlabel's words: ``unknown metric 'x'; choose one of a, b, c``."""
 
@@ -35,6 +34,12 @@ class NamedChoice(click.Choice):
 
 
 # A trained run to apply (`avlabel eval`, `avlabel predict`).
-run_option = click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
-checkpoint_option = click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
-views_option = click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view).")
+run_option = click.option(
+    "--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint)."
+)
+checkpoint_option = click.option(
+    "--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path."
+)
+views_option = click.option(
+    "--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view)."
+)

@@ -11,15 +11,24 @@ from avlabel.cli._application import Application, pass_app
 
 @click.command(name="bench")
 @click.option(
-    "-m", "--model", "models", multiple=True, default=("imd_b", "timesformer_b"), show_default=True,
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    default=("imd_b", "timesformer_b"),
+    show_default=True,
     help="Model config to measure (repeat to compare several in one run; see `avlabel models`).",
 )
 @click.option("--batch", type=int, default=8, show_default=True, help="Clips per step.")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the global --device, else cuda when available).")
+@click.option(
+    "--device", default=None, help="cpu, cuda or cuda:N (default: the global --device, else cuda when available)."
+)
 @click.option("--frames", type=int, default=None, help="Frames per clip T (default: the config's, 8).")
 @click.option("--size", type=int, default=None, help="Input side in pixels (default: the config's, 224).")
 @click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per phase.")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed steps before timing (include compilation).")
+@click.option(
+    "--warmup", type=int, default=3, show_default=True, help="Untimed steps before timing (include compilation)."
+)
 @click.option("--compile", "compile_model", is_flag=True, help="Run the model through torch.compile.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
 @pass_app
@@ -55,7 +64,9 @@ def bench(
     console = err_console()
 
     def progress(result: dict) -> None:
-        console.print(f"{result['model']}: {result['train_clips_per_s']:.2f} train clips/s, MFU {100 * result['mfu']:.1f}%")
+        console.print(
+            f"{result['model']}: {result['train_clips_per_s']:.2f} train clips/s, MFU {100 * result['mfu']:.1f}%"
+        )
 
     with console.status(f"benchmarking {', '.join(models)} on {device} (batch {batch}, {warmup}+{steps} steps each)"):
         report = run_benchmarks(models, batch, device, steps, warmup, frames, size, compile_model, on_result=progress)
@@ -84,12 +95,21 @@ def _table(report: dict):
     for r in report["results"]:
         memory = "–" if r["train_peak_memory_mib"] is None else f"{r['train_peak_memory_mib']:.0f}"
         table.add_row(
-            r["model"], f"{r['parameters'] / 1e6:.1f}", f"{r['forward_gflops_per_clip']:.3g}", f"{r['train_clips_per_s']:.3g}",
-            f"{r['train_stream_clips_per_s']:.3g}", f"{100 * r['mfu']:.1f}", memory, f"{r['inference_clips_per_s']:.3g}",
+            r["model"],
+            f"{r['parameters'] / 1e6:.1f}",
+            f"{r['forward_gflops_per_clip']:.3g}",
+            f"{r['train_clips_per_s']:.3g}",
+            f"{r['train_stream_clips_per_s']:.3g}",
+            f"{100 * r['mfu']:.1f}",
+            memory,
+            f"{r['inference_clips_per_s']:.3g}",
         )
-    table.caption = "\n".join(
-        f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
-        f"inference ×{ratio['inference_clips_per_s']:.2f}"
-        for pair, ratio in report["ratios"].items()
-    ) or None
+    table.caption = (
+        "\n".join(
+            f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
+            f"inference ×{ratio['inference_clips_per_s']:.2f}"
+            for pair, ratio in report["ratios"].items()
+        )
+        or None
+    )
     return table

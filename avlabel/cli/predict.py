@@ -16,10 +16,21 @@ from avlabel.cli._options import checkpoint_option, run_option, views_option
 @run_option
 @checkpoint_option
 @views_option
-@click.option("--audio", "audio_dir", type=click.Path(path_type=Path),
-              help="Audio cache whose embedder (AST) to use; default: the run's.")  # fmt: skip
-@click.option("--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`.")
-@click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder holding this video (default: computed now).")
+@click.option(
+    "--audio",
+    "audio_dir",
+    type=click.Path(path_type=Path),
+    help="Audio cache whose embedder (AST) to use; default: the run's.",
+)
+@click.option(
+    "--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`."
+)
+@click.option(
+    "--flow",
+    "flow_dir",
+    type=click.Path(path_type=Path),
+    help="Flow folder holding this video (default: computed now).",
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
@@ -44,9 +55,16 @@ def predict(
     from avlabel.evaluate.prediction import predict_video
 
     result = predict_video(
-        video, run, checkpoint=checkpoint, views=ViewGrid.parse(views), audio_dir=audio_dir, flow_dir=flow_dir,
-        ast=ast, device=app.resolve_device(), top=top,
-    )  # fmt: skip
+        video,
+        run,
+        checkpoint=checkpoint,
+        views=ViewGrid.parse(views),
+        audio_dir=audio_dir,
+        flow_dir=flow_dir,
+        ast=ast,
+        device=app.resolve_device(),
+        top=top,
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -73,8 +91,13 @@ def _audio_lines(result: dict) -> list[str]:
     if result["audio_status"] is not None:
         lines.append(f"audio windows: {result['audio_status']}")
     if result["relevance"] is not None:
-        verdict = "kept" if result["audio_kept"] == 1.0 else "dropped" if result["audio_kept"] == 0.0 else (
-            f"kept in {100 * result['audio_kept']:.0f}% of the views")  # fmt: skip
+        verdict = (
+            "kept"
+            if result["audio_kept"] == 1.0
+            else "dropped"
+            if result["audio_kept"] == 0.0
+            else (f"kept in {100 * result['audio_kept']:.0f}% of the views")
+        )
         threshold = f" (alpha {result['alpha']:g})" if result["alpha"] is not None else ""
         lines.append(f"relevance score {result['relevance']:.3f}{threshold}: audio {verdict}")
     elif result["audio_status"] is not None and result["audio_kept"] is None:

@@ -24,11 +24,29 @@ ast_option = click.option(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="How many labels to print.")
 @ast_option
-@click.option("--start", type=click.FloatRange(min=0), default=None, help="Clip start in seconds (default: the start of the audio).")
-@click.option("--end", type=click.FloatRange(min=0, min_open=True), default=None, help="Clip end in seconds (default: the end of the audio).")
+@click.option(
+    "--start",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Clip start in seconds (default: the start of the audio).",
+)
+@click.option(
+    "--end",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Clip end in seconds (default: the end of the audio).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
-def tag(app: Application, file: Path, top: int, ast_source: str | None, start: float | None, end: float | None, as_json: bool) -> None:
+def tag(
+    app: Application,
+    file: Path,
+    top: int,
+    ast_source: str | None,
+    start: float | None,
+    end: float | None,
+    as_json: bool,
+) -> None:
     """Print the top AudioSet labels of FILE (a video or audio file).
 
     The centred 10 s window of the clip (or of the whole file) is decoded to 16 kHz mono and
@@ -51,11 +69,18 @@ def tag(app: Application, file: Path, top: int, ast_source: str | None, start: f
     status, top_labels = tag_file(tagger, file, top, start, end)
     mids = _audioset_ids(tagger.labels)
     rows = [
-        {"rank": rank, "label": tagger.labels[index], "mid": mids[index] if mids else None, "probability": round(prob, 4)}
+        {
+            "rank": rank,
+            "label": tagger.labels[index],
+            "mid": mids[index] if mids else None,
+            "probability": round(prob, 4),
+        }
         for rank, (index, prob) in enumerate(top_labels, start=1)
     ]
     if as_json:
-        click.echo(json.dumps({"file": str(file), "status": status.name.lower(), "labels": rows}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps({"file": str(file), "status": status.name.lower(), "labels": rows}, indent=2, ensure_ascii=False)
+        )
         return
     if not rows:
         click.echo(f"{file}: no audio to tag ({status.name.lower().replace('_', ' ')})")

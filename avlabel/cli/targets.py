@@ -14,8 +14,16 @@ from avlabel.cli.tag import ast_option
 
 
 @click.command(name="targets")
-@click.option("--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset.")
-@click.option("--savld", "savld", required=True, type=click.Path(path_type=Path), help="SAVLD file (.json or .txt) from `avlabel savld`.")
+@click.option(
+    "--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset."
+)
+@click.option(
+    "--savld",
+    "savld",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="SAVLD file (.json or .txt) from `avlabel savld`.",
+)
 @ast_option
 @click.option(
     "--tags",
@@ -30,9 +38,19 @@ from avlabel.cli.tag import ast_option
     show_default=True,
     help="Audio embedding stored in the cache; logmel (weak baseline, no AST weights needed) requires --tags.",
 )
-@click.option("--ya", default=20, show_default=True, type=click.IntRange(min=1), help="Y_a: top AST labels per audio window.")
-@click.option("--k", "k", default=None, type=click.IntRange(min=1), help="SAVLD labels per class (default: all the SAVLD holds).")
-@click.option("--overlap", type=click.Choice(["iou", "dice"]), default="iou", show_default=True, help="Overlap between the two label sets.")
+@click.option(
+    "--ya", default=20, show_default=True, type=click.IntRange(min=1), help="Y_a: top AST labels per audio window."
+)
+@click.option(
+    "--k", "k", default=None, type=click.IntRange(min=1), help="SAVLD labels per class (default: all the SAVLD holds)."
+)
+@click.option(
+    "--overlap",
+    type=click.Choice(["iou", "dice"]),
+    default="iou",
+    show_default=True,
+    help="Overlap between the two label sets.",
+)
 @click.option(
     "--normalize",
     type=click.Choice(["max", "none"]),
@@ -40,7 +58,13 @@ from avlabel.cli.tag import ast_option
     show_default=True,
     help="Divide the overlap by its largest reachable value (k != Y_a caps it below 1), or keep it as is.",
 )
-@click.option("--windows", default=1, show_default=True, type=click.IntRange(min=1), help="Audio windows per video (multi-clip testing).")
+@click.option(
+    "--windows",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Audio windows per video (multi-clip testing).",
+)
 @click.option(
     "--workers",
     default=lambda: min(8, os.cpu_count() or 1),
@@ -49,7 +73,9 @@ from avlabel.cli.tag import ast_option
     help="Decoding worker processes (0: decode in the main process).",
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes)."
+)
 @warn_failed_option
 @pass_app
 def targets(
@@ -108,6 +134,12 @@ def targets(
     console.print(f"targets: {report['rows']} windows, mean {report['mean_target']:.3f}; at or above {kept}")
     per_class = report["per_class"]
     if per_class:
-        console.print("most audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[:5]))
-        console.print("least audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[-5:]))
+        console.print(
+            "most audio-relevant classes: "
+            + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[:5])
+        )
+        console.print(
+            "least audio-relevant classes: "
+            + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[-5:])
+        )
     console.print(f"wrote {output}/ (report.json, target_histogram.png, class_relevance.png, targets.csv, targets.npz)")

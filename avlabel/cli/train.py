@@ -45,7 +45,14 @@ from avlabel.cli._application import Application, pass_app
 )
 @click.option("--force", is_flag=True, help="Resume even if the checkpoint's model config differs from the config's.")
 @pass_app
-def train(app: Application, config_path: Path | None, overrides: tuple[str, ...], out: Path | None, resume: str | None, force: bool) -> None:
+def train(
+    app: Application,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    resume: str | None,
+    force: bool,
+) -> None:
     """Train a multimodal action-recognition model (IMD objective, section 3.5).
 
     Writes RUN_DIR/config.yaml, environment.json, metrics.jsonl, tb/ (TensorBoard) and

@@ -151,8 +151,13 @@ class VideoClipDataset(Dataset):
             return self._load(row, record, clip_index, crop_index)
         except AvlabelError as error:
             self._log_skip(row, record, error)
-            return {"error": str(error), "index": row, "video_id": record.video_id,
-                    "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
+            return {
+                "error": str(error),
+                "index": row,
+                "video_id": record.video_id,
+                "clip_index": clip_index,
+                "crop_index": crop_index,
+            }
 
     def _load(self, row: int, record: ClipRecord, clip_index: int, crop_index: int) -> dict:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
@@ -166,8 +171,13 @@ class VideoClipDataset(Dataset):
             box: CropBox = boxes[crop_index] if self.num_crops == 3 else boxes[1]
             flip = False
         rgb, flow = apply_view(clip.get("rgb"), clip.get("flow"), box, flip, self.size, self.rgb_mean, self.rgb_std)
-        item = {"label": int(self.labels[row]), "index": row, "video_id": record.video_id,
-                "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
+        item = {
+            "label": int(self.labels[row]),
+            "index": row,
+            "video_id": record.video_id,
+            "clip_index": clip_index,
+            "crop_index": crop_index,
+        }
         if rgb is not None:
             item["rgb"] = rgb
         if flow is not None:
@@ -185,7 +195,9 @@ class VideoClipDataset(Dataset):
             if self.mode == "train":
                 indices = sample_train_clip(length, self.num_frames, self.stride, rng, **sampling)
             else:
-                indices = sample_test_clips(length, self.num_frames, self.stride, self.num_clips, **sampling)[clip_index]
+                indices = sample_test_clips(length, self.num_frames, self.stride, self.num_clips, **sampling)[
+                    clip_index
+                ]
             indices = indices + first
             wanted = np.concatenate([indices, indices + 1]) if self.flow_on_the_fly else indices
             frames = reader.frames(wanted)

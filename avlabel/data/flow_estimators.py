@@ -23,8 +23,11 @@ DIS_PRESETS = ("ultrafast", "fast", "medium")  # also tvl1-torch's presets
 def _dis(preset: str = "medium", device: str | None = None):
     import cv2
 
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}  # fmt: skip
+    presets = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
     estimator = cv2.DISOpticalFlow_create(presets[preset])
     return lambda previous, current: estimator.calc(previous, current, None)
 
@@ -62,7 +65,9 @@ METHODS: dict[str, Callable[[str, str | None], Callable[[np.ndarray, np.ndarray]
 }
 
 
-def flow_estimator(method: str = "dis", preset: str = "medium", device: str | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def flow_estimator(
+    method: str = "dis", preset: str = "medium", device: str | None = None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function ``(previous_grey, current_grey) -> (H, W, 2) float32`` pixel displacements.
 
     ``device`` places ``tvl1-torch`` (default: CUDA when available); the OpenCV methods ignore it.
@@ -75,7 +80,9 @@ def flow_estimator(method: str = "dis", preset: str = "medium", device: str | No
     return METHODS[method](preset, device)
 
 
-def estimate_pairs(estimate: Callable[[np.ndarray, np.ndarray], np.ndarray], previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+def estimate_pairs(
+    estimate: Callable[[np.ndarray, np.ndarray], np.ndarray], previous: np.ndarray, current: np.ndarray
+) -> np.ndarray:
     """``(N, H, W)`` grey pairs -> ``(N, H, W, 2)`` flow: one call for a batched estimator, else one per pair."""
     if hasattr(estimate, "batch_pairs"):
         return estimate(previous, current)
@@ -88,8 +95,9 @@ def to_grey(frames: np.ndarray) -> np.ndarray:
     return np.round(frames.astype(np.float32) @ weights).astype(np.uint8)
 
 
-def flow_between(first: np.ndarray, second: np.ndarray, method: str = "dis", preset: str = "medium",
-                 bound: float = FLOW_BOUND) -> np.ndarray:  # fmt: skip
+def flow_between(
+    first: np.ndarray, second: np.ndarray, method: str = "dis", preset: str = "medium", bound: float = FLOW_BOUND
+) -> np.ndarray:
     """On-the-fly flow from ``first[i]`` to ``second[i]`` (both ``(N, H, W, 3)`` uint8).
 
     Returns:
@@ -98,5 +106,3 @@ def flow_between(first: np.ndarray, second: np.ndarray, method: str = "dis", pre
     """
     fields = estimate_pairs(flow_estimator(method, preset), to_grey(first), to_grey(second))
     return dequantize(quantize(fields, bound), bound)
-
-

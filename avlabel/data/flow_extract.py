@@ -33,7 +33,16 @@ from avlabel import __version__
 from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_write_json, atomic_write_text, file_lock
 from avlabel.data.flow_estimators import DIS_PRESETS, METHODS, estimate_pairs, flow_estimator, to_grey
-from avlabel.data.flow_format import ERRORS_NAME, FLOW_BOUND, FORMATS, META_NAME, SOURCES_NAME, WRITERS, output_path, quantize
+from avlabel.data.flow_format import (
+    ERRORS_NAME,
+    FLOW_BOUND,
+    FORMATS,
+    META_NAME,
+    SOURCES_NAME,
+    WRITERS,
+    output_path,
+    quantize,
+)
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.sources import append_sources, check_sources, source_lines
 from avlabel.errors import AvlabelError, reading
@@ -64,7 +73,9 @@ class FlowConfig:
             raise AvlabelError(f"--short-side must be at least 16 pixels, got {self.short_side}")
 
 
-def iter_video_flow(path: str | os.PathLike[str], config: FlowConfig, device: str | None = None) -> Iterator[np.ndarray]:
+def iter_video_flow(
+    path: str | os.PathLike[str], config: FlowConfig, device: str | None = None
+) -> Iterator[np.ndarray]:
     """Yield the quantised flow of a video frame pair by pair: ``(H, W, 2)`` uint8 each.
 
     Streaming keeps memory flat for long videos (a 10-minute video has 18,000 flow frames); a
@@ -140,21 +151,43 @@ def run_flow(
         summary = _extract(manifest, records, out, config, workers, progress, device)
     if created and summary.computed == 0 and len(summary.failed) == summary.total:
         shutil.rmtree(out, ignore_errors=True)  # nothing but an error log: not worth leaving behind
-    check_failures(summary.failed, summary.total, what="videos", listed_in=out / ERRORS_NAME, warn_share=warn_failed_share)
+    check_failures(
+        summary.failed, summary.total, what="videos", listed_in=out / ERRORS_NAME, warn_share=warn_failed_share
+    )
     return summary
 
 
-def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: FlowConfig, workers: int,
-             progress: Callable[[int, int], None] | None, device: str | None) -> FlowRunSummary:  # fmt: skip
+def _extract(
+    manifest: Manifest,
+    records: list[ClipRecord],
+    out: Path,
+    config: FlowConfig,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    device: str | None,
+) -> FlowRunSummary:
     """The run itself, inside the folder's lock."""
     summary = FlowRunSummary(total=len(records))
     todo, finished = [], []
     for record in records:
         (finished if output_path(out, record.video_id, config.format).exists() else todo).append(record)
-    check_sources(out / SOURCES_NAME, finished, manifest.path, store=f"flow folder {out}", bounds=False,
-                  fix="use another --out for this manifest")  # fmt: skip
-    atomic_write_json(out / META_NAME, {**asdict(config), "manifest": str(manifest.path) if manifest.path else None,
-                                        "manifest_sha256": manifest.sha256, "avlabel_version": __version__})  # fmt: skip
+    check_sources(
+        out / SOURCES_NAME,
+        finished,
+        manifest.path,
+        store=f"flow folder {out}",
+        bounds=False,
+        fix="use another --out for this manifest",
+    )
+    atomic_write_json(
+        out / META_NAME,
+        {
+            **asdict(config),
+            "manifest": str(manifest.path) if manifest.path else None,
+            "manifest_sha256": manifest.sha256,
+            "avlabel_version": __version__,
+        },
+    )
     summary.skipped = len(finished)
     _remove_leftovers({output_path(out, record.video_id, config.format).parent for record in todo})
     started = time.perf_counter()
@@ -179,7 +212,9 @@ def _extract(manifest: Manifest, records: list[ClipRecord], out: Path, config: F
 @contextlib.contextmanager
 def _exclusive_writer(out: Path) -> Iterator[None]:
     """Hold ``out`` for this run; refuse it while another run, or a worker of one, is alive."""
-    busy = f"another `avlabel flow` is writing {out} (or worker processes of one are still running); wait for it to finish"
+    busy = (
+        f"another `avlabel flow` is writing {out} (or worker processes of one are still running); wait for it to finish"
+    )
     lock = file_lock(out / _LOCK_NAME, busy=busy)
     try:
         file_lock(out / _WORKERS_LOCK_NAME, busy=busy).close()  # no worker of an earlier run is still writing
@@ -214,7 +249,9 @@ def _remove_leftovers(folders: Iterable[Path]) -> None:
                     shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
 
 
-def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None, device: str | None):
+def _map_videos(
+    records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None, device: str | None
+):
     """Yield ``(video_id, flow frames written | error message)`` as videos finish."""
     if workers <= 1 or len(records) <= 1:
         for record in records:
@@ -222,8 +259,9 @@ def _map_videos(records: list[ClipRecord], out: Path, config: FlowConfig, worker
         return
     # spawn: the parent runs a progress thread, and forking a threaded process is unsafe.
     initargs = (os.getpid(), str(out / _WORKERS_LOCK_NAME))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=initargs) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=initargs
+    ) as pool:
         pending = {}
         queue = iter(records)
         for record in queue:
@@ -277,7 +315,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _flow_task(record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None, device: str | None = None) -> int | str:
+def _flow_task(
+    record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None, device: str | None = None
+) -> int | str:
     """Compute and atomically store one video's flow; return flow frames written or the error text."""
     target = output_path(out, record.video_id, config.format)
     # A hidden sibling renamed into place when complete: a killed run leaves only temporaries,

@@ -108,7 +108,9 @@ class FlowStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise AvlabelError(f"flow folder not found: {self.root}; compute it with `avlabel flow --manifest M --out DIR`")
+            raise AvlabelError(
+                f"flow folder not found: {self.root}; compute it with `avlabel flow --manifest M --out DIR`"
+            )
         meta_path = self.root / META_NAME
         if meta_path.is_file():
             with reading(f"flow folder metadata {meta_path}", "recompute the folder with `avlabel flow`"):
@@ -140,7 +142,9 @@ class FlowStore:
                 with np.load(location) as archive:
                     self._lengths[record.video_id] = len(archive.files)
             else:
-                self._lengths[record.video_id] = sum(1 for name in os.listdir(location) if name.startswith("x_") and name.endswith(".jpg"))
+                self._lengths[record.video_id] = sum(
+                    1 for name in os.listdir(location) if name.startswith("x_") and name.endswith(".jpg")
+                )
         return self._lengths[record.video_id]
 
     def read(self, record: ClipRecord, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -160,9 +164,13 @@ class FlowStore:
                     fields[index] = archive[f"{index:05d}"]
         else:
             for index in unique:
-                planes = [cv2.imread(str(location / f"{axis}_{index + 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE) for axis in "xy"]
+                planes = [
+                    cv2.imread(str(location / f"{axis}_{index + 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE) for axis in "xy"
+                ]
                 if any(plane is None for plane in planes):
-                    raise AvlabelError(f"flow frame {index + 1} of {record.video_id} in {location} is unreadable; rerun `avlabel flow`")
+                    raise AvlabelError(
+                        f"flow frame {index + 1} of {record.video_id} in {location} is unreadable; rerun `avlabel flow`"
+                    )
                 fields[index] = np.stack(planes, axis=-1)
         return dequantize(np.stack([fields[index] for index in indices]), self.bound)
 
@@ -176,7 +184,9 @@ class FlowStore:
         """
         records = list(records)
         failed = set(read_errors(self.root / ERRORS_NAME))
-        missing = [record.video_id for record in records if record.video_id not in failed and self.locate(record) is None]
+        missing = [
+            record.video_id for record in records if record.video_id not in failed and self.locate(record) is None
+        ]
         if missing:
             source = self.meta.get("manifest") or ("a denseflow run" if self.is_denseflow else "another manifest")
             raise AvlabelError(
@@ -186,8 +196,14 @@ class FlowStore:
             )
         if not self.is_denseflow:
             present = [record for record in records if record.video_id not in failed]
-            check_sources(self.root / SOURCES_NAME, present, manifest, store=f"flow folder {self.root}", bounds=False,
-                          fix=f"compute flow for it into another folder (avlabel flow --manifest {manifest or 'M'} --out DIR) and use that")  # fmt: skip
+            check_sources(
+                self.root / SOURCES_NAME,
+                present,
+                manifest,
+                store=f"flow folder {self.root}",
+                bounds=False,
+                fix=f"compute flow for it into another folder (avlabel flow --manifest {manifest or 'M'} --out DIR) and use that",
+            )
 
     def _require(self, record: ClipRecord) -> Path:
         location = self.locate(record)

@@ -148,7 +148,8 @@ def read_manifest(
             problems[f"missing file ({len(missing)} of {len(records)})"] = missing
     if problems:
         report = "; ".join(
-            f"{kind}: {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}" for kind, items in problems.items()
+            f"{kind}: {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}"
+            for kind, items in problems.items()
         )
         raise AvlabelError(f"manifest {path} is invalid — {report}; fix these rows (or regenerate the manifest)")
     return Manifest(records, path)
@@ -195,7 +196,9 @@ def _parse_row(row: dict, line: int, root: Path, problems: dict[str, list[str]])
     )
 
 
-def _canonical_labels(records: list[ClipRecord], label_set: LabelSet, problems: dict[str, list[str]]) -> list[ClipRecord]:
+def _canonical_labels(
+    records: list[ClipRecord], label_set: LabelSet, problems: dict[str, list[str]]
+) -> list[ClipRecord]:
     canonical: dict[str, str] = {}
     unknown: list[str] = []
     for label in dict.fromkeys(record.label for record in records):

@@ -133,9 +133,14 @@ def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[flo
 
 
 def apply_view(
-    rgb: np.ndarray | None, flow: np.ndarray | None, box: CropBox, flip: bool, size: int,
-    rgb_mean: Sequence[float] | None = None, rgb_std: Sequence[float] | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
+    rgb: np.ndarray | None,
+    flow: np.ndarray | None,
+    box: CropBox,
+    flip: bool,
+    size: int,
+    rgb_mean: Sequence[float] | None = None,
+    rgb_std: Sequence[float] | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One spatial view of a clip: crop + resize + optional flip, RGB normalised, flow in bound units.
 
     Args:

@@ -150,7 +150,9 @@ def _check_audio(audio: np.ndarray, path: Path) -> np.ndarray:
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[1] == 0 or audio.shape[0] > 2:
-        raise AvlabelError(f"audio for {path.name} must be (S,) mono or (2, S) stereo with S > 0, got shape {audio.shape}")
+        raise AvlabelError(
+            f"audio for {path.name} must be (S,) mono or (2, S) stereo with S > 0, got shape {audio.shape}"
+        )
     return np.ascontiguousarray(np.clip(audio, -1.0, 1.0))
 
 

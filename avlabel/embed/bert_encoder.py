@@ -167,6 +167,8 @@ def load_bert_encoder(directory: Path) -> BertEncoder:
         state_dict = load_file(directory / "model.safetensors")
     else:
         weights = directory / "pytorch_model.bin"
-        state_dict = load_tensors(weights, f"BERT weights {weights}", "re-save the model with save_pretrained (model.safetensors)")
+        state_dict = load_tensors(
+            weights, f"BERT weights {weights}", "re-save the model with save_pretrained (model.safetensors)"
+        )
     model.load_state_dict(filter_bert_state_dict(state_dict), strict=True)
     return model.eval()

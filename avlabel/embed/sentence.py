@@ -64,7 +64,10 @@ def _pooled_layout(directory: Path) -> tuple[str, bool, int] | None:
         tokenizer_config = _read_json(directory / "tokenizer_config.json")
         normalizer = _read_json(directory / "tokenizer.json").get("normalizer") or {}
         # transformers re-syncs the normalizer with tokenizer_config's flag; run only when they agree.
-        if "do_lower_case" in tokenizer_config and normalizer.get("lowercase", tokenizer_config["do_lower_case"]) != tokenizer_config["do_lower_case"]:
+        if (
+            "do_lower_case" in tokenizer_config
+            and normalizer.get("lowercase", tokenizer_config["do_lower_case"]) != tokenizer_config["do_lower_case"]
+        ):
             return None
         # sentence-transformers' default: the shorter of the position table and the tokenizer's limit.
         max_length = min(config.get("max_position_embeddings", 512), tokenizer_config.get("model_max_length", 10**9))
@@ -112,7 +115,7 @@ class _PooledEncoder:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                encodings = self.tokenizer.encode_batch([texts[index] for index in order[start:start + batch_size]])
+                encodings = self.tokenizer.encode_batch([texts[index] for index in order[start : start + batch_size]])
                 ids = torch.tensor([encoding.ids for encoding in encodings], device=self.device)  # (B, L)
                 attention_mask = torch.tensor([encoding.attention_mask for encoding in encodings], device=self.device)
                 hidden = self.model(ids, attention_mask)  # (B, L, D)
@@ -214,10 +217,13 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32), [[] for _ in texts]
 
 
-def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
-                             trust_vectors: bool = False):  # fmt: skip
+def create_sentence_embedder(
+    model: str | None = None, vectors: str | None = None, device: str | None = None, trust_vectors: bool = False
+):
     """Registry factory for ``bert``."""
     if vectors is not None or trust_vectors:
         option = "--vectors" if vectors is not None else "--trust-vectors"
-        raise AvlabelError(f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
+        raise AvlabelError(
+            f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID"
+        )
     return SentenceEmbedder(model=model, device=device)

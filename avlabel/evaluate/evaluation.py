@@ -19,7 +19,14 @@ from avlabel._checks import check_output_dir
 from avlabel.errors import AvlabelError
 from avlabel.evaluate.multiview import ViewGrid
 from avlabel.evaluate.outputs import write_outputs
-from avlabel.evaluate.run_inputs import check_known_classes, clip_audio, clip_dataset, clip_settings, model_label_set, run_dir_of
+from avlabel.evaluate.run_inputs import (
+    check_known_classes,
+    clip_audio,
+    clip_dataset,
+    clip_settings,
+    model_label_set,
+    run_dir_of,
+)
 from avlabel.evaluate.scoring import default_tags, relevant_flags, split_metrics
 from avlabel.evaluate.views import ViewItems, run_model
 
@@ -108,12 +115,17 @@ def evaluate_run(
         raise AvlabelError(f"none of the {len(rows)} videos of split {split!r} could be decoded; see {error_log}")
     metrics = split_metrics(loaded, result, labels, video_ids, relevant, target_threshold)
     metrics.update(
-        run=str(run_dir or run), checkpoint=str(loaded.checkpoint_path), checkpoint_tag=checkpoint,
-        manifest=str(Path(manifest).resolve()), manifest_sha256=rows.sha256, split=split, views=str(views),
-        tags=str(tags_path) if tags_path is not None else None, audio_cache=settings.audio_dir,
-        skipped_videos=sorted({video_id for _, video_id, _ in skipped}), output_dir=str(output_dir),
-    )  # fmt: skip
+        run=str(run_dir or run),
+        checkpoint=str(loaded.checkpoint_path),
+        checkpoint_tag=checkpoint,
+        manifest=str(Path(manifest).resolve()),
+        manifest_sha256=rows.sha256,
+        split=split,
+        views=str(views),
+        tags=str(tags_path) if tags_path is not None else None,
+        audio_cache=settings.audio_dir,
+        skipped_videos=sorted({video_id for _, video_id, _ in skipped}),
+        output_dir=str(output_dir),
+    )
     write_outputs(output_dir, metrics, result, labels, video_ids, loaded.classes)
     return json_safe(metrics)
-
-

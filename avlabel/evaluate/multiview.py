@@ -127,9 +127,13 @@ class MultiViewAccumulator:
             return
         if self._relevance_sums is None:
             self._relevance_sums = torch.zeros(4, len(self._prob_sum), dtype=torch.float64, device=device)
-        present = torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        present = (
+            torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        )
         kept = present if keep is None else keep.to(device, torch.bool) & present
-        target = torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
+        target = (
+            torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
+        )
         self._has_target |= relevance_target is not None
         rev = rev.detach().to(device, torch.float64)
         values = torch.stack([present.double(), rev * present, kept.double(), target.double() * present])  # (4, B)
@@ -179,8 +183,14 @@ def run_views(
                 continue
             output = model(**model_inputs(batch))
             accumulator.add(
-                batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep,
-                batch.get("audio_present"), batch.get("relevance"),
+                batch["index"],
+                batch["clip_index"],
+                batch["crop_index"],
+                output.logits,
+                output.rev,
+                output.keep,
+                batch.get("audio_present"),
+                batch.get("relevance"),
             )
             if on_batch is not None:
                 on_batch(batch)

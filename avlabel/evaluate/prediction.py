@@ -69,9 +69,13 @@ def predict_video(
     if loaded.model_config.has_audio:
         audio, tags, status = _embed_one_video(record, settings.audio_dir, ast, device)
     items = ViewItems(clips, audio, np.zeros(1, dtype=np.int64), [record.video_id], views)
-    result, skipped = run_model(loaded, items, views, device, batch_size=views.count, workers=0, progress=False, description="predict")
+    result, skipped = run_model(
+        loaded, items, views, device, batch_size=views.count, workers=0, progress=False, description="predict"
+    )
     if not result.evaluated[0]:
-        raise AvlabelError(f"cannot decode {video}: {skipped[0][2] if skipped else 'no frames'}; check the file with ffprobe")
+        raise AvlabelError(
+            f"cannot decode {video}: {skipped[0][2] if skipped else 'no frames'}; check the file with ffprobe"
+        )
     probabilities = result.probabilities[0]
     best = np.argsort(-probabilities, kind="stable")[:top]
     relevance = None if result.relevance is None or np.isnan(result.relevance[0]) else float(result.relevance[0])
@@ -81,7 +85,9 @@ def predict_video(
         "views": str(views),
         "top": [(loaded.classes[i], float(probabilities[i])) for i in best],
         "relevance": relevance,
-        "alpha": loaded.model_config.imd_alpha if loaded.model_config.fusion == "imd" and loaded.model_config.is_audio_visual else None,
+        "alpha": loaded.model_config.imd_alpha
+        if loaded.model_config.fusion == "imd" and loaded.model_config.is_audio_visual
+        else None,
         "audio_kept": kept,
         "audio_status": status,
         "audio_tags": tags,
@@ -119,8 +125,15 @@ def _embed_one_video(record, audio_dir: str, ast: str | os.PathLike[str] | None,
         )
     windows = reference.header["windows"]
     with tempfile.TemporaryDirectory(prefix="avlabel-predict-") as scratch:
-        summary = extract_audio([record], scratch, embedder, num_windows=windows["count"],
-                                window_seconds=windows["seconds"], workers=0, progress=False)  # fmt: skip
+        summary = extract_audio(
+            [record],
+            scratch,
+            embedder,
+            num_windows=windows["count"],
+            window_seconds=windows["seconds"],
+            workers=0,
+            progress=False,
+        )
         if summary.bad:
             raise AvlabelError(f"cannot read the audio of {record.path}: {summary.bad[0][2]}")
         cache = AudioCache(scratch)

@@ -60,11 +60,15 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise AvlabelError(f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`")
+        raise AvlabelError(
+            f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`"
+        )
     config = read_yaml_mapping(config_path)
     for section, value in config.items():
         if not isinstance(value, dict):
-            raise AvlabelError(f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file")
+            raise AvlabelError(
+                f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file"
+            )
     try:
         return upgrade_layout(config)  # runs of earlier versions kept alpha and mode in the imd section
     except AvlabelError as error:
@@ -205,20 +209,27 @@ def write_report(
     if output is not None:
         output = check_output_file(output, "-o")
         if output.suffix == ".json":
-            raise AvlabelError(f"-o {output}: the rows go to a .json file beside the table; name the table {output.with_suffix('.md')}")
+            raise AvlabelError(
+                f"-o {output}: the rows go to a .json file beside the table; name the table {output.with_suffix('.md')}"
+            )
         check_output_file(output.with_suffix(".json"), "-o (its .json rows)")
     summaries = [summarize_run(run_dir, split, checkpoint) for run_dir in run_dirs]
     table = markdown_table(summaries, group=group)
     if output is not None:
         atomic_write_text(output, table)
         rows = [
-            {"run_dir": str(s.run_dir), "seed": s.seed, "source": s.source, **s.settings, **s.metrics} for s in summaries
+            {"run_dir": str(s.run_dir), "seed": s.seed, "source": s.source, **s.settings, **s.metrics}
+            for s in summaries
         ]
         document: dict[str, Any] = {"split": split, "checkpoint": checkpoint, "runs": rows}
         if group:
             document["groups"] = [
-                {"runs": g.names, "source": g.source, **g.settings,
-                 **{key: {"mean": mean, "std": std, "n": n} for key, (mean, std, n) in stats.items()}}
+                {
+                    "runs": g.names,
+                    "source": g.source,
+                    **g.settings,
+                    **{key: {"mean": mean, "std": std, "n": n} for key, (mean, std, n) in stats.items()},
+                }
                 for g, stats in group_runs(summaries)
             ]
         atomic_write_json(output.with_suffix(".json"), document)

@@ -36,7 +36,9 @@ class ClipSettings:
     audio_dir: str | None
 
 
-def clip_settings(loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, audio_dir: str | os.PathLike[str] | None) -> ClipSettings:
+def clip_settings(
+    loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, audio_dir: str | os.PathLike[str] | None
+) -> ClipSettings:
     config = loaded.train_config
     run_dir = run_dir_of(loaded.checkpoint_path, loaded.checkpoint_path)
     if config is None and run_dir is not None:  # a checkpoint file inside a run directory
@@ -47,8 +49,15 @@ def clip_settings(loaded: LoadedRun, flow_dir: str | os.PathLike[str] | None, au
         settings = ClipSettings(loaded.model_config.num_frames, 8, loaded.model_config.img_size, None, None, None, None)
     else:
         data = config.data
-        settings = ClipSettings(data.frames, data.stride, data.size, data.sample_fps, data.decode_short_side,
-                                 data.flow_dir, config.audio.cache)  # fmt: skip
+        settings = ClipSettings(
+            data.frames,
+            data.stride,
+            data.size,
+            data.sample_fps,
+            data.decode_short_side,
+            data.flow_dir,
+            config.audio.cache,
+        )
     if flow_dir is not None:
         settings.flow_dir = str(flow_dir)
     if audio_dir is not None:
@@ -82,8 +91,14 @@ def check_known_classes(manifest: Manifest, label_set: LabelSet, where: str) -> 
         )
 
 
-def clip_dataset(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, grid: ViewGrid, settings: ClipSettings,
-                  error_log: Path | None):  # fmt: skip
+def clip_dataset(
+    loaded: LoadedRun,
+    manifest: Manifest,
+    label_set: LabelSet,
+    grid: ViewGrid,
+    settings: ClipSettings,
+    error_log: Path | None,
+):
     from avlabel.data.dataset import VideoClipDataset
 
     visual = list(loaded.model_config.visual_modalities)
@@ -92,12 +107,23 @@ def clip_dataset(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, gri
     if grid.spatial_crops not in (1, 3):
         raise AvlabelError(f"--views {grid}: the number of spatial crops must be 1 (centre) or 3 (left/centre/right)")
     return VideoClipDataset(
-        manifest, label_set, mode="test", modalities=visual, num_frames=settings.frames, stride=settings.stride,
-        sample_fps=settings.sample_fps, num_clips=grid.temporal_clips, num_crops=grid.spatial_crops, size=settings.size,
-        flow_dir=settings.flow_dir, flow_on_the_fly=settings.flow_dir is None,
-        decode_short_side=settings.decode_short_side, error_log=error_log,
-        rgb_mean=loaded.model_config.rgb_mean, rgb_std=loaded.model_config.rgb_std,
-    )  # fmt: skip
+        manifest,
+        label_set,
+        mode="test",
+        modalities=visual,
+        num_frames=settings.frames,
+        stride=settings.stride,
+        sample_fps=settings.sample_fps,
+        num_clips=grid.temporal_clips,
+        num_crops=grid.spatial_crops,
+        size=settings.size,
+        flow_dir=settings.flow_dir,
+        flow_on_the_fly=settings.flow_dir is None,
+        decode_short_side=settings.decode_short_side,
+        error_log=error_log,
+        rgb_mean=loaded.model_config.rgb_mean,
+        rgb_std=loaded.model_config.rgb_std,
+    )
 
 
 def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio_dir: str):
@@ -107,7 +133,11 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
     from avlabel.train.items import ClipAudio
 
     cache = AudioCache(audio_dir)
-    cache.check_sources(manifest, manifest.path, fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)")
+    cache.check_sources(
+        manifest,
+        manifest.path,
+        fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)",
+    )
     if cache.dim != loaded.model_config.audio_dim:
         raise AvlabelError(
             f"the audio cache {audio_dir} holds {cache.dim}-d embeddings but the model expects {loaded.model_config.audio_dim}-d; "
@@ -129,5 +159,3 @@ def run_dir_of(run: Path, weights: Path) -> Path | None:
         return run
     candidate = weights.parent.parent  # RUN_DIR/checkpoints/x.safetensors
     return candidate if (candidate / "config.yaml").is_file() else None
-
-

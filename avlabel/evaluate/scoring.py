@@ -38,8 +38,14 @@ def default_tags(manifest: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def split_metrics(loaded: LoadedRun, result: MultiViewResult, labels: np.ndarray, video_ids: list[str],
-             relevant: np.ndarray | None, target_threshold: float | None) -> dict[str, Any]:  # fmt: skip
+def split_metrics(
+    loaded: LoadedRun,
+    result: MultiViewResult,
+    labels: np.ndarray,
+    video_ids: list[str],
+    relevant: np.ndarray | None,
+    target_threshold: float | None,
+) -> dict[str, Any]:
     from avlabel.evaluate.metrics import (
         confusion_matrix,
         mean_class_accuracy,
@@ -83,5 +89,3 @@ def split_metrics(loaded: LoadedRun, result: MultiViewResult, labels: np.ndarray
             relevant=None if relevant is None else relevant[evaluated],
         )
     return metrics
-
-

@@ -46,8 +46,13 @@ class ViewItems:
         if self.clips is not None:
             out = self.clips[item]  # same row-major (row, clip, crop) order
         else:
-            out = {"label": int(self.labels[row]), "index": row, "video_id": self.video_ids[row],
-                   "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
+            out = {
+                "label": int(self.labels[row]),
+                "index": row,
+                "video_id": self.video_ids[row],
+                "clip_index": clip_index,
+                "crop_index": crop_index,
+            }
         if self.audio is not None:
             window = clip_index * self.audio.num_windows // self.grid.temporal_clips
             out["audio"] = torch.from_numpy(np.asarray(self.audio.embedding(row, window), dtype=np.float32))
@@ -77,13 +82,26 @@ def _loader(items: ViewItems, batch_size: int, workers: int, device: torch.devic
     from torch.utils.data import DataLoader
 
     return DataLoader(
-        items, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_views,
-        pin_memory=device.type == "cuda", persistent_workers=False,
-    )  # fmt: skip
+        items,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_views,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
-def run_model(loaded: LoadedRun, items: ViewItems, grid: ViewGrid, device: torch.device, batch_size: int, workers: int,
-               progress: bool, description: str) -> tuple[MultiViewResult, list[tuple[int, str, str]]]:  # fmt: skip
+def run_model(
+    loaded: LoadedRun,
+    items: ViewItems,
+    grid: ViewGrid,
+    device: torch.device,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    description: str,
+) -> tuple[MultiViewResult, list[tuple[int, str, str]]]:
     """All views through the model; returns per-video averages and the skipped ``(row, video_id, error)``."""
     from avlabel._progress import progress_bar
     from avlabel.evaluate.multiview import MultiViewAccumulator, run_views
@@ -97,7 +115,11 @@ def run_model(loaded: LoadedRun, items: ViewItems, grid: ViewGrid, device: torch
             skipped.extend(batch["skipped"])
             bar.advance(len(batch["index"]) + len(batch["skipped"]))
 
-        result = run_views(loaded.model, _loader(items, batch_size, workers, device), accumulator, functools.partial(model_inputs, device=device), on_batch)
+        result = run_views(
+            loaded.model,
+            _loader(items, batch_size, workers, device),
+            accumulator,
+            functools.partial(model_inputs, device=device),
+            on_batch,
+        )
     return result, skipped
-
-

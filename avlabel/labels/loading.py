@@ -54,7 +54,7 @@ def _shipped_files() -> dict[str, Path]:
 
 
 def _canonical_name(name: str) -> str:
-    """"Kinetics-400", "ucf_101" and "ESC50" all name the shipped files kinetics400/ucf101/esc50."""
+    """ "Kinetics-400", "ucf_101" and "ESC50" all name the shipped files kinetics400/ucf101/esc50."""
     return re.sub(r"[\s_\-]", "", name.casefold())
 
 

@@ -81,4 +81,6 @@ def validate_template(template: str | None, option: str = "template") -> None:
     if template is None:
         return
     if template.count("{}") != 1 or re.search(r"\{[^}]", template):
-        raise AvlabelError(f"{option} '{template}' must contain exactly one '{{}}' where the label goes, e.g. 'a video of {{}}'")
+        raise AvlabelError(
+            f"{option} '{template}' must contain exactly one '{{}}' where the label goes, e.g. 'a video of {{}}'"
+        )

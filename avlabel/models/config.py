@@ -116,7 +116,10 @@ class ModelConfig:
             raise AvlabelError(f"{path}.{name}: {message}")
 
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
-            fail("modalities", f"must name at least one of {', '.join(MODALITIES)} (a subset), got {list(self.modalities)}")
+            fail(
+                "modalities",
+                f"must name at least one of {', '.join(MODALITIES)} (a subset), got {list(self.modalities)}",
+            )
         if len(set(self.modalities)) != len(self.modalities):
             fail("modalities", f"{list(self.modalities)} names a modality twice")
         if self.fusion not in FUSION_NAMES:
@@ -125,8 +128,18 @@ class ModelConfig:
             fail("imd_mode", f"{self.imd_mode!r} must be 'M' (masking) or 'W' (weighting)")
         if not 0.0 <= self.imd_alpha <= 1.0:
             fail("imd_alpha", f"{self.imd_alpha} must lie in [0, 1] (it thresholds a sigmoid)")
-        for name in ("num_classes", "img_size", "patch_size", "num_frames", "embed_dim", "depth",
-                     "num_heads", "audio_dim", "audio_hidden_dim", "se_reduction"):
+        for name in (
+            "num_classes",
+            "img_size",
+            "patch_size",
+            "num_frames",
+            "embed_dim",
+            "depth",
+            "num_heads",
+            "audio_dim",
+            "audio_hidden_dim",
+            "se_reduction",
+        ):
             if getattr(self, name) < 1:
                 fail(name, f"{getattr(self, name)} must be a positive integer")
         if self.img_size % self.patch_size:
@@ -177,7 +190,11 @@ def _imd_b() -> ModelConfig:
 def _imd_l() -> ModelConfig:
     """IMD-L (Table 6): ViT-L/16 streams (L=24, D=1024, 16 heads)."""
     return ModelConfig(
-        name="imd_l", embed_dim=1024, depth=24, num_heads=16, audio_hidden_dim=1024,
+        name="imd_l",
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        audio_hidden_dim=1024,
         pretrained_image="vit_large_patch16_224.augreg_in21k",
     )
 
@@ -189,7 +206,9 @@ def _timesformer_b() -> ModelConfig:
     design; both configs count FLOPs the same way in ``avlabel models``.
     """
     return ModelConfig(
-        name="timesformer_b", modalities=("rgb",), space_time_blocks=12,
+        name="timesformer_b",
+        modalities=("rgb",),
+        space_time_blocks=12,
         pretrained_image="vit_base_patch16_224.augreg_in21k",
     )
 
@@ -197,8 +216,15 @@ def _timesformer_b() -> ModelConfig:
 def _imd_tiny() -> ModelConfig:
     """A tiny IMD model for tests and smoke runs (seconds on a CPU)."""
     return ModelConfig(
-        name="imd_tiny", num_classes=10, img_size=32, patch_size=8, num_frames=4, embed_dim=64,
-        depth=4, num_heads=2, audio_hidden_dim=64,
+        name="imd_tiny",
+        num_classes=10,
+        img_size=32,
+        patch_size=8,
+        num_frames=4,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        audio_hidden_dim=64,
     )
 
 
@@ -237,6 +263,13 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 __all__ = [
-    "FUSION_NAMES", "IMAGENET_INCEPTION_MEAN", "IMAGENET_INCEPTION_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MODALITIES",
-    "ModelConfig", "list_models", "model_config",
+    "FUSION_NAMES",
+    "IMAGENET_INCEPTION_MEAN",
+    "IMAGENET_INCEPTION_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODALITIES",
+    "ModelConfig",
+    "list_models",
+    "model_config",
 ]

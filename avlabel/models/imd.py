@@ -57,7 +57,9 @@ class GatedAudioFusion(nn.Module):
         self.norm = nn.LayerNorm(2 * dim)
         self.fuse = Mlp(in_features=2 * dim, hidden_features=dim, out_features=dim)
 
-    def fuse_gated(self, visual: torch.Tensor, audio: torch.Tensor, delta: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def fuse_gated(
+        self, visual: torch.Tensor, audio: torch.Tensor, delta: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
         """``(B, D)`` visual and audio, ``(B,)`` gate and keep mask -> ``(B, D)`` fused embedding."""
         kept_audio = torch.where(keep.unsqueeze(-1), audio * delta.unsqueeze(-1), torch.zeros_like(audio))
         z = torch.cat([kept_audio, visual], dim=-1)  # Eqs. 6-7

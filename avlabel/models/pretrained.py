@@ -140,8 +140,7 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
         )
     # Strict load: the intended exclusions are filled with the model's own current values.
     model.load_state_dict({**{key: own[key] for key in missing}, **mapped}, strict=True)
-    report = LoadReport(source=source, loaded=tuple(sorted(mapped)), not_loaded=tuple(missing),
-                        ignored=tuple(ignored))
+    report = LoadReport(source=source, loaded=tuple(sorted(mapped)), not_loaded=tuple(missing), ignored=tuple(ignored))
     _logger.info(report.summary())
     return report
 
@@ -223,7 +222,7 @@ def _map_state_dict(
             if match and int(match[1]) < len(stream.blocks) and hasattr(stream.blocks[int(match[1])], "attn_time"):
                 for spatial, temporal in _SPATIAL_TO_TEMPORAL:
                     if match[2].startswith(spatial):
-                        mapped[f"{prefix}blocks.{match[1]}.{temporal}{match[2][len(spatial):]}"] = value
+                        mapped[f"{prefix}blocks.{match[1]}.{temporal}{match[2][len(spatial) :]}"] = value
     return mapped, ignored, True
 
 
@@ -276,9 +275,7 @@ def _read_checkpoint(source: str, timm_name: str | None) -> dict[str, torch.Tens
     if path.is_dir():
         candidates = [path / name for name in _FILE_NAMES_IN_FOLDER if (path / name).is_file()]
         if not candidates:
-            raise AvlabelError(
-                f"no checkpoint in folder {path}; expected one of {', '.join(_FILE_NAMES_IN_FOLDER)}"
-            )
+            raise AvlabelError(f"no checkpoint in folder {path}; expected one of {', '.join(_FILE_NAMES_IN_FOLDER)}")
         path = candidates[0]
     if path.is_file():
         return _read_file(path)

@@ -30,7 +30,6 @@ from avlabel.errors import AvlabelError, reading
 from avlabel.models.config import ModelConfig, model_config
 
 
-
 @dataclass
 class DataConfig:
     """Where the clips come from and how they are sampled (paper section 4.1: 8 frames at 224²)."""
@@ -84,10 +83,17 @@ RESOLVED_AT_START = ("rgb_mean", "rgb_std")
 def _model_section_fields() -> list[tuple[str, Any, Any]]:
     """The model section: a named config, its weights, compilation, then ModelConfig's own fields."""
     hints = typing.get_type_hints(ModelConfig)
-    architecture = [(spec.name, hints[spec.name] | None, field(default=None))
-                    for spec in dataclasses.fields(ModelConfig) if spec.name not in DERIVED_MODEL_FIELDS]  # fmt: skip
-    return [("name", str, field(default="imd_b")), ("pretrained", str | None, field(default="auto")),
-            ("compile", bool, field(default=False)), *architecture]  # fmt: skip
+    architecture = [
+        (spec.name, hints[spec.name] | None, field(default=None))
+        for spec in dataclasses.fields(ModelConfig)
+        if spec.name not in DERIVED_MODEL_FIELDS
+    ]
+    return [
+        ("name", str, field(default="imd_b")),
+        ("pretrained", str | None, field(default="auto")),
+        ("compile", bool, field(default=False)),
+        *architecture,
+    ]
 
 
 # The model section is generated from ModelConfig, the one owner of every architecture setting
@@ -104,7 +110,9 @@ def _model_section_fields() -> list[tuple[str, Any, Any]]:
 ModelSection = dataclasses.make_dataclass("ModelSection", _model_section_fields())
 ModelSection.__module__ = __name__  # make_dataclass's module= needs Python 3.12
 ModelSection.__doc__ = "Which network to build: a named ModelConfig, its weights, and changes to its fields."
-_ARCHITECTURE_FIELDS = tuple(spec.name for spec in dataclasses.fields(ModelSection))[3:]  # after name, pretrained, compile
+_ARCHITECTURE_FIELDS = tuple(spec.name for spec in dataclasses.fields(ModelSection))[
+    3:
+]  # after name, pretrained, compile
 
 
 @dataclass
@@ -237,7 +245,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout")
+        raise AvlabelError(
+            f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout"
+        )
     return raw
 
 
@@ -322,11 +332,18 @@ def model_config_of(config: TrainConfig, num_classes: int | None = None, audio_d
     """
     section = config.model
     values = {name: getattr(section, name) for name in _ARCHITECTURE_FIELDS if getattr(section, name) is not None}
-    derived = {"num_frames": config.data.frames, "img_size": config.data.size, "num_classes": num_classes, "audio_dim": audio_dim}
+    derived = {
+        "num_frames": config.data.frames,
+        "img_size": config.data.size,
+        "num_classes": num_classes,
+        "audio_dim": audio_dim,
+    }
     if section.pretrained != "auto":
         derived["pretrained_image"] = section.pretrained
     try:
-        return model_config(section.name, **values, **{key: value for key, value in derived.items() if value is not None})
+        return model_config(
+            section.name, **values, **{key: value for key, value in derived.items() if value is not None}
+        )
     except AvlabelError as error:
         raise AvlabelError(_owner_path(str(error))) from None
 
@@ -370,7 +387,9 @@ def _check_values(config: TrainConfig) -> None:
     for name in ("frames", "stride", "size"):
         _require(getattr(data, name) >= 1, f"data.{name}", "must be >= 1", getattr(data, name))
     _require(data.workers >= 0, "data.workers", "must be >= 0", data.workers)
-    _require(data.sample_fps is None or data.sample_fps > 0, "data.sample_fps", "must be > 0 (or null)", data.sample_fps)
+    _require(
+        data.sample_fps is None or data.sample_fps > 0, "data.sample_fps", "must be > 0 (or null)", data.sample_fps
+    )
     _require(
         data.decode_short_side is None or data.decode_short_side >= data.size,
         "data.decode_short_side",
@@ -379,11 +398,20 @@ def _check_values(config: TrainConfig) -> None:
     )
     _require(audio.k >= 1, "audio.k", "must be >= 1", audio.k)
     _require(audio.ya >= 1, "audio.ya", "must be >= 1", audio.ya)
-    _require((model.rgb_mean is None) == (model.rgb_std is None), "model.rgb_std",
-             "must be given together with model.rgb_mean (or both left null)", model.rgb_std)  # fmt: skip
+    _require(
+        (model.rgb_mean is None) == (model.rgb_std is None),
+        "model.rgb_std",
+        "must be given together with model.rgb_mean (or both left null)",
+        model.rgb_std,
+    )
     model_config_of(config)  # every architecture value, checked by ModelConfig
     if "audio" in model.modalities:
-        _require(audio.cache is not None, "audio.cache", "is required when model.modalities includes audio (run `avlabel targets ... -o DIR`)", audio.cache)
+        _require(
+            audio.cache is not None,
+            "audio.cache",
+            "is required when model.modalities includes audio (run `avlabel targets ... -o DIR`)",
+            audio.cache,
+        )
     _require(imd.relevance_weight >= 0.0, "imd.relevance_weight", "must be >= 0", imd.relevance_weight)
     _require(0.0 <= imd.augment_p <= 1.0, "imd.augment_p", "must be in [0, 1]", imd.augment_p)
     _require(
@@ -407,12 +435,22 @@ def _check_values(config: TrainConfig) -> None:
     _require(0.0 <= optim.label_smoothing < 1.0, "optim.label_smoothing", "must be in [0, 1)", optim.label_smoothing)
     _require(optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", optim.warmup_steps)
     _require(0.0 <= optim.min_lr <= optim.lr, "optim.min_lr", "must be in [0, optim.lr]", optim.min_lr)
-    _require(optim.grad_clip is None or optim.grad_clip > 0, "optim.grad_clip", "must be > 0 (or null for no clipping)", optim.grad_clip)
+    _require(
+        optim.grad_clip is None or optim.grad_clip > 0,
+        "optim.grad_clip",
+        "must be > 0 (or null for no clipping)",
+        optim.grad_clip,
+    )
     _require(schedule.epochs >= 1, "schedule.epochs", "must be >= 1", schedule.epochs)
     _require(schedule.val_every >= 1, "schedule.val_every", "must be >= 1", schedule.val_every)
     _require(schedule.checkpoint_every >= 1, "schedule.checkpoint_every", "must be >= 1", schedule.checkpoint_every)
     _require(schedule.log_every >= 1, "schedule.log_every", "must be >= 1", schedule.log_every)
-    _require(schedule.max_steps is None or schedule.max_steps >= 1, "schedule.max_steps", "must be >= 1 (or null)", schedule.max_steps)
+    _require(
+        schedule.max_steps is None or schedule.max_steps >= 1,
+        "schedule.max_steps",
+        "must be >= 1 (or null)",
+        schedule.max_steps,
+    )
     device = runtime.device
     _require(
         device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),

@@ -147,10 +147,20 @@ class TrainingItems(Dataset):
         train: training items (random audio window) or validation items (first window).
     """
 
-    def __init__(self, labels: np.ndarray, video_ids: list[str], clips, audio: ClipAudio | None,
-                 swap: IntraClassAudioSwap | None, seed: int, placeholder_shapes: dict[str, tuple[int, ...]],
-                 train: bool):  # fmt: skip
-        assert clips is None or len(clips) == len(labels), "one view per row: build the clip dataset with num_clips=num_crops=1"
+    def __init__(
+        self,
+        labels: np.ndarray,
+        video_ids: list[str],
+        clips,
+        audio: ClipAudio | None,
+        swap: IntraClassAudioSwap | None,
+        seed: int,
+        placeholder_shapes: dict[str, tuple[int, ...]],
+        train: bool,
+    ):
+        assert clips is None or len(clips) == len(labels), (
+            "one view per row: build the clip dataset with num_clips=num_crops=1"
+        )
         self.labels = labels
         self.video_ids = video_ids
         self.clips = clips

@@ -125,16 +125,22 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     scheduler = _lr_schedule(optimizer, config, total_steps)
     epoch, step_in_epoch, step, best_top1 = 0, 0, 0, None
     if state is not None:
-        epoch, step_in_epoch, step, best_top1 = _restore(state, resume_from, raw_model, optimizer, scheduler, ctx, config)
+        epoch, step_in_epoch, step, best_top1 = _restore(
+            state, resume_from, raw_model, optimizer, scheduler, ctx, config
+        )
     else:
         torch.manual_seed(config.runtime.seed + ctx.rank)  # dropout differs across ranks
     _check_steps_left(config, run_dir, epoch, step)
     model, eval_model, autocast = _for_training(raw_model, config, ctx)
 
     # ---- data --------------------------------------------------------------------------------
-    train_sampler = ResumableDistributedSampler(len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed)
+    train_sampler = ResumableDistributedSampler(
+        len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed
+    )
     train_loader = _loader(plan.train_items, train_sampler, config, device, drop_last=True)
-    val_loader = _loader(plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False)
+    val_loader = _loader(
+        plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False
+    )
 
     # ---- run directory (main process writes; every rank may append unreadable clips) -----------
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,18 +149,36 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     log = None
     if ctx.is_main:
         _write_run_description(run_dir, config, plan, ctx, resume_from)
-        log = main_only.enter_context(contextlib.closing(RunLog(run_dir, resume_step=step if state is not None else None)))
-    progress = main_only.enter_context(progress_bar("train", total_steps, disable=not ctx.is_main, completed=step, stats=True, keep=True))
+        log = main_only.enter_context(
+            contextlib.closing(RunLog(run_dir, resume_step=step if state is not None else None))
+        )
+    progress = main_only.enter_context(
+        progress_bar("train", total_steps, disable=not ctx.is_main, completed=step, stats=True, keep=True)
+    )
 
     def checkpoint(tag: str) -> None:
         rng = _gather_rng(ctx)  # every rank takes part; only the main process writes
         if ctx.is_main:
-            save_checkpoint(run_dir, tag, raw_model, optimizer, scheduler, {
-                "model_config": plan.model_config.to_dict(), "classes": list(plan.label_set.labels),
-                "label_set": plan.label_set.name, "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
-                "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size, "best_top1": best_top1,
-                "config": config_to_dict(config), "rng": rng,
-            })  # fmt: skip
+            save_checkpoint(
+                run_dir,
+                tag,
+                raw_model,
+                optimizer,
+                scheduler,
+                {
+                    "model_config": plan.model_config.to_dict(),
+                    "classes": list(plan.label_set.labels),
+                    "label_set": plan.label_set.name,
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "step": step,
+                    "steps_per_epoch": plan.steps_per_epoch,
+                    "world_size": ctx.world_size,
+                    "best_top1": best_top1,
+                    "config": config_to_dict(config),
+                    "rng": rng,
+                },
+            )
 
     # ---- the loop: epochs -> optimiser steps -> micro-batches ----------------------------------
     def out_of_steps() -> bool:
@@ -183,15 +207,32 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                     throughput.add(clips)
                     if ctx.is_main:
                         now = _summary(stats)
-                        progress.update(step, description=f"epoch {epoch + 1}", stats={
-                            "loss": now["loss"], "acc": now["top1"], "drop": now["drop_rate"],
-                            "clips/s": clips / (time.perf_counter() - step_started), "lr": lr,
-                        })  # fmt: skip
+                        progress.update(
+                            step,
+                            description=f"epoch {epoch + 1}",
+                            stats={
+                                "loss": now["loss"],
+                                "acc": now["top1"],
+                                "drop": now["drop_rate"],
+                                "clips/s": clips / (time.perf_counter() - step_started),
+                                "lr": lr,
+                            },
+                        )
                         if step % config.schedule.log_every == 0:
-                            log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
-                                       "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
+                            log.write(
+                                {
+                                    "kind": "train",
+                                    "epoch": epoch,
+                                    "step": step,
+                                    **_summary(window, lr=lr),
+                                    "clips_per_s": throughput.rate(),
+                                    "time": time.time(),
+                                }
+                            )
                             window.zero_()
-                    if step_in_epoch < plan.steps_per_epoch and (out_of_steps() or step % config.schedule.checkpoint_every == 0):
+                    if step_in_epoch < plan.steps_per_epoch and (
+                        out_of_steps() or step % config.schedule.checkpoint_every == 0
+                    ):
                         checkpoint("last")
                 if step_in_epoch < plan.steps_per_epoch:
                     break  # schedule.max_steps reached mid-epoch (and checkpointed)
@@ -200,8 +241,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
                 epoch += 1
                 step_in_epoch = 0
                 if epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs:
-                    last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
-                                "time": time.time()}  # fmt: skip
+                    last_val = {
+                        "kind": "val",
+                        "epoch": epoch - 1,
+                        "step": step,
+                        **_evaluate(eval_model, val_loader, ctx, autocast, config),
+                        "time": time.time(),
+                    }
                     improved = best_top1 is None or last_val["top1"] > best_top1
                     best_top1 = last_val["top1"] if improved else best_top1
                     if ctx.is_main:
@@ -219,9 +265,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     # ---- the replicas must hold identical weights --------------------------------------------
     hashes = gather_strings(weights_sha256(raw_model.state_dict()), ctx)
     if ctx.is_main:
-        atomic_write_json(run_dir / REPLICAS_FILE, {"step": step, "world_size": ctx.world_size, "weights_sha256": hashes})
+        atomic_write_json(
+            run_dir / REPLICAS_FILE, {"step": step, "world_size": ctx.world_size, "weights_sha256": hashes}
+        )
     if len(set(hashes)) != 1:
-        raise AvlabelError(f"the {ctx.world_size} ranks ended with different weights ({hashes}); this is a bug, please report it")
+        raise AvlabelError(
+            f"the {ctx.world_size} ranks ended with different weights ({hashes}); this is a bug, please report it"
+        )
     return TrainResult(run_dir, step, epoch, best_top1, last_val, stopped_early, hashes)
 
 
@@ -230,11 +280,15 @@ def _resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
     last, _ = checkpoint_paths(run_dir, "last")
     if resume is None:
         if last.is_file():
-            raise AvlabelError(f"{run_dir} already holds a run ({last.name}); pass --resume to continue it or --out for a new run")
+            raise AvlabelError(
+                f"{run_dir} already holds a run ({last.name}); pass --resume to continue it or --out for a new run"
+            )
         return None
     if resume == "last":
         if not last.is_file():
-            raise AvlabelError(f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run")
+            raise AvlabelError(
+                f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run"
+            )
         return last
     return resolve_checkpoint(resume, "last")
 
@@ -255,9 +309,13 @@ def _check_steps_left(config: TrainConfig, run_dir: Path, epoch: int, step: int)
     """Refuse to resume a run that already used its epochs or its schedule.max_steps."""
     schedule = config.schedule
     if epoch >= schedule.epochs:
-        raise AvlabelError(f"the run in {run_dir} already finished its {schedule.epochs} epochs; raise schedule.epochs to train longer")
+        raise AvlabelError(
+            f"the run in {run_dir} already finished its {schedule.epochs} epochs; raise schedule.epochs to train longer"
+        )
     if schedule.max_steps is not None and step >= schedule.max_steps:
-        raise AvlabelError(f"the run in {run_dir} already made schedule.max_steps={schedule.max_steps} steps; raise or remove it")
+        raise AvlabelError(
+            f"the run in {run_dir} already made schedule.max_steps={schedule.max_steps} steps; raise or remove it"
+        )
 
 
 def _for_training(model: torch.nn.Module, config: TrainConfig, ctx: DistContext):
@@ -273,19 +331,31 @@ def _for_training(model: torch.nn.Module, config: TrainConfig, ctx: DistContext)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16)
+    autocast = torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16
+    )
     return model, eval_model, autocast
 
 
-def _write_run_description(run_dir: Path, config: TrainConfig, plan: TrainingPlan, ctx: DistContext, resume_from: Path | None) -> None:
+def _write_run_description(
+    run_dir: Path, config: TrainConfig, plan: TrainingPlan, ctx: DistContext, resume_from: Path | None
+) -> None:
     """``config.yaml`` (the resolved config) and ``environment.json`` (what runs it, and the batch arithmetic)."""
     atomic_write_text(run_dir / "config.yaml", dump_config(config))
-    write_environment(run_dir, device=str(ctx.device), world_size=ctx.world_size, extra={
-        "accum_steps": plan.accum_steps, "micro_batch": config.optim.micro_batch,
-        "global_batch": config.optim.global_batch, "steps_per_epoch": plan.steps_per_epoch,
-        "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
-        "resumed_from": str(resume_from) if resume_from is not None else None,
-    })  # fmt: skip
+    write_environment(
+        run_dir,
+        device=str(ctx.device),
+        world_size=ctx.world_size,
+        extra={
+            "accum_steps": plan.accum_steps,
+            "micro_batch": config.optim.micro_batch,
+            "global_batch": config.optim.global_batch,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "train_clips": len(plan.train_items),
+            "val_clips": len(plan.val_items),
+            "resumed_from": str(resume_from) if resume_from is not None else None,
+        },
+    )
 
 
 def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -> None:
@@ -295,9 +365,13 @@ def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -
     differences = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
     if differences and not force:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in differences[:4])
-        raise AvlabelError(f"checkpoint {path} was trained with another model config ({details}); pass --force to resume anyway")
+        raise AvlabelError(
+            f"checkpoint {path} was trained with another model config ({details}); pass --force to resume anyway"
+        )
     if list(state["classes"]) != list(plan.label_set.labels):
-        raise AvlabelError(f"checkpoint {path} was trained on the label set {state['label_set']!r}, not {plan.label_set.name!r}; it cannot be resumed")
+        raise AvlabelError(
+            f"checkpoint {path} was trained on the label set {state['label_set']!r}, not {plan.label_set.name!r}; it cannot be resumed"
+        )
     if state["steps_per_epoch"] != plan.steps_per_epoch and not force:
         raise AvlabelError(
             f"checkpoint {path} ran {state['steps_per_epoch']} steps per epoch, this config {plan.steps_per_epoch} "
@@ -353,7 +427,9 @@ def _loader(items, sampler, config: TrainConfig, device: torch.device, drop_last
     )
 
 
-def _accumulate_gradients(model, batches, plan: TrainingPlan, ctx: DistContext, autocast, config: TrainConfig) -> torch.Tensor:
+def _accumulate_gradients(
+    model, batches, plan: TrainingPlan, ctx: DistContext, autocast, config: TrainConfig
+) -> torch.Tensor:
     """Forward and backward over one optimiser step's micro-batches; this rank's sums of ``_STATS``.
 
     Gradients are all-reduced only on the last micro-step (``no_sync`` on the others), and the
@@ -368,9 +444,13 @@ def _accumulate_gradients(model, batches, plan: TrainingPlan, ctx: DistContext, 
             with autocast:
                 output = model(**model_inputs(batch, device))
             terms = imd_objective(
-                output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
-                relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
-            )  # fmt: skip
+                output,
+                batch["label"].to(device),
+                _relevance(batch, device),
+                batch["valid"].to(device),
+                relevance_weight=config.imd.relevance_weight,
+                label_smoothing=config.optim.label_smoothing,
+            )
             (terms.loss / plan.accum_steps).backward()
         stats += _batch_stats(terms, output, batch, device)
     return stats
@@ -404,11 +484,20 @@ def _batch_stats(terms, output, batch: dict, device: torch.device) -> torch.Tens
         dropped = (present & ~output.keep).sum()
     # NaN marks "no relevance network"; the summary reports it as null.
     rel_bce = terms.rel_bce.detach() if terms.rel_bce is not None else torch.full((), math.nan, device=device)
-    return torch.stack([
-        terms.loss.detach(), terms.ce.detach(), rel_bce,
-        torch.ones((), device=device), (hit[:, 0] & valid).sum(), (hit.any(dim=1) & valid).sum(), valid.sum(),
-        dropped, with_audio, torch.tensor(float(len(batch["skipped"])), device=device),
-    ]).to(torch.float64)  # fmt: skip
+    return torch.stack(
+        [
+            terms.loss.detach(),
+            terms.ce.detach(),
+            rel_bce,
+            torch.ones((), device=device),
+            (hit[:, 0] & valid).sum(),
+            (hit.any(dim=1) & valid).sum(),
+            valid.sum(),
+            dropped,
+            with_audio,
+            torch.tensor(float(len(batch["skipped"])), device=device),
+        ]
+    ).to(torch.float64)
 
 
 def _summary(sums: torch.Tensor, **extra: float) -> dict:
@@ -437,9 +526,12 @@ def _evaluate(model, loader: DataLoader, ctx: DistContext, autocast, config: Tra
         with autocast:
             output = model(**model_inputs(batch, ctx.device))
         terms = imd_objective(
-            output, batch["label"].to(ctx.device), _relevance(batch, ctx.device), batch["valid"].to(ctx.device),
+            output,
+            batch["label"].to(ctx.device),
+            _relevance(batch, ctx.device),
+            batch["valid"].to(ctx.device),
             relevance_weight=config.imd.relevance_weight,
-        )  # fmt: skip
+        )
         # Batch means weighted by clip count, so the epoch value is a per-clip mean.
         stats = _batch_stats(terms, output, batch, ctx.device)
         count = stats[_STATS.index("valid")]
@@ -511,4 +603,3 @@ def _say(ctx: DistContext, message: str) -> None:
         from avlabel._console import err_console
 
         err_console().print(message, highlight=False)
-

@@ -118,6 +118,7 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
 
 def resolve_paths(config: TrainConfig) -> TrainConfig:
     """A copy of ``config`` whose file paths are absolute (shipped label-set names stay names)."""
+
     def absolute(path: str | None) -> str | None:
         return str(Path(path).expanduser().resolve()) if path is not None else None
 
@@ -129,7 +130,9 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
         pretrained = absolute(pretrained)
     return dataclasses.replace(
         config,
-        data=dataclasses.replace(data, manifest=absolute(data.manifest), label_set=label_set, flow_dir=absolute(data.flow_dir)),
+        data=dataclasses.replace(
+            data, manifest=absolute(data.manifest), label_set=label_set, flow_dir=absolute(data.flow_dir)
+        ),
         audio=dataclasses.replace(config.audio, cache=absolute(config.audio.cache), savld=absolute(config.audio.savld)),
         model=dataclasses.replace(config.model, pretrained=pretrained),
     )
@@ -182,9 +185,10 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
     audio = config.audio
     cache = AudioCache(audio.cache)
     cache.check_sources(
-        [*train_manifest, *val_manifest], config.data.manifest,
+        [*train_manifest, *val_manifest],
+        config.data.manifest,
         fix=f"set audio.cache to the cache built for data.manifest (avlabel targets --manifest {config.data.manifest} -o DIR)",
-    )  # fmt: skip
+    )
     targets = RelevanceTargets.load(audio.cache)
     meta = targets.meta
     where = f"the relevance targets in {audio.cache}"
@@ -196,11 +200,17 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
             "`avlabel targets` with a SAVLD built for this label set, or train with its label set"
         )
     if meta.get("k") != audio.k:
-        raise AvlabelError(f"audio.k: {where} use k={meta.get('k')} SAVLD labels per class, the config asks for {audio.k}; rerun `avlabel targets --k {audio.k}` or set audio.k")
+        raise AvlabelError(
+            f"audio.k: {where} use k={meta.get('k')} SAVLD labels per class, the config asks for {audio.k}; rerun `avlabel targets --k {audio.k}` or set audio.k"
+        )
     if meta.get("source") == "ast" and meta.get("ya") != audio.ya:
-        raise AvlabelError(f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya")
+        raise AvlabelError(
+            f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya"
+        )
     if targets.overlap != audio.overlap:
-        raise AvlabelError(f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap")
+        raise AvlabelError(
+            f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap"
+        )
     if targets.normalize != audio.normalize:
         raise AvlabelError(
             f"audio.normalize: {where} were normalised with {targets.normalize!r}, the config asks for {audio.normalize!r} "
@@ -251,11 +261,23 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
     clips = None
     if visual:
         clips = VideoClipDataset(
-            manifest, label_set, mode=mode, modalities=visual, num_frames=data.frames, stride=data.stride,
-            sample_fps=data.sample_fps, num_clips=1, num_crops=1, size=data.size, flow_dir=data.flow_dir,
-            flow_on_the_fly=data.flow_dir is None, decode_short_side=data.decode_short_side, error_log=error_log,
-            rgb_mean=model_config.rgb_mean, rgb_std=model_config.rgb_std,
-        )  # fmt: skip
+            manifest,
+            label_set,
+            mode=mode,
+            modalities=visual,
+            num_frames=data.frames,
+            stride=data.stride,
+            sample_fps=data.sample_fps,
+            num_clips=1,
+            num_crops=1,
+            size=data.size,
+            flow_dir=data.flow_dir,
+            flow_on_the_fly=data.flow_dir is None,
+            decode_short_side=data.decode_short_side,
+            error_log=error_log,
+            rgb_mean=model_config.rgb_mean,
+            rgb_std=model_config.rgb_std,
+        )
     swap = None
     if mode == "train" and audio is not None and config.imd.augment_p > 0:
         swap = IntraClassAudioSwap(labels, audio.present.any(axis=1), config.imd.augment_p, config.runtime.seed)

@@ -53,11 +53,18 @@ class RunLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (must hold ``kind`` and ``step``); NaN/inf are written as null."""
-        clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value) for key, value in record.items()}
+        clean = {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in record.items()
+        }
         self._file.write(json.dumps(clean) + "\n")
         self._file.flush()
         for key, value in clean.items():
-            if key not in ("kind", "step", "epoch", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                key not in ("kind", "step", "epoch", "time")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 self._writer.add_scalar(f"{record['kind']}/{key}", value, global_step=record["step"])
         self._writer.flush()
 
@@ -101,7 +108,9 @@ def write_environment(run_dir: Path, *, device: str, world_size: int, extra: dic
         "git": _git_state(),
         "packages": {name: _version(name) for name in _PACKAGES},
         "device": device,
-        "device_name": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(torch.device(device))
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "cuda": torch.version.cuda,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -133,10 +142,18 @@ def _git_state() -> dict[str, Any] | None:
     """The commit of the avlabel source tree in use (None for an installed wheel)."""
     source = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
         if commit.returncode != 0:
             return None
-        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=False)
+        status = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}

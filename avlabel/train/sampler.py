@@ -28,8 +28,12 @@ class ResumableDistributedSampler(DistributedSampler):
             it with repeated items.
     """
 
-    def __init__(self, size: int, num_replicas: int, rank: int, seed: int, shuffle: bool = True, drop_last: bool = True):
-        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    def __init__(
+        self, size: int, num_replicas: int, rank: int, seed: int, shuffle: bool = True, drop_last: bool = True
+    ):
+        super().__init__(
+            range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         self.start = 0
 
     def set_position(self, epoch: int, start: int = 0) -> None:

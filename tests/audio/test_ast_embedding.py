@@ -10,8 +10,14 @@ from avlabel.audio.ast import AstTagger
 from avlabel.audio.features import AstFilterbank, FilterbankConfig
 from avlabel.models import build_model, model_config
 
-AST = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-       "num_mel_bins": 32, "max_length": 48}  # fmt: skip
+AST = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "num_mel_bins": 32,
+    "max_length": 48,
+}
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,9 @@ _PLAN = ["tone_wav", "noise_wav", "stereo_mp4", "no_audio_mp4", "garbage_mp4", "
 def _records(media, count: int) -> list[ClipRecord]:
     """``count`` clips cycling through the media files (same file, different video ids)."""
     return [
-        ClipRecord(video_id=f"clip{i:03d}", path=Path(media[_PLAN[i % len(_PLAN)]]), label="playing drums", split="train")
+        ClipRecord(
+            video_id=f"clip{i:03d}", path=Path(media[_PLAN[i % len(_PLAN)]]), label="playing drums", split="train"
+        )
         for i in range(count)
     ]
 

@@ -49,4 +49,6 @@ def test_savld_names_every_output_format_it_writes(tmp_path):
 
     result = CliRunner().invoke(cli, ["savld", "-o", str(tmp_path / "savld.csv")])
     assert result.exit_code == 2
-    assert result.output.startswith("Error: cannot tell the SAVLD format from 'savld.csv'; end the file name in .json, .txt or .tsv")
+    assert result.output.startswith(
+        "Error: cannot tell the SAVLD format from 'savld.csv'; end the file name in .json, .txt or .tsv"
+    )

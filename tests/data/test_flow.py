@@ -29,7 +29,12 @@ def panning_frames(num_frames=8, step=2, height=64, width=96, seed=0):
 def flow_manifest(tmp_path_factory):
     root = tmp_path_factory.mktemp("flow_videos")
     records = [
-        ClipRecord(f"clip{i}", write_clip(root / f"clip{i}.mp4", panning_frames(8, step=2, seed=i), fps=25), "whistling", "train")
+        ClipRecord(
+            f"clip{i}",
+            write_clip(root / f"clip{i}.mp4", panning_frames(8, step=2, seed=i), fps=25),
+            "whistling",
+            "train",
+        )
         for i in range(3)
     ]
     return Manifest(records, root / "manifest.csv")
@@ -115,10 +120,15 @@ def test_a_folder_is_never_read_or_extended_for_other_files_under_the_same_ids(f
     # Another dataset whose ids collide: clip1 is another video here.
     other = tmp_path / "other.mp4"
     write_clip(other, panning_frames(12, step=3, seed=9), fps=25)
-    records = [record if record.video_id != "clip1" else ClipRecord("clip1", other, "whistling", "train") for record in flow_manifest]
+    records = [
+        record if record.video_id != "clip1" else ClipRecord("clip1", other, "whistling", "train")
+        for record in flow_manifest
+    ]
     collide = Manifest(records, tmp_path / "other.csv")
-    message = (rf"flow folder {tmp_path / 'flow'} was built from {flow_manifest.path}, not from {collide.path}: 1 of 3 clips "
-               r"are other files under the same video_id \(clip1: clip1.mp4, \d+ bytes there, other.mp4, \d+ bytes here\)")  # fmt: skip
+    message = (
+        rf"flow folder {tmp_path / 'flow'} was built from {flow_manifest.path}, not from {collide.path}: 1 of 3 clips "
+        r"are other files under the same video_id \(clip1: clip1.mp4, \d+ bytes there, other.mp4, \d+ bytes here\)"
+    )
     with pytest.raises(AvlabelError, match=message + ".*--out DIR"):
         FlowStore(tmp_path / "flow").check_covers(collide, collide.path)
     with pytest.raises(AvlabelError, match=message + "; use another --out"):
@@ -142,11 +152,15 @@ def test_every_video_failing_is_an_error_and_leaves_nothing_behind(tmp_path):
     for path in broken:
         path.write_bytes(b"not a video")
     manifest = Manifest([ClipRecord(path.stem, path, "whistling", "train") for path in broken], tmp_path / "m.csv")
-    with pytest.raises(AvlabelError, match=r"all 2 videos failed, e\.g\. broken0: cannot open .*; broken1: cannot open"):
+    with pytest.raises(
+        AvlabelError, match=r"all 2 videos failed, e\.g\. broken0: cannot open .*; broken1: cannot open"
+    ):
         run_flow(manifest, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
     missing = Manifest([ClipRecord("gone", tmp_path / "gone.mp4", "whistling", "train")], tmp_path / "m.csv")
-    with pytest.raises(AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"):
+    with pytest.raises(
+        AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"
+    ):
         run_flow(missing, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
 

@@ -39,7 +39,12 @@ class VisualParams:
 
 
 def render_visual(
-    rng: np.random.Generator, synth_class: SynthClass, class_index: int, num_classes: int, num_frames: int, fps: float,
+    rng: np.random.Generator,
+    synth_class: SynthClass,
+    class_index: int,
+    num_classes: int,
+    num_frames: int,
+    fps: float,
     params: VisualParams,
 ) -> tuple[np.ndarray, dict]:
     """Frames ``(T, size, size, 3)`` uint8 of one clip of ``synth_class`` and the random draws made."""
