@@ -18,6 +18,7 @@ beyond the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -143,10 +144,8 @@ def type_name(hint: Any) -> str:
 def _to_float(value: Any, dotted: str) -> float:
     number = value
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # not a number: reported below as the string it is
             number = float(value)
-        except ValueError:
-            pass
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise AvlabelError(f"{dotted}: expected float, got {describe(value)}")
     if not math.isfinite(number):

@@ -68,7 +68,7 @@ class Savld:
         assert self.neighbours.shape == (len(self.video), self.k), self.neighbours.shape
         assert self.scores.shape == self.neighbours.shape, self.scores.shape
         assert self.metric in METRICS, self.metric
-        assert self.neighbours.size == 0 or (0 <= self.neighbours.min() and self.neighbours.max() < len(self.audio))
+        assert self.neighbours.size == 0 or (self.neighbours.min() >= 0 and self.neighbours.max() < len(self.audio))
 
     @property
     def higher_is_closer(self) -> bool:

@@ -58,7 +58,7 @@ def test_cpu_mode_runs_every_check_and_prints_one_table(tmp_path):
     report = json.loads((out / "gpu_check.json").read_text())
     assert report["ok"] and report["preset"] == "tiny" and report["environment"]["device"] == "cpu"
     figures = {row["check"]: row["figures"] for row in report["rows"]}
-    assert figures[EAGER[0]]["train_clips_per_s"] > 0 and 0 < figures[EAGER[1]]["mfu"]
+    assert figures[EAGER[0]]["train_clips_per_s"] > 0 and figures[EAGER[1]]["mfu"] > 0
     assert figures[REST[0]]["ast_forward_clips_per_s"] > 0 and figures[REST[0]]["ast_batch"] == 64
     assert figures[REST[1]]["pairs_per_s"] > 0
     assert (

@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from avlabel.audio.features import AstFilterbank, FilterbankConfig
 from avlabel._io import quiet_torch_loading
+from avlabel.audio.features import AstFilterbank, FilterbankConfig
 from avlabel.errors import AvlabelError, reading
 
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"

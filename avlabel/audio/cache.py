@@ -198,7 +198,7 @@ class AudioCacheWriter:
         self._recover()
         self.video_ids, _ = _read_index(self.directory / INDEX, self.header["index_bytes"], self.header["rows"])
         self.done = set(self.video_ids)
-        self._handles = {name: open(self.directory / name, "ab") for name in (*self._files, INDEX)}
+        self._handles = {name: open(self.directory / name, "ab") for name in (*self._files, INDEX)}  # noqa: SIM115 - closed in close()
         atomic_write_json(header_path, self.header)
 
     def _recover(self) -> None:

@@ -104,10 +104,7 @@ class AstFilterbank:
 
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32)
         lengths = torch.as_tensor(lengths, dtype=torch.int64, device=waveforms.device)
-        if self.backend == "transformers":
-            features = self._reference(waveforms, lengths)
-        else:
-            features = self._log_mel(waveforms)
+        features = self._reference(waveforms, lengths) if self.backend == "transformers" else self._log_mel(waveforms)
         num_frames = self.num_frames(lengths)
         # Frames past a row's valid samples become AST's zero padding (ASTFeatureExtractor pads
         # the *log-mel matrix* with zeros before normalising, as AST's training did).

@@ -75,8 +75,8 @@ def eval_command(
     decoded) and prints a summary table.
     """
     from avlabel._console import err_console, out_console
-    from avlabel.evaluate.multiview import ViewGrid
     from avlabel.evaluate.evaluation import evaluate_run
+    from avlabel.evaluate.multiview import ViewGrid
 
     metrics = evaluate_run(
         run,

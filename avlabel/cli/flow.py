@@ -7,7 +7,6 @@ import os
 import click
 
 from avlabel.cli._application import Application, pass_app
-
 from avlabel.cli._options import warn_failed_option
 
 

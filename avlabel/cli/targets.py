@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from avlabel.cli._application import Application, pass_app
-
 from avlabel.cli._options import warn_failed_option
 from avlabel.cli.tag import ast_option
 

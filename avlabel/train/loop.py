@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from avlabel._checks import check_output_dir
-from avlabel._progress import progress_bar
 from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel._progress import progress_bar
 from avlabel.errors import AvlabelError
 from avlabel.models.inputs import model_inputs
 from avlabel.train.checkpoint import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avlabel.errors import AvlabelError
 from avlabel.bench.measure import count_train_step_flops, matmul_flops_per_s
 from avlabel.bench.throughput import benchmark_model
+from avlabel.errors import AvlabelError
 from avlabel.models import build_model, model_config
 
 

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from tests.audio._media import make_savld, save_tiny_ast, write_media
 from click.testing import CliRunner
 
 from avlabel.audio.cache import AudioCache
 from avlabel.audio.targets import RelevanceTargets
 from avlabel.cli import cli
 from avlabel.data.manifest import ClipRecord, write_manifest
+from tests.audio._media import make_savld, save_tiny_ast, write_media
 
 _CLASSES = ("playing drums", "whistling")
 _SAVLD = (("Drum", "Drum kit", "Snare drum"), ("Whistling", "Whistle", "Speech"))

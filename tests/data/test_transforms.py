@@ -99,8 +99,8 @@ def test_random_resized_crop_stays_inside_with_area_and_ratio_in_range(height, w
     rng = np.random.default_rng(0)
     for _ in range(200):
         box = random_resized_crop_box(height, width, rng, scale=(0.25, 1.0))
-        assert 0 <= box.left and box.left + box.width <= 1 + 1e-9
-        assert 0 <= box.top and box.top + box.height <= 1 + 1e-9
+        assert box.left >= 0 and box.left + box.width <= 1 + 1e-9
+        assert box.top >= 0 and box.top + box.height <= 1 + 1e-9
         area = box.width * box.height
         ratio = (box.width * width) / (box.height * height)
         assert 0.25 - 1e-9 <= area <= 1 + 1e-9 or ratio == pytest.approx(min(max(width / height, 0.75), 4 / 3))

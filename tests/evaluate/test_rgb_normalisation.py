@@ -13,8 +13,8 @@ import torch
 
 from avlabel.data.manifest import ClipRecord, write_manifest
 from avlabel.data.writer import write_clip
-from avlabel.evaluate.multiview import ViewGrid
 from avlabel.evaluate.evaluation import evaluate_run
+from avlabel.evaluate.multiview import ViewGrid
 from avlabel.evaluate.prediction import predict_video
 from avlabel.models import build_model, model_config
 from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD

@@ -47,7 +47,7 @@ def test_each_clip_gets_the_audio_window_under_it():
         for item in map(items.__getitem__, range(12))
     ]
     # 2 clips over 4 windows: clip 0 -> window 0, clip 1 -> window 2 (clip * W // clips).
-    for row, clip, crop, (audio_row, window) in seen:
+    for row, clip, _crop, (audio_row, window) in seen:
         assert audio_row == row and window == clip * 4 // 2
     assert sorted({(r, c, s) for r, c, s, _ in seen}) == [
         (r, c, s) for r in range(2) for c in range(2) for s in range(3)
