@@ -2,13 +2,13 @@
 
 One helper per question, so that every command asks it the same way and says the same thing:
 
-* :func:`check_output_file` / :func:`check_output_dir`: can this output be written? Asked
+* `check_output_file` / `check_output_dir`: can this output be written? Asked
   before a benchmark runs or a model loads, not discovered as a ``PermissionError`` traceback
   at the end. The test is a real write (a temporary file created and removed in the nearest
   existing folder), so read-only mounts, ACLs and root's bypass of permission bits all answer
   truthfully.
-* :func:`check_input_file`: does this input exist, and is it a file?
-* :func:`check_media_exist` and :func:`check_failures`: a long job whose every item fails is
+* `check_input_file`: does this input exist, and is it a file?
+* `check_media_exist` and `check_failures`: a long job whose every item fails is
   an error (said before anything is written when no file exists at all); one where many fail
   is a loud warning.
 """
@@ -73,8 +73,14 @@ def check_media_exist(records: Sequence, manifest: str | os.PathLike[str] | None
         )
 
 
-def check_failures(failed: Sequence[tuple[str, str]], total: int, *, what: str, listed_in: str | os.PathLike[str],
-                   warn_share: float = DEFAULT_WARN_FAILED_SHARE) -> None:  # fmt: skip
+def check_failures(
+    failed: Sequence[tuple[str, str]],
+    total: int,
+    *,
+    what: str,
+    listed_in: str | os.PathLike[str],
+    warn_share: float = DEFAULT_WARN_FAILED_SHARE,
+) -> None:
     """Judge how a long job's items fared: all failed is an error, more than ``warn_share`` a warning.
 
     Args:
@@ -106,7 +112,9 @@ def _check_writable_parent(path: Path, option: str) -> None:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise AvlabelError(f"{option} {path}: {ancestor} is a file, so no folder can be made under it; choose another path")
+        raise AvlabelError(
+            f"{option} {path}: {ancestor} is a file, so no folder can be made under it; choose another path"
+        )
     _probe_write(ancestor, path, option)
 
 

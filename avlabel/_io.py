@@ -1,14 +1,14 @@
 """Crash-safe file writing (a temporary sibling, then an atomic rename) and advisory locks.
 
-Every file avlabel produces goes through :func:`atomic_path`, so an interrupted run never
+Every file avlabel produces goes through `atomic_path`, so an interrupted run never
 leaves a half-written output behind (the rename is atomic on POSIX and Windows within one
 file system, which is why the temporary file lives in the destination's directory).
 
-Files users pass in are read without running code from them: :func:`load_tensors` is
-``torch.load(weights_only=True)`` with one-line errors (see :func:`avlabel.errors.reading`).
+Files users pass in are read without running code from them: `load_tensors` is
+``torch.load(weights_only=True)`` with one-line errors (see `avlabel.errors.reading`).
 
 Outputs that several processes may write (an audio cache, a flow folder, the embedding cache)
-are guarded by :func:`file_lock`: an advisory ``flock`` on a lock file, which the kernel
+are guarded by `file_lock`: an advisory ``flock`` on a lock file, which the kernel
 releases when the last process holding it dies, so a ``kill -9`` never leaves a stale lock.
 """
 
@@ -115,12 +115,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

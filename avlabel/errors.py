@@ -1,12 +1,12 @@
 """The one exception type for expected user errors, the one warning type, and the one place
 that turns the exceptions of reading a user's file into that error.
 
-Core functions raise :class:`AvlabelError` with a message that names the problem *and* the fix
+Core functions raise `AvlabelError` with a message that names the problem *and* the fix
 ("unknown label set 'kinetic400'; choose one of ..."). The CLI prints it on one line and exits
 with status 2, without a traceback. Internal invariants use ``assert`` instead.
 
 Problems that do not stop a job (most of a long job's items failed, a cache too old to be
-checked) are :class:`AvlabelWarning`\\ s: library users see them through :mod:`warnings`, the CLI
+checked) are `AvlabelWarning`\\ s: library users see them through `warnings`, the CLI
 prints each on one ``Warning:`` line.
 """
 
@@ -31,7 +31,7 @@ class AvlabelWarning(UserWarning):
 
 @contextlib.contextmanager
 def reading(what: str, fix: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """Turn what reading a user's file raises into one :class:`AvlabelError`.
+    """Turn what reading a user's file raises into one `AvlabelError`.
 
     ``"cannot read {what}: {reason}; {fix}"`` for text that is not UTF-8, unreadable or damaged
     files, malformed CSV/JSON/zip data; ``"refused to load {what}: ..."`` for a pickle that asks
@@ -60,12 +60,16 @@ def reading(what: str, fix: str, also: tuple[type[BaseException], ...] = ()) -> 
                 f"refused to load {what}: it holds pickled Python objects, not only tensors, and loading them could run "
                 f"code (it asks for {refused.group(1)}); {fix}"
             ) from None
-        detail = next((line for line in lines if line.startswith("Unsupported") or "load key" in line), lines[-1] if lines else "")
+        detail = next(
+            (line for line in lines if line.startswith("Unsupported") or "load key" in line), lines[-1] if lines else ""
+        )
         raise AvlabelError(
             f"cannot read {what}: it is damaged, or a pickle that only loads by running code ({detail}); {fix}"
         ) from None
     except json.JSONDecodeError as error:
-        raise AvlabelError(f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}") from None
+        raise AvlabelError(
+            f"cannot read {what}: it is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}"
+        ) from None
     except (OSError, EOFError, ValueError, csv.Error, zipfile.BadZipFile, *also) as error:
         # ValueError also covers numpy's format errors.
         reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)

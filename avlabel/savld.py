@@ -3,7 +3,7 @@
 Every video label is embedded, every audio label is embedded, and each video label keeps its
 ``k`` nearest audio labels under a distance (cosine, Euclidean or Manhattan; Table 2). The rows
 are overlapping clusters: one audio label may serve many video labels, so the dictionary is read
-both ways (:meth:`Savld.audio_labels`, :meth:`Savld.video_labels`).
+both ways (`Savld.audio_labels`, `Savld.video_labels`).
 
 Two file formats, both lossless (``load_savld(save_savld(d))`` equals ``d``):
 
@@ -68,7 +68,7 @@ class Savld:
         assert self.neighbours.shape == (len(self.video), self.k), self.neighbours.shape
         assert self.scores.shape == self.neighbours.shape, self.scores.shape
         assert self.metric in METRICS, self.metric
-        assert self.neighbours.size == 0 or (0 <= self.neighbours.min() and self.neighbours.max() < len(self.audio))
+        assert self.neighbours.size == 0 or (self.neighbours.min() >= 0 and self.neighbours.max() < len(self.audio))
 
     @property
     def higher_is_closer(self) -> bool:
@@ -88,7 +88,9 @@ class Savld:
         found.sort(key=lambda pair: -pair[1] if self.higher_is_closer else pair[1])
         return found
 
-    def check_label_sets(self, video: LabelSet | None = None, audio: LabelSet | None = None, source: str = "SAVLD") -> None:
+    def check_label_sets(
+        self, video: LabelSet | None = None, audio: LabelSet | None = None, source: str = "SAVLD"
+    ) -> None:
         """Raise unless this dictionary was built from exactly these label sets (same order)."""
         for role, mine, theirs in (("video", self.video, video), ("audio", self.audio, audio)):
             if theirs is not None and mine.sha256 != theirs.sha256:
@@ -139,11 +141,11 @@ def build_savld(
         audio: Audio label set (the candidates; use the set the audio tagger was trained on).
         k: Audio labels kept per video label.
         metric: ``cosine``, ``euclidean`` or ``manhattan``.
-        backend: Name in :data:`avlabel.embed.BACKENDS` (``bert``, ``glove``, ``word2vec``).
+        backend: Name in `avlabel.embed.BACKENDS` (``bert``, ``glove``, ``word2vec``).
         model: Sentence model directory or hub id (``bert``).
         vectors: Word-vector file or gensim-data name (``glove``, ``word2vec``).
         trust_vectors: Allow vectors whose loading runs code: gensim pickles (``.kv``,
-            ``.model``, ...) and gensim-data names (see :mod:`avlabel.embed.word_vectors`).
+            ``.model``, ...) and gensim-data names (see `avlabel.embed.word_vectors`).
         device: Torch device for sentence models.
         video_template: Optional prompt for video phrases, e.g. ``"a video of {}"``.
         audio_template: Optional prompt for audio phrases, e.g. ``"the sound of {}"``.
@@ -259,7 +261,7 @@ def save_savld(savld: Savld, path: str | Path) -> Path:
 
 
 def load_savld(path: str | Path, video: LabelSet | None = None, audio: LabelSet | None = None) -> Savld:
-    """Read a dictionary written by :func:`save_savld`; optionally check its label sets.
+    """Read a dictionary written by `save_savld`; optionally check its label sets.
 
     Raises:
         AvlabelError: missing or corrupt file, or label sets other than ``video``/``audio``.
@@ -332,7 +334,9 @@ def _to_json(savld: Savld) -> dict[str, Any]:
 
 def _from_json(data: dict[str, Any]) -> Savld:
     if data.get("format") != "avlabel-savld":
-        raise AvlabelError("it is not an avlabel SAVLD (no \"format\": \"avlabel-savld\"); rebuild it with 'avlabel savld'")
+        raise AvlabelError(
+            'it is not an avlabel SAVLD (no "format": "avlabel-savld"); rebuild it with \'avlabel savld\''
+        )
     _check_version(data)
     video, audio = _label_set_from_json(data["video"]), _label_set_from_json(data["audio"])
     rows = data["rows"]
@@ -350,7 +354,9 @@ def _checked(video, audio, k, metric, neighbours, scores, provenance) -> Savld:
     if not isinstance(k, int) or not 1 <= k <= len(audio):
         raise AvlabelError(f"k={k!r} is not between 1 and {len(audio)}; rebuild it")
     if neighbours.shape != (len(video), k) or scores.shape != (len(video), k):
-        raise AvlabelError(f"it does not hold {k} audio labels and scores for each of {len(video)} video labels; rebuild it")
+        raise AvlabelError(
+            f"it does not hold {k} audio labels and scores for each of {len(video)} video labels; rebuild it"
+        )
     if neighbours.size and (neighbours.min() < 0 or neighbours.max() >= len(audio)):
         raise AvlabelError(f"an audio index lies outside 0..{len(audio) - 1}; rebuild it")
     return Savld(video, audio, k, metric, neighbours, scores, provenance)
@@ -370,7 +376,9 @@ def _format_score(score: np.float32) -> str:
 
 def _to_text(savld: Savld) -> str:
     if any(label.startswith("#") for label in savld.video.labels):
-        raise AvlabelError("a video label starts with '#', which the text format reserves for its header; save as .json")
+        raise AvlabelError(
+            "a video label starts with '#', which the text format reserves for its header; save as .json"
+        )
     header = {
         "format_version": FORMAT_VERSION,
         "k": savld.k,

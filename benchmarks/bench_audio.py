@@ -44,7 +44,10 @@ def _write_clips(directory: Path, count: int) -> list[Path]:
     from avlabel.data.writer import write_clip
 
     frames = np.full((100, 64, 64, 3), 80, dtype=np.uint8)  # 10 s at 10 fps: video is not what we time
-    return [write_clip(directory / f"clip{i:03d}.mp4", frames, fps=10, audio=_clip_audio(i), sample_rate=44_100) for i in range(count)]
+    return [
+        write_clip(directory / f"clip{i:03d}.mp4", frames, fps=10, audio=_clip_audio(i), sample_rate=44_100)
+        for i in range(count)
+    ]
 
 
 def _best_of(function, repeats: int, clock=time.perf_counter) -> float:
@@ -117,7 +120,9 @@ def bench_ast_forward(device: str, batch: int, steps: int, **config) -> dict:
     from avlabel.audio.features import AstFilterbank
 
     model = ASTForAudioClassification(ASTConfig(num_labels=527, attn_implementation="sdpa", **config))
-    tagger = AstTagger(model, AstFilterbank(), source="random AST-base" if not config else f"random AST {config}", device=device)
+    tagger = AstTagger(
+        model, AstFilterbank(), source="random AST-base" if not config else f"random AST {config}", device=device
+    )
     features = torch.randn(batch, model.config.max_length, model.config.num_mel_bins, device=device)
 
     def forward():
@@ -144,7 +149,9 @@ def bench_end_to_end(paths: list[Path], workers: int, directory: Path) -> dict:
 
     # The clips repeat under new ids so the run is long enough for the workers to matter.
     records = [ClipRecord(f"v{i:05d}", paths[i % len(paths)], "x", "train") for i in range(8 * len(paths))]
-    summary = extract_audio(records, directory, build_embedder("logmel"), workers=workers, batch_size=16, progress=False)
+    summary = extract_audio(
+        records, directory, build_embedder("logmel"), workers=workers, batch_size=16, progress=False
+    )
     return {"end_to_end_workers": workers, "end_to_end_logmel_clips_per_s": summary.items_per_second}
 
 
@@ -195,7 +202,11 @@ def main() -> None:
 
     import torch
 
-    results = {"cpu_cores": os.cpu_count(), "torch": torch.__version__, "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    results = {
+        "cpu_cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "media").mkdir()

@@ -48,7 +48,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         env = {**os.environ, "AVLABEL_CACHE_DIR": os.path.join(work, "cache")}
         rows.append(("avlabel --help", [_time(["--help"], env, work) for _ in range(options.repeat)], 0.5))
-        rows.append(("avlabel inspect dancing", [_time(["inspect", "dancing"], env, work) for _ in range(options.repeat)], 0.5))
+        rows.append(
+            ("avlabel inspect dancing", [_time(["inspect", "dancing"], env, work) for _ in range(options.repeat)], 0.5)
+        )
         cold, warm = [], []
         for run in range(options.repeat):
             env["AVLABEL_CACHE_DIR"] = os.path.join(work, f"cache-{run}")
@@ -56,11 +58,15 @@ def main() -> None:
             warm.append(_time([*SAVLD, "-o", "warm.json"], env, work))
         rows.append(("avlabel savld (cold cache)", cold, 10.0))
         rows.append(("avlabel savld (warm cache)", warm, 1.0))
-    print(f"{'command':<28} {'wall best':>9} {'wall median':>11} {'cpu best':>9} {'target':>7}  (cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f})")
+    print(
+        f"{'command':<28} {'wall best':>9} {'wall median':>11} {'cpu best':>9} {'target':>7}  (cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f})"
+    )
     for name, times, target in rows:
         walls, cpus = [wall for wall, _ in times], [cpu for _, cpu in times]
         best = min(walls)
-        print(f"{name:<28} {best:9.2f} {statistics.median(walls):11.2f} {min(cpus):9.2f} {target:7.1f}  {'ok' if best < target else 'OVER'}")
+        print(
+            f"{name:<28} {best:9.2f} {statistics.median(walls):11.2f} {min(cpus):9.2f} {target:7.1f}  {'ok' if best < target else 'OVER'}"
+        )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,12 @@ def _natural_video(num_frames: int, height: int, width: int, seed: int = 0) -> n
     canvas = np.zeros((height + 64, width + 2 * num_frames + 64, 3), np.float32)
     for scale in (64, 16, 4):  # multi-octave texture, like natural images' 1/f spectrum
         coarse = rng.uniform(0, 1, (canvas.shape[0] // scale + 2, canvas.shape[1] // scale + 2, 3)).astype(np.float32)
-        canvas += cv2.resize(coarse, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_CUBIC)[: canvas.shape[0], : canvas.shape[1]] * scale
+        canvas += (
+            cv2.resize(coarse, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_CUBIC)[
+                : canvas.shape[0], : canvas.shape[1]
+            ]
+            * scale
+        )
     canvas = (canvas - canvas.min()) / (canvas.max() - canvas.min()) * 255
     frames = []
     for t in range(num_frames):
@@ -89,7 +94,7 @@ def bench_synth(work: Path, results: dict) -> Path:
 
 def bench_dataset_synth(synth_dir: Path, work: Path, results: dict) -> None:
     from avlabel.data.dataset import VideoClipDataset
-    from avlabel.data.flow import FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest
     from avlabel.labels import load_label_set
 
@@ -102,7 +107,9 @@ def bench_dataset_synth(synth_dir: Path, work: Path, results: dict) -> None:
         "rgb+stored_flow": {"flow_dir": work / "synth_flow"},
         "rgb+on_the_fly_flow": {"flow_on_the_fly": True},
     }.items():
-        results[f"synth_train_clips_per_s_per_worker[{name}] wall/cpu"] = _rates(VideoClipDataset(manifest, labels, **options, **common))
+        results[f"synth_train_clips_per_s_per_worker[{name}] wall/cpu"] = _rates(
+            VideoClipDataset(manifest, labels, **options, **common)
+        )
 
 
 def bench_dataset_long(work: Path, results: dict) -> Path:
@@ -117,7 +124,9 @@ def bench_dataset_long(work: Path, results: dict) -> Path:
     labels = load_label_set("kinetics400")
     path = None
     for gop in (30, 250):
-        path = write_clip(work / f"long_gop{gop}.mp4", frames, fps=30, video_options={"g": str(gop), "preset": "medium"})
+        path = write_clip(
+            work / f"long_gop{gop}.mp4", frames, fps=30, video_options={"g": str(gop), "preset": "medium"}
+        )
         manifest = Manifest([ClipRecord("long", path, "whistling", "train")])
         dataset = VideoClipDataset(manifest, labels, modalities=("rgb",), num_frames=8, stride=8, size=224, **_RGB)
         results[f"long_340x256_30fps_train_clips_per_s_per_worker[gop={gop}] wall/cpu"] = _rates(dataset)
@@ -131,7 +140,8 @@ def bench_dataset_long(work: Path, results: dict) -> Path:
 
 
 def bench_flow(video: Path, work: Path, results: dict) -> None:
-    from avlabel.data.flow import FlowConfig, FlowStore, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
+    from avlabel.data.flow_format import FlowStore
     from avlabel.data.manifest import ClipRecord, Manifest
 
     manifest = Manifest([ClipRecord("long", video, "whistling", "train")])
@@ -144,7 +154,9 @@ def bench_flow(video: Path, work: Path, results: dict) -> None:
             results["dis_medium_pairs_per_s_per_worker[256px, decode+flow+store] wall/cpu"] = (
                 f"{summary.flow_frames / summary.seconds:.1f} / {summary.flow_frames / cpu:.1f}"
             )
-        stored = sum(path.stat().st_size for path in out.rglob("*") if path.is_file() and not path.name.startswith("flow_"))
+        stored = sum(
+            path.stat().st_size for path in out.rglob("*") if path.is_file() and not path.name.startswith("flow_")
+        )
         results[f"flow_storage_kb_per_pair[{format}]"] = round(stored / summary.flow_frames / 1e3, 2)
         store, record = FlowStore(out), manifest[0]
         start, reads = time.perf_counter(), 0
@@ -157,7 +169,7 @@ def bench_flow(video: Path, work: Path, results: dict) -> None:
     results["flow_jpg_abs_error_px[mean]"] = round(float(error.mean()), 4)
     results["flow_jpg_abs_error_px[p99]"] = round(float(np.percentile(error, 99)), 3)
 
-    from avlabel.data.flow import flow_estimator, to_grey
+    from avlabel.data.flow_estimators import flow_estimator, to_grey
 
     frames = to_grey(_natural_video(41, 256, 340))
     for preset in ("ultrafast", "fast", "medium"):

@@ -51,27 +51,35 @@ def estimators(device: str) -> dict:
     """Name -> estimator ``(previous (N, H, W), current (N, H, W)) -> (N, H, W, 2)``."""
     import cv2
 
-    from avlabel.data.flow import flow_estimator
+    from avlabel.data.flow_estimators import flow_estimator
 
     names = [("dis", preset) for preset in ("ultrafast", "fast", "medium")] + [("farneback", "medium")]
     if hasattr(cv2, "optflow"):
         names.append(("tvl1", "medium"))  # OpenCV's, from opencv-contrib-python-headless
     names += [("tvl1-torch", preset) for preset in ("ultrafast", "fast", "medium")]
-    table = {f"{method}[{preset}]" if method in ("dis", "tvl1-torch") else method: flow_estimator(method, preset, "cpu")
-             for method, preset in names}  # fmt: skip
+    table = {
+        f"{method}[{preset}]" if method in ("dis", "tvl1-torch") else method: flow_estimator(method, preset, "cpu")
+        for method, preset in names
+    }
     if device.startswith("cuda"):
         from avlabel.data.flow_torch import PRESETS, TVL1Flow
 
-        table |= {f"tvl1-torch[{preset}] {device}": TVL1Flow(params, device=device, batch_pairs=32) for preset, params in PRESETS.items()}
+        table |= {
+            f"tvl1-torch[{preset}] {device}": TVL1Flow(params, device=device, batch_pairs=32)
+            for preset, params in PRESETS.items()
+        }
     return table
 
 
 def bench_accuracy(table: dict, results: dict) -> None:
-    from avlabel.data.flow import estimate_pairs, to_grey
+    from avlabel.data.flow_estimators import estimate_pairs, to_grey
     from avlabel.data.flow_truth import end_point_error, motion_pair
 
-    scenes = {(name, seed): motion_pair(camera=camera, object_motion=motion, noise=1.0, seed=seed)
-              for name, (camera, motion) in _SCENES.items() for seed in (0, 1)}  # fmt: skip
+    scenes = {
+        (name, seed): motion_pair(camera=camera, object_motion=motion, noise=1.0, seed=seed)
+        for name, (camera, motion) in _SCENES.items()
+        for seed in (0, 1)
+    }
     for method, estimate in table.items():
         errors = {}
         for (name, _), scene in scenes.items():
@@ -86,7 +94,7 @@ def bench_speed(table: dict, results: dict, budget_seconds: float = 8.0) -> None
     """Pairs/s of each estimator alone on the 340x256 clip: as many pairs as fit ``budget_seconds`` (at least 3)."""
     from bench_data import _natural_video
 
-    from avlabel.data.flow import estimate_pairs, to_grey
+    from avlabel.data.flow_estimators import estimate_pairs, to_grey
 
     frames = to_grey(_natural_video(65, 256, 340))
     for method, estimate in table.items():
@@ -146,9 +154,9 @@ def k400_costs(results: dict) -> None:
             results[f"k400_store_gpu_hours[{method}]"] = round(stored_pairs / rate / 3600, 1)
             continue
         stored, per_epoch = stored_pairs / rate / 3600, on_the_fly_pairs_per_epoch / rate / 3600
-        results[f"k400_core_hours[{method}, estimation only] store once / on the fly per epoch / x{K400['epochs']} epochs"] = (
-            f"{stored:,.0f} / {per_epoch:,.1f} / {per_epoch * K400['epochs']:,.0f}"
-        )
+        results[
+            f"k400_core_hours[{method}, estimation only] store once / on the fly per epoch / x{K400['epochs']} epochs"
+        ] = f"{stored:,.0f} / {per_epoch:,.1f} / {per_epoch * K400['epochs']:,.0f}"
     cpu_rate = lambda key: float(results[key].split("/")[1])  # noqa: E731 - "wall / cpu" strings
     store_rate = cpu_rate(next(key for key in results if key.startswith("dis_medium_pairs_per_s_per_worker")))
     item = "train_items_per_s[rgb+flow {} (DIS medium), 340x256 crop 224] wall/cpu"
@@ -174,9 +182,13 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="avlabel-bench-flow-"))
-    results: dict = {"cpu_count": os.cpu_count(), "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-                     "opencv": cv2.__version__, "torch": torch.__version__,
-                     "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}  # fmt: skip
+    results: dict = {
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+        "opencv": cv2.__version__,
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+    }
     try:
         table = estimators(args.device)
         bench_accuracy(table, results)

@@ -67,27 +67,47 @@ PRESETS = {
         models=("imd_b", "timesformer_b"),
         bench=("--batch", "32", "--steps", "10", "--warmup", "3"),
         bench_compile=("--batch", "32", "--steps", "10", "--warmup", "3"),
-        ast_batch=64, ast_steps=10, ast_config={},
-        flow_presets=("fast", "medium"), flow_batch=32,
+        ast_batch=64,
+        ast_steps=10,
+        ast_config={},
+        flow_presets=("fast", "medium"),
+        flow_batch=32,
         synth=("--classes", "12", "--per-class", "80", "--duration", "10", "--size", "64"),
         targets_batch=64,
-        train=("data.size=64", "data.frames=8", "optim.global_batch=16", "optim.micro_batch=16", "schedule.checkpoint_every=25"),
-        train_steps=50, resume_steps=60,
-    ),  # fmt: skip
+        train=(
+            "data.size=64",
+            "data.frames=8",
+            "optim.global_batch=16",
+            "optim.micro_batch=16",
+            "schedule.checkpoint_every=25",
+        ),
+        train_steps=50,
+        resume_steps=60,
+    ),
     # The same code paths at toy sizes, for the CPU and CI.
     "tiny": Preset(
         models=("imd_tiny", "timesformer_tiny"),
         bench=("--batch", "1", "--steps", "1", "--warmup", "1", "--frames", "2", "--size", "32"),
         bench_compile=("--batch", "1", "--steps", "1", "--warmup", "1", "--frames", "2", "--size", "32"),
-        ast_batch=64, ast_steps=1,
+        ast_batch=64,
+        ast_steps=1,
         ast_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
-        flow_presets=("ultrafast",), flow_batch=1,
+        flow_presets=("ultrafast",),
+        flow_batch=1,
         synth=("--classes", "2", "--per-class", "10", "--duration", "1", "--size", "32", "--fps", "10"),
         targets_batch=8,
-        train=("data.size=32", "data.frames=4", "data.stride=2", "optim.global_batch=4", "optim.micro_batch=4",
-               "schedule.checkpoint_every=3", "schedule.log_every=1"),
-        train_steps=6, resume_steps=8,
-    ),  # fmt: skip
+        train=(
+            "data.size=32",
+            "data.frames=4",
+            "data.stride=2",
+            "optim.global_batch=4",
+            "optim.micro_batch=4",
+            "schedule.checkpoint_every=3",
+            "schedule.log_every=1",
+        ),
+        train_steps=6,
+        resume_steps=8,
+    ),
 }
 
 
@@ -166,20 +186,42 @@ def check_models(context: Context, compile: bool) -> None:
     """`avlabel bench` of both models in one command; one row per model."""
     preset, mode = context.preset, "compile" if compile else "eager"
     report_path = context.out / f"bench_{mode}.json"
-    rows = {model: Row(f"avlabel bench {model}, {'torch.compile' if compile else 'eager'}", "") for model in preset.models}
+    rows = {
+        model: Row(f"avlabel bench {model}, {'torch.compile' if compile else 'eager'}", "") for model in preset.models
+    }
 
     def run(*_) -> None:
         models = [item for model in preset.models for item in ("-m", model)]
-        context.avlabel(f"bench_{mode}", "bench", *models, "--device", context.device, *(preset.bench_compile if compile else preset.bench),
-                        "-o", report_path, *(["--compile"] if compile else []))  # fmt: skip
+        context.avlabel(
+            f"bench_{mode}",
+            "bench",
+            *models,
+            "--device",
+            context.device,
+            *(preset.bench_compile if compile else preset.bench),
+            "-o",
+            report_path,
+            *(["--compile"] if compile else []),
+        )
         for result in json.loads(report_path.read_text())["results"]:
             row, memory = rows[result["model"]], result["train_peak_memory_mib"]
             row.setting = f"{result['precision']}, batch {result['batch']}, {result['frames']}x{result['size']}²"
-            row.result = (f"train {result['train_clips_per_s']:.3g} clips/s ({result['train_stream_clips_per_s']:.3g} per "
-                          f"visual stream), MFU {100 * result['mfu']:.1f}%, peak {'–' if memory is None else f'{memory:,.0f}'} MiB; "
-                          f"inference {result['inference_clips_per_s']:.3g} clips/s")  # fmt: skip
-            row.figures = {key: result[key] for key in ("train_clips_per_s", "train_stream_clips_per_s", "mfu",
-                                                         "train_peak_memory_mib", "inference_clips_per_s", "precision")}  # fmt: skip
+            row.result = (
+                f"train {result['train_clips_per_s']:.3g} clips/s ({result['train_stream_clips_per_s']:.3g} per "
+                f"visual stream), MFU {100 * result['mfu']:.1f}%, peak {'–' if memory is None else f'{memory:,.0f}'} MiB; "
+                f"inference {result['inference_clips_per_s']:.3g} clips/s"
+            )
+            row.figures = {
+                key: result[key]
+                for key in (
+                    "train_clips_per_s",
+                    "train_stream_clips_per_s",
+                    "mfu",
+                    "train_peak_memory_mib",
+                    "inference_clips_per_s",
+                    "precision",
+                )
+            }
             if not (result["train_clips_per_s"] > 0 and math.isfinite(result["train_clips_per_s"])):
                 raise CheckFailed(f"{result['model']}: no training throughput")
 
@@ -197,7 +239,12 @@ def check_ast(context: Context) -> None:
         row.figures = figures
         row.result = f"{figures['ast_forward_clips_per_s']:,.1f} clips/s ({figures['ast_dtype']})"
 
-    _run(context, Row(f"{name} forward, random weights", f"batch {preset.ast_batch}, {preset.ast_steps} timed steps"), "ast", run)
+    _run(
+        context,
+        Row(f"{name} forward, random weights", f"batch {preset.ast_batch}, {preset.ast_steps} timed steps"),
+        "ast",
+        run,
+    )
 
 
 def check_flow(context: Context) -> None:
@@ -211,13 +258,21 @@ def check_flow(context: Context) -> None:
         def run(row: Row, name=name) -> None:
             method = f"tvl1-torch[{name}] {context.device}"
             results: dict = {}
-            bench_speed({method: TVL1Flow(FLOW_PRESETS[name], device=context.device, batch_pairs=context.preset.flow_batch)}, results)
+            bench_speed(
+                {method: TVL1Flow(FLOW_PRESETS[name], device=context.device, batch_pairs=context.preset.flow_batch)},
+                results,
+            )
             rate = results[f"_pairs_per_s[{method}]"]
             row.figures = {"pairs_per_s": rate}
             row.result = f"{rate:,.1f} frame pairs/s" + (" per CPU-second, 1 thread" if context.device == "cpu" else "")
 
         compiled = "compiled" if context.device.startswith("cuda") else "eager"
-        _run(context, Row(f"tvl1-torch flow, preset {name}", f"340x256, batch {context.preset.flow_batch}, {compiled}"), "flow", run)
+        _run(
+            context,
+            Row(f"tvl1-torch flow, preset {name}", f"340x256, batch {context.preset.flow_batch}, {compiled}"),
+            "flow",
+            run,
+        )
 
 
 def check_cache(context: Context) -> Row:
@@ -240,19 +295,48 @@ def check_cache(context: Context) -> Row:
 
         transformers_logging.disable_progress_bar()  # save_pretrained's progress bar would land between the status lines
         save_random_ast(work / "ast", load_label_set("audioset").labels, **preset.ast_config)
-        context.avlabel("savld", "savld", "--video", work / "synth" / "classes.txt", "--audio", "audioset", "-k", "10",
-                        "-o", work / "savld.json")  # fmt: skip
+        context.avlabel(
+            "savld",
+            "savld",
+            "--video",
+            work / "synth" / "classes.txt",
+            "--audio",
+            "audioset",
+            "-k",
+            "10",
+            "-o",
+            work / "savld.json",
+        )
         start = time.perf_counter()
-        context.avlabel("targets", "--device", context.device, "targets", "--manifest", work / "synth" / "manifest.csv",
-                        "--savld", work / "savld.json", "--ast", work / "ast", "--workers", context.workers,
-                        "--batch-size", preset.targets_batch, "-o", work / "audio")  # fmt: skip
+        context.avlabel(
+            "targets",
+            "--device",
+            context.device,
+            "targets",
+            "--manifest",
+            work / "synth" / "manifest.csv",
+            "--savld",
+            work / "savld.json",
+            "--ast",
+            work / "ast",
+            "--workers",
+            context.workers,
+            "--batch-size",
+            preset.targets_batch,
+            "-o",
+            work / "audio",
+        )
         command_seconds = time.perf_counter() - start
         extraction = json.loads((work / "audio" / "report.json").read_text())["extraction"]
         if extraction["computed"] != extraction["videos"] or extraction["bad_items"]:
-            raise CheckFailed(f"cached {extraction['computed']} of {extraction['videos']} clips, {extraction['bad_items']} unreadable")
+            raise CheckFailed(
+                f"cached {extraction['computed']} of {extraction['videos']} clips, {extraction['bad_items']} unreadable"
+            )
         row.figures = {**extraction, "command_seconds": round(command_seconds, 1)}
-        row.result = (f"{extraction['videos_per_second']:,.1f} clips/s ({extraction['videos']} clips in {extraction['seconds']:.1f} s; "
-                      f"the command {command_seconds:.0f} s with start-up and model load)")  # fmt: skip
+        row.result = (
+            f"{extraction['videos_per_second']:,.1f} clips/s ({extraction['videos']} clips in {extraction['seconds']:.1f} s; "
+            f"the command {command_seconds:.0f} s with start-up and model load)"
+        )
 
     setting = f"{name} (random, save_pretrained), {context.workers} decoding workers, batch {preset.targets_batch}"
     return _run(context, Row("audio cache end to end (avlabel targets)", setting), "cache", targets, needs=made)
@@ -260,36 +344,71 @@ def check_cache(context: Context) -> Row:
 
 def check_training(context: Context, cache: Row) -> None:
     preset, work, run_dir = context.preset, context.out / "data", context.out / "run"
-    overrides = [f"data.manifest={work / 'synth' / 'manifest.csv'}", f"data.label_set={work / 'synth' / 'classes.txt'}",
-                 "data.flow_dir=null", f"data.workers={min(context.workers, 4)}", f"audio.cache={work / 'audio'}",
-                 f"audio.savld={work / 'savld.json'}", "runtime.bf16=true", *preset.train]  # fmt: skip
+    overrides = [
+        f"data.manifest={work / 'synth' / 'manifest.csv'}",
+        f"data.label_set={work / 'synth' / 'classes.txt'}",
+        "data.flow_dir=null",
+        f"data.workers={min(context.workers, 4)}",
+        f"audio.cache={work / 'audio'}",
+        f"audio.savld={work / 'savld.json'}",
+        "runtime.bf16=true",
+        *preset.train,
+    ]
 
     def losses(after: int = 0) -> list[dict]:
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         return [record for record in records if record["kind"] == "train" and record["step"] > after]
 
     def train(row: Row) -> None:
-        sets = [item for override in [*overrides, f"schedule.max_steps={preset.train_steps}"] for item in ("--set", override)]
-        context.avlabel("train", "--device", context.device, "train", "--config", REPOSITORY / "examples" / "synthetic.yaml",
-                        "--out", run_dir, *sets)  # fmt: skip
+        sets = [
+            item
+            for override in [*overrides, f"schedule.max_steps={preset.train_steps}"]
+            for item in ("--set", override)
+        ]
+        context.avlabel(
+            "train",
+            "--device",
+            context.device,
+            "train",
+            "--config",
+            REPOSITORY / "examples" / "synthetic.yaml",
+            "--out",
+            run_dir,
+            *sets,
+        )
         records = losses()
         _check_losses(records, preset.train_steps)
         for name in ("last.safetensors", "last.state.pt"):
             if not (run_dir / "checkpoints" / name).is_file():
                 raise CheckFailed(f"no checkpoints/{name} after training")
         rates = sorted(record["clips_per_s"] for record in records[1:] or records)
-        row.figures = {"steps": records[-1]["step"], "first_loss": records[0]["loss"], "last_loss": records[-1]["loss"],
-                       "clips_per_s_median": rates[len(rates) // 2]}  # fmt: skip
-        row.result = (f"{records[-1]['step']} steps, loss {records[0]['loss']:.3f} -> {records[-1]['loss']:.3f} (finite), "
-                      f"{row.figures['clips_per_s_median']:.1f} clips/s with loading, checkpoint written")  # fmt: skip
+        row.figures = {
+            "steps": records[-1]["step"],
+            "first_loss": records[0]["loss"],
+            "last_loss": records[-1]["loss"],
+            "clips_per_s_median": rates[len(rates) // 2],
+        }
+        row.result = (
+            f"{records[-1]['step']} steps, loss {records[0]['loss']:.3f} -> {records[-1]['loss']:.3f} (finite), "
+            f"{row.figures['clips_per_s_median']:.1f} clips/s with loading, checkpoint written"
+        )
 
     precision = "bf16 autocast" if context.device.startswith("cuda") else "fp32 (bf16 autocast is CUDA's)"
     setting = f"examples/synthetic.yaml (imd_tiny, rgb+flow+audio), {precision}, {', '.join(preset.train)}"
     trained = _run(context, Row("avlabel train", setting), "train", train, needs=cache)
 
     def resume(row: Row) -> None:
-        done = context.avlabel("resume", "--device", context.device, "train", "--resume", "--out", run_dir,
-                               "--set", f"schedule.max_steps={preset.resume_steps}")  # fmt: skip
+        done = context.avlabel(
+            "resume",
+            "--device",
+            context.device,
+            "train",
+            "--resume",
+            "--out",
+            run_dir,
+            "--set",
+            f"schedule.max_steps={preset.resume_steps}",
+        )
         if f"step {preset.train_steps}" not in done.stderr + done.stdout:
             raise CheckFailed(f"the run did not say it resumed at step {preset.train_steps}")
         records = losses(after=preset.train_steps)
@@ -300,7 +419,13 @@ def check_training(context: Context, cache: Row) -> None:
         row.figures = {"resumed_at": preset.train_steps, "steps": preset.resume_steps, "last_loss": records[-1]["loss"]}
         row.result = f"resumed at step {preset.train_steps}, reached {preset.resume_steps}, loss {records[-1]['loss']:.3f} (finite)"
 
-    _run(context, Row("avlabel train --resume", f"schedule.max_steps={preset.resume_steps}"), "train", resume, needs=trained)
+    _run(
+        context,
+        Row("avlabel train --resume", f"schedule.max_steps={preset.resume_steps}"),
+        "train",
+        resume,
+        needs=trained,
+    )
 
 
 def _check_losses(records: list[dict], last_step: int) -> None:
@@ -342,15 +467,19 @@ def render_table(environment: dict, preset_name: str, rows: list[Row], seconds: 
         "| check | setting | result | s | status |",
         "|---|---|---|---:|---|",
     ]
-    lines += [f"| {row.check} | {row.setting} | {row.result} | {'' if row.seconds is None else f'{row.seconds:.0f}'} | {row.status} |"
-              for row in rows]  # fmt: skip
+    lines += [
+        f"| {row.check} | {row.setting} | {row.result} | {'' if row.seconds is None else f'{row.seconds:.0f}'} | {row.status} |"
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="sizes (default: full on CUDA, tiny on the CPU)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None, help="sizes (default: full on CUDA, tiny on the CPU)"
+    )
     parser.add_argument("--out", type=Path, default=Path("gpu_check"), help="folder for the table, JSON, logs and data")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(SECTIONS)}")
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1), help="decoding processes")
@@ -385,9 +514,13 @@ def main(argv: list[str] | None = None) -> int:
     table = render_table(environment, preset_name, context.rows, seconds)
     print(table)
     (out / "gpu_check.md").write_text(table, encoding="utf-8")
-    report = {"environment": environment, "preset": preset_name, "seconds": round(seconds, 1),
-              "ok": all(row.status != "FAILED" for row in context.rows),
-              "rows": [row.__dict__ for row in context.rows]}  # fmt: skip
+    report = {
+        "environment": environment,
+        "preset": preset_name,
+        "seconds": round(seconds, 1),
+        "ok": all(row.status != "FAILED" for row in context.rows),
+        "rows": [row.__dict__ for row in context.rows],
+    }
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return 0 if report["ok"] else 1
 

@@ -63,7 +63,11 @@ audio:
 model:
   name: imd_tiny
   pretrained: null
-  overrides: {{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}}
+  depth: 2
+  embed_dim: 32
+  num_heads: 2
+  audio_hidden_dim: 32
+  space_time_blocks: 1
 imd:
   relevance_weight: 0.1
 optim:
@@ -114,9 +118,9 @@ VARIANTS: dict[str, Variant] = {
     "drop_pathway": Variant("random audio dropout, p = 0.5", "–", ("model.fusion=drop_pathway", _NO_AUG)),
     "imd": Variant("IMD", "5", ("model.fusion=imd", _NO_AUG)),
     "imd_aug": Variant("IMD* (intra-class aug.)", "4, 5", _IMD_AUG),
-    "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "imd.alpha=0.5")),
-    "imd_aug_a0.75": Variant("IMD*, α = 0.75", "4", (*_IMD_AUG, "imd.alpha=0.75")),
-    "imd_aug_W": Variant("IMD*, weighting W", "4", (*_IMD_AUG, "imd.mode=W")),
+    "imd_aug_a0.5": Variant("IMD*, α = 0.5", "4", (*_IMD_AUG, "model.imd_alpha=0.5")),
+    "imd_aug_a0.75": Variant("IMD*, α = 0.75", "4", (*_IMD_AUG, "model.imd_alpha=0.75")),
+    "imd_aug_W": Variant("IMD*, weighting W", "4", (*_IMD_AUG, "model.imd_mode=W")),
     # Not in the paper: the relevance loss as strong as the class loss (avlabel's default for large models).
     "imd_lambda1": Variant("IMD, λ = 1", "–", ("model.fusion=imd", _NO_AUG, "imd.relevance_weight=1.0")),
 }
@@ -132,8 +136,13 @@ def avlabel(*args: str, log: Path) -> None:
     with open(log, "a", encoding="utf-8") as handle:
         handle.write("$ avlabel " + " ".join(args) + "\n")
         handle.flush()
-        completed = subprocess.run([sys.executable, "-m", "avlabel", *args], env=environment, stdout=handle,
-                                   stderr=subprocess.STDOUT, check=False)  # fmt: skip
+        completed = subprocess.run(
+            [sys.executable, "-m", "avlabel", *args],
+            env=environment,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if completed.returncode:
         raise SystemExit(f"`avlabel {' '.join(args)}` failed (exit {completed.returncode}); see {log}")
 
@@ -147,16 +156,41 @@ def build_data(out: Path, seed: int) -> Path:
     if "audio_mix" not in json.loads((data / "synth.json").read_text(encoding="utf-8"))["config"]:
         raise SystemExit(f"{data} holds a benchmark of an older `avlabel synth` (no audio mixture); choose a new --out")
     if not (data / "savld.json").is_file():
-        avlabel("savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "10",
-                "-o", str(data / "savld.json"), log=log)  # fmt: skip
+        avlabel(
+            "savld",
+            "--video",
+            str(data / "classes.txt"),
+            "--audio",
+            "audioset",
+            "-k",
+            "10",
+            "-o",
+            str(data / "savld.json"),
+            log=log,
+        )
     # flow and targets resume on their own: rerunning them only fills what is missing.
     avlabel("flow", "--manifest", str(data / "manifest.csv"), "--out", str(data / "flow"), "--workers", "2", log=log)
     if not (data / "audio" / "targets.npz").is_file():
         # No AST weights offline: the log-mel embedder, with the benchmark's own tags as the audio labels.
         # One window per clip: a 2 s clip is shorter than AST's 10 s window, so more would be copies.
-        avlabel("targets", "--manifest", str(data / "manifest.csv"), "--savld", str(data / "savld.json"),
-                "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "10",
-                "--workers", "2", "-o", str(data / "audio"), log=log)  # fmt: skip
+        avlabel(
+            "targets",
+            "--manifest",
+            str(data / "manifest.csv"),
+            "--savld",
+            str(data / "savld.json"),
+            "--tags",
+            str(data / "audio_tags.csv"),
+            "--embedder",
+            "logmel",
+            "--k",
+            "10",
+            "--workers",
+            "2",
+            "-o",
+            str(data / "audio"),
+            log=log,
+        )
     return data
 
 
@@ -172,8 +206,20 @@ def run_variant(out: Path, data: Path, seed: int, name: str, epochs: int, views:
     if not _finished(run_dir, epochs):
         resume = ["--resume"] if (run_dir / "checkpoints" / "last.safetensors").is_file() else []
         avlabel("train", "--config", str(config), *overrides, "--out", str(run_dir), *resume, log=log)
-    avlabel("eval", "--run", str(run_dir), "--manifest", str(data / "manifest.csv"), "--split", "test",
-            "--views", views, "--workers", "0", log=log)  # fmt: skip
+    avlabel(
+        "eval",
+        "--run",
+        str(run_dir),
+        "--manifest",
+        str(data / "manifest.csv"),
+        "--split",
+        "test",
+        "--views",
+        views,
+        "--workers",
+        "0",
+        log=log,
+    )
     print(f"{name} seed {seed}: done in {time.perf_counter() - started:.0f} s", flush=True)
     return run_dir
 
@@ -199,14 +245,18 @@ def summarize_run(run_dir: Path, synth_json: Path) -> dict:
 
     evaluation = run_dir / "eval" / "test-best"
     metrics = json.loads((evaluation / "metrics.json").read_text(encoding="utf-8"))
-    kinds = {clip["video_id"]: clip["audio_kind"] for clip in json.loads(synth_json.read_text(encoding="utf-8"))["clips"]}
+    kinds = {
+        clip["video_id"]: clip["audio_kind"] for clip in json.loads(synth_json.read_text(encoding="utf-8"))["clips"]
+    }
     with open(evaluation / "predictions.csv", newline="", encoding="utf-8") as handle:
         predictions = list(csv.DictReader(handle))
     relevance = metrics.get("relevance") or {}
     summary = {
-        "top1": metrics["top1"], "top5": metrics["top5"], "dropped": relevance.get("drop_rate"),
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "dropped": relevance.get("drop_rate"),
         "roc_auc": (relevance.get("vs_relevant") or {}).get("roc_auc"),
-    }  # fmt: skip
+    }
     scores: dict[str, list[float]] = {kind: [] for kind in SOUND_KINDS}
     for kind in SOUND_KINDS:
         rows = [row for row in predictions if kinds[row["video_id"]] == kind]
@@ -214,10 +264,14 @@ def summarize_run(run_dir: Path, synth_json: Path) -> dict:
         audible = [row for row in rows if row["relevance"]]  # empty: no audible audio (silence), or no IMD
         scores[kind] = [float(row["relevance"]) for row in audible]
         summary[f"rev_{kind}"] = statistics.mean(scores[kind]) if audible else None
-        summary[f"dropped_{kind}"] = 1 - statistics.mean(float(row["audio_kept"]) for row in audible) if audible else None
+        summary[f"dropped_{kind}"] = (
+            1 - statistics.mean(float(row["audio_kept"]) for row in audible) if audible else None
+        )
     for kind in ("background", "other"):  # can the network tell the own sound from this kind?
         own, other = scores["own"], scores[kind]
-        summary[f"roc_auc_own_vs_{kind}"] = roc_auc(own + other, [True] * len(own) + [False] * len(other)) if own and other else None
+        summary[f"roc_auc_own_vs_{kind}"] = (
+            roc_auc(own + other, [True] * len(own) + [False] * len(other)) if own and other else None
+        )
     return summary
 
 
@@ -238,8 +292,8 @@ def _settings(variant: Variant) -> dict[str, str]:
     return {
         "Modalities": "+".join(modalities),
         "Fusion": values.get("model.fusion", "imd") if fused else "–",
-        "α": values.get("imd.alpha", "0.25") if is_imd else "–",
-        "M/W": values.get("imd.mode", "M") if is_imd else "–",
+        "α": values.get("model.imd_alpha", "0.25") if is_imd else "–",
+        "M/W": values.get("model.imd_mode", "M") if is_imd else "–",
         "Aug. p": values.get("imd.augment_p", "0") if fused else "–",
     }
 
@@ -256,33 +310,59 @@ def _paired_gain(runs: list[dict], reference: list[dict]) -> list[float]:
 
 def results_tables(summaries: dict[str, list[dict]]) -> str:
     """The two markdown tables of ``results.md`` (mean ± sample std over the seeds of each variant)."""
-    main_header = ["Variant", "Table", "Modalities", "Fusion", "α", "M/W", "Aug. p", "Top-1", "Top-1 − vision only, paired",
-                   "Top-5", "Audio dropped", "Relevance ROC-AUC",
-                   *(f"Top-1, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS)]  # fmt: skip
+    main_header = [
+        "Variant",
+        "Table",
+        "Modalities",
+        "Fusion",
+        "α",
+        "M/W",
+        "Aug. p",
+        "Top-1",
+        "Top-1 − vision only, paired",
+        "Top-5",
+        "Audio dropped",
+        "Relevance ROC-AUC",
+        *(f"Top-1, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+    ]
     lines = ["| " + " | ".join(main_header) + " |", "|" + "---|" * len(main_header)]
     for name, runs in summaries.items():
         variant = VARIANTS[name]
         gain = _paired_gain(runs, summaries.get("visual", [])) if name != "visual" else []
-        cells = [variant.label, variant.table, *_settings(variant).values(), _mean_std([r["top1"] for r in runs]),
-                 _mean_std(gain), _mean_std([r["top5"] for r in runs]), _mean_std([r["dropped"] for r in runs]),
-                 _mean_std([r["roc_auc"] for r in runs], scale=1.0, digits=2),
-                 *(_mean_std([r[f"top1_{kind}"] for r in runs]) for kind in SOUND_KINDS)]  # fmt: skip
+        cells = [
+            variant.label,
+            variant.table,
+            *_settings(variant).values(),
+            _mean_std([r["top1"] for r in runs]),
+            _mean_std(gain),
+            _mean_std([r["top5"] for r in runs]),
+            _mean_std([r["dropped"] for r in runs]),
+            _mean_std([r["roc_auc"] for r in runs], scale=1.0, digits=2),
+            *(_mean_std([r[f"top1_{kind}"] for r in runs]) for kind in SOUND_KINDS),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    relevance_header = ["Variant", *(f"mean rev, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
-                        *(f"dropped, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
-                        "ROC-AUC own vs background", "ROC-AUC own vs other class's"]  # fmt: skip
+    relevance_header = [
+        "Variant",
+        *(f"mean rev, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+        *(f"dropped, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+        "ROC-AUC own vs background",
+        "ROC-AUC own vs other class's",
+    ]
     relevance = ["| " + " | ".join(relevance_header) + " |", "|" + "---|" * len(relevance_header)]
     for name, runs in summaries.items():
         if all(r["rev_own"] is None and r["dropped_own"] is None for r in runs):
             continue  # no relevance network and no test-time dropping (unimodal, baselines)
-        cells = [VARIANTS[name].label, *(_mean_std([r[f"rev_{kind}"] for r in runs], 1.0, 2) for kind in SOUND_KINDS),
-                 *(_mean_std([r[f"dropped_{kind}"] for r in runs]) for kind in SOUND_KINDS),
-                 _mean_std([r["roc_auc_own_vs_background"] for r in runs], 1.0, 2),
-                 _mean_std([r["roc_auc_own_vs_other"] for r in runs], 1.0, 2)]  # fmt: skip
+        cells = [
+            VARIANTS[name].label,
+            *(_mean_std([r[f"rev_{kind}"] for r in runs], 1.0, 2) for kind in SOUND_KINDS),
+            *(_mean_std([r[f"dropped_{kind}"] for r in runs]) for kind in SOUND_KINDS),
+            _mean_std([r["roc_auc_own_vs_background"] for r in runs], 1.0, 2),
+            _mean_std([r["roc_auc_own_vs_other"] for r in runs], 1.0, 2),
+        ]
         relevance.append("| " + " | ".join(cells) + " |")
     return (
         "Test top-1 / top-5 and audio dropped in %, relevance ROC-AUC against the ground-truth `relevant` flag; "
-        "mean ± sample std over seeds. \"Top-1 − vision only, paired\" is, per seed, the variant's top-1 minus the "
+        'mean ± sample std over seeds. "Top-1 − vision only, paired" is, per seed, the variant\'s top-1 minus the '
         "vision-only model's on the same benchmark draw.\n\n" + "\n".join(lines) + "\n\n"
         "What the relevance network does with each kind of sound (test clips with audible audio; "
         "mean relevance score, % of the audio dropped):\n\n" + "\n".join(relevance) + "\n"
@@ -309,10 +389,14 @@ def main() -> None:
     data = {}
     for seed in seeds:
         data[seed] = build_data(out, seed)
-        (out / "configs" / f"seed{seed}.yaml").write_text(BASE_CONFIG.format(data=data[seed], epochs=args.epochs, seed=seed))
+        (out / "configs" / f"seed{seed}.yaml").write_text(
+            BASE_CONFIG.format(data=data[seed], epochs=args.epochs, seed=seed)
+        )
     jobs = [(seed, name) for seed in seeds for name in names]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        run_dirs = list(pool.map(lambda job: run_variant(out, data[job[0]], job[0], job[1], args.epochs, args.views), jobs))
+        run_dirs = list(
+            pool.map(lambda job: run_variant(out, data[job[0]], job[0], job[1], args.epochs, args.views), jobs)
+        )
     avlabel("report", *map(str, run_dirs), "-o", str(out / "table_runs.md"), log=out / "logs" / "report.log")
 
     summaries: dict[str, list[dict]] = {}

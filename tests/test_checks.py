@@ -65,7 +65,9 @@ class _Payload:
 def test_reading_turns_library_errors_into_one_line(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(AvlabelError, match=r"cannot read tags .*: it is not UTF-8 text \(byte 0xe9 at offset 3\); save as UTF-8"):
+    with pytest.raises(
+        AvlabelError, match=r"cannot read tags .*: it is not UTF-8 text \(byte 0xe9 at offset 3\); save as UTF-8"
+    ):
         with reading(f"tags {path}", "save as UTF-8"):
             path.read_text(encoding="utf-8")
     with pytest.raises(AvlabelError, match=r"it is not valid JSON \(Expecting value at line 1, column 1\); rerun"):
@@ -80,11 +82,15 @@ def test_reading_tells_a_refused_pickle_from_a_damaged_file(tmp_path):
     import torch
 
     torch.save({"payload": _Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(AvlabelError, match=r"refused to load state evil.pt: .*could run code \(it asks for print\); fix"):
+    with pytest.raises(
+        AvlabelError, match=r"refused to load state evil.pt: .*could run code \(it asks for print\); fix"
+    ):
         with reading("state evil.pt", "fix"):
             torch.load(tmp_path / "evil.pt", weights_only=True)
     (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(AvlabelError, match=r"cannot read state garbage.pt: it is damaged, or a pickle that only loads by running"):
+    with pytest.raises(
+        AvlabelError, match=r"cannot read state garbage.pt: it is damaged, or a pickle that only loads by running"
+    ):
         with reading("state garbage.pt", "fix"):
             torch.load(tmp_path / "garbage.pt", weights_only=True)
     with pytest.raises(AvlabelError, match="cannot read p: it is damaged"):

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("audioset.csv", "kinetics400.txt", "kinetics600.txt", "kinetics700.txt", "ucf101.txt", "hmdb51.txt", "vggsound.txt", "esc50.txt")
+SHIPPED = (
+    "audioset.csv",
+    "kinetics400.txt",
+    "kinetics600.txt",
+    "kinetics700.txt",
+    "ucf101.txt",
+    "hmdb51.txt",
+    "vggsound.txt",
+    "esc50.txt",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,18 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(environment)
     python = environment / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--force-reinstall",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )
@@ -56,15 +76,43 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     env = {**os.environ, "AVLABEL_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""}
 
     def avlabel(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(environment / "bin" / "avlabel"), *args], cwd=workdir, env=env, capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [str(environment / "bin" / "avlabel"), *args],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
-    where = subprocess.run([str(python), "-c", "import avlabel; print(avlabel.__file__)"], cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    where = subprocess.run(
+        [str(python), "-c", "import avlabel; print(avlabel.__file__)"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert str(environment) in where.stdout, f"the wheel's copy must be the one imported: {where.stdout}{where.stderr}"
 
     listing = avlabel("labels")
     assert listing.returncode == 0, listing.stderr
     assert "audioset" in listing.stdout and "527" in listing.stdout
-    built = avlabel("--device", "cpu", "savld", "--video", "ucf101", "--audio", "esc50", "--k", "3", "--metric", "cosine", "-o", "d.json")
+    built = avlabel(
+        "--device",
+        "cpu",
+        "savld",
+        "--video",
+        "ucf101",
+        "--audio",
+        "esc50",
+        "--k",
+        "3",
+        "--metric",
+        "cosine",
+        "-o",
+        "d.json",
+    )
     assert built.returncode == 0, built.stderr
     assert (workdir / "d.json").is_file()
     inspected = avlabel("inspect", "playing drums")

@@ -38,7 +38,9 @@ def _use_shared_cache(_isolated_cache, shared_cache_dir, monkeypatch):
 def kinetics_audioset(shared_cache_dir) -> Savld:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AVLABEL_CACHE_DIR", str(shared_cache_dir))
-        return build_savld(load_label_set("kinetics400"), load_label_set("audioset"), k=10, metric="cosine", device="cpu")
+        return build_savld(
+            load_label_set("kinetics400"), load_label_set("audioset"), k=10, metric="cosine", device="cpu"
+        )
 
 
 def _top(savld: Savld, video_label: str, n: int) -> list[str]:
@@ -95,7 +97,9 @@ def test_every_metric_matches_scikit_learn(metric):
     embedder = create_embedder("bert", device="cpu")
     video_vectors = embed_label_set(video, embedder).vectors
     audio_vectors = embed_label_set(audio, embedder).vectors
-    distances, indices = NearestNeighbors(n_neighbors=5, metric=metric, algorithm="brute").fit(audio_vectors).kneighbors(video_vectors)
+    distances, indices = (
+        NearestNeighbors(n_neighbors=5, metric=metric, algorithm="brute").fit(audio_vectors).kneighbors(video_vectors)
+    )
     np.testing.assert_array_equal(savld.neighbours, indices)
     expected = 1.0 - distances if metric == "cosine" else distances
     np.testing.assert_allclose(savld.scores, expected, rtol=1e-5, atol=1e-5)
@@ -105,7 +109,9 @@ def test_every_metric_matches_scikit_learn(metric):
 
 
 def test_glove_backend_builds_kinetics_without_unknown_video_labels():
-    savld = build_savld(load_label_set("kinetics400"), load_label_set("audioset"), k=10, backend="glove", metric="euclidean")
+    savld = build_savld(
+        load_label_set("kinetics400"), load_label_set("audioset"), k=10, backend="glove", metric="euclidean"
+    )
     assert "Caterwaul" in savld.provenance["audio_without_vector"]
     caterwaul = savld.audio.index("Caterwaul")
     assert caterwaul not in savld.neighbours
@@ -141,7 +147,9 @@ def test_video_labels_unknown_to_word_vectors_are_refused(tmp_path):
     from gensim.models import Word2Vec
 
     vectors = tmp_path / "tiny.bin"
-    Word2Vec([["dog", "bark", "drum"]] * 5, vector_size=4, min_count=1, workers=1, seed=0).wv.save_word2vec_format(str(vectors), binary=True)
+    Word2Vec([["dog", "bark", "drum"]] * 5, vector_size=4, min_count=1, workers=1, seed=0).wv.save_word2vec_format(
+        str(vectors), binary=True
+    )
     video, audio = LabelSet("v", ("dog", "qwertyuiop")), LabelSet("a", ("bark", "drum"))
     with pytest.raises(AvlabelError, match="1 v labels have no word known to the word2vec vectors \\('qwertyuiop'\\)"):
         build_savld(video, audio, k=1, backend="word2vec", vectors=str(vectors))
@@ -188,21 +196,28 @@ def test_text_format_is_the_papers_rows(tmp_path, kinetics_audioset):
     drums = next(row for row in rows if row[0] == "playing drums")
     assert drums[1:11] == _top(kinetics_audioset, "playing drums", 10)
     # Shipped label sets are referenced by name and hash, not copied into the header.
-    assert "labels" not in json.loads(lines[0][len("#savld "):])["audio"]
+    assert "labels" not in json.loads(lines[0][len("#savld ") :])["audio"]
 
 
 def test_json_has_rows_scores_and_full_label_sets(tmp_path):
     path = save_savld(_toy_savld(), tmp_path / "toy.json")
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["format"] == "avlabel-savld"
-    assert data["rows"][0] == {"video": "Fill (with liquid)", "audio": ["Pour", "Chirp, tweet"], "indices": [2, 0], "scores": data["rows"][0]["scores"]}
+    assert data["rows"][0] == {
+        "video": "Fill (with liquid)",
+        "audio": ["Pour", "Chirp, tweet"],
+        "indices": [2, 0],
+        "scores": data["rows"][0]["scores"],
+    }
     assert data["audio"]["ids"] == ["/m/1", "/m/2", "/m/3"]
 
 
 def test_label_set_compatibility_check(tmp_path, kinetics_audioset):
     path = save_savld(kinetics_audioset, tmp_path / "d.json")
     load_savld(path, video=load_label_set("kinetics400"), audio=load_label_set("audioset"))
-    with pytest.raises(AvlabelError, match="built for video labels 'kinetics400' \\(400 classes\\) but 'ucf101' \\(101 classes\\)"):
+    with pytest.raises(
+        AvlabelError, match="built for video labels 'kinetics400' \\(400 classes\\) but 'ucf101' \\(101 classes\\)"
+    ):
         load_savld(path, video=load_label_set("ucf101"))
     reordered = LabelSet("audioset", tuple(reversed(load_label_set("audioset").labels)))
     with pytest.raises(AvlabelError, match="audio labels"):

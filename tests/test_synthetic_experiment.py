@@ -27,7 +27,9 @@ def experiment():
     del sys.modules[spec.name]
 
 
-@pytest.mark.parametrize("name", ["rgb", "audio", "imd_flow", "late_concat", "drop_pathway", "imd_aug_a0.75", "imd_aug_W"])
+@pytest.mark.parametrize(
+    "name", ["rgb", "audio", "imd_flow", "late_concat", "drop_pathway", "imd_aug_a0.75", "imd_aug_W"]
+)
 def test_every_variant_is_a_valid_config_and_its_columns_say_what_it_trains(experiment, tmp_path, name):
     path = tmp_path / "seed0.yaml"
     path.write_text(experiment.BASE_CONFIG.format(data=tmp_path, epochs=16, seed=0))
@@ -38,7 +40,7 @@ def test_every_variant_is_a_valid_config_and_its_columns_say_what_it_trains(expe
     fused = "audio" in config.model.modalities and len(config.model.modalities) > 1
     assert settings["Fusion"] == (config.model.fusion if fused else "–")
     if fused and config.model.fusion == "imd":
-        assert (float(settings["α"]), settings["M/W"]) == (config.imd.alpha, config.imd.mode)
+        assert (float(settings["α"]), settings["M/W"]) == (config.model.imd_alpha, config.model.imd_mode)
     else:
         assert settings["α"] == settings["M/W"] == "–"
     assert settings["Aug. p"] == (f"{config.imd.augment_p:g}" if fused else "–")
@@ -52,13 +54,17 @@ def test_quick_mode_runs_a_subset_of_the_variants(experiment):
 CLIPS = [("a", "own"), ("b", "own"), ("c", "other"), ("d", "other"), ("e", "background"), ("silent", "background")]
 
 
-def _write_run(root: Path, name: str, correct: set[str], relevance: dict[str, tuple[float, float]] | None, top5: float) -> Path:
+def _write_run(
+    root: Path, name: str, correct: set[str], relevance: dict[str, tuple[float, float]] | None, top5: float
+) -> Path:
     """A run directory as `avlabel eval` leaves it: metrics.json and predictions.csv in eval/test-best."""
     evaluation = root / "runs" / name / "eval" / "test-best"
     evaluation.mkdir(parents=True)
     with open(evaluation / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["video_id", "label", "predicted", "probability", "top5", "relevance", "audio_kept", "relevance_target"])
+        writer.writerow(
+            ["video_id", "label", "predicted", "probability", "top5", "relevance", "audio_kept", "relevance_target"]
+        )
         for video_id, _ in CLIPS:
             score, kept = (relevance or {}).get(video_id, ("", ""))
             writer.writerow([video_id, "x", "x" if video_id in correct else "y", "0.9", "x;y", score, kept, ""])
@@ -75,10 +81,12 @@ def fixture_runs(tmp_path):
     synth.write_text(json.dumps({"clips": [{"video_id": v, "audio_kind": kind} for v, kind in CLIPS]}))
     imd_relevance = {"a": (0.9, 1.0), "b": (0.2, 0.0), "c": (0.6, 0.5), "d": (0.1, 0.0), "e": (0.05, 0.0)}
     runs = {
-        "imd": [_write_run(tmp_path, "imd-seed0", {"a", "b", "c", "e"}, imd_relevance, 1.0),
-                _write_run(tmp_path, "imd-seed1", {"a", "c", "d", "e", "silent"}, imd_relevance, 0.5)],
+        "imd": [
+            _write_run(tmp_path, "imd-seed0", {"a", "b", "c", "e"}, imd_relevance, 1.0),
+            _write_run(tmp_path, "imd-seed1", {"a", "c", "d", "e", "silent"}, imd_relevance, 0.5),
+        ],
         "visual": [_write_run(tmp_path, "visual-seed0", {"a", "c"}, None, 1.0)],
-    }  # fmt: skip
+    }
     return synth, runs
 
 
@@ -99,11 +107,17 @@ def test_a_run_is_summarised_per_kind_of_sound(experiment, fixture_runs):
 
 def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     synth, runs = fixture_runs
-    summaries = {name: [{"seed": seed, **experiment.summarize_run(run, synth)} for seed, run in enumerate(dirs)]
-                 for name, dirs in runs.items()}  # fmt: skip
+    summaries = {
+        name: [{"seed": seed, **experiment.summarize_run(run, synth)} for seed, run in enumerate(dirs)]
+        for name, dirs in runs.items()
+    }
     text = experiment.results_tables(summaries)
     main, relevance = text.split("What the relevance network does")
-    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in main.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ")
+        for line in main.splitlines()
+        if line.startswith("| ")
+    }
     imd, visual = rows["IMD"], rows["RGB + flow (vision only)"]
     header = rows["Variant"]
     column = {name: index for index, name in enumerate(header)}
@@ -112,7 +126,13 @@ def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     assert imd[column["Top-5"]] == "75.0 ± 35.4"
     assert imd[column["Relevance ROC-AUC"]] == "0.75 ± 0.00"
     assert imd[column["Top-1, own sound"]] == "75.0 ± 35.4"  # 100% and 50%
-    assert [imd[column[key]] for key in ("Modalities", "Fusion", "α", "M/W", "Aug. p")] == ["rgb+flow+audio", "imd", "0.25", "M", "0"]
+    assert [imd[column[key]] for key in ("Modalities", "Fusion", "α", "M/W", "Aug. p")] == [
+        "rgb+flow+audio",
+        "imd",
+        "0.25",
+        "M",
+        "0",
+    ]
     assert visual[column["Top-1"]] == "33.3"  # one seed: no spread
     # Paired by seed: only seed 0 has a vision-only run (IMD 4/6 against 2/6).
     assert imd[column["Top-1 − vision only, paired"]] == "33.3"

@@ -10,7 +10,7 @@ Checkpoints load through transformers' ``ASTForAudioClassification`` from a hub 
 the AudioSet-finetuned AST-base, mAP 0.459) or a local directory written by ``save_pretrained``;
 the features it expects come from the checkpoint's ``preprocessor_config.json`` when present.
 Its ``id2label`` must list the audio label set of the SAVLD in the same order, otherwise every
-target would silently compare the wrong classes: :func:`check_label_order` turns that into an error.
+target would silently compare the wrong classes: `check_label_order` turns that into an error.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from avlabel.audio.features import AstFilterbank, FilterbankConfig
 from avlabel._io import quiet_torch_loading
+from avlabel.audio.features import AstFilterbank, FilterbankConfig
 from avlabel.errors import AvlabelError, reading
 
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
@@ -63,7 +63,7 @@ class AstTagger:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str] = DEFAULT_AST, device="cpu") -> AstTagger:
-        """Load a checkpoint from a hub id or a local directory (see :func:`load_ast`)."""
+        """Load a checkpoint from a hub id or a local directory (see `load_ast`)."""
         model, filterbank = load_ast(name_or_path)
         return cls(model, filterbank, str(name_or_path), device)
 
@@ -98,7 +98,7 @@ class AstTagger:
         return pooled.float(), torch.sigmoid(logits.float())
 
     def tag(self, waveforms, lengths):
-        """:meth:`embed` of raw ``(B, N)`` waveforms with ``(B,)`` valid lengths (16 kHz mono)."""
+        """`embed` of raw ``(B, N)`` waveforms with ``(B,)`` valid lengths (16 kHz mono)."""
         import torch
 
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32).to(self.device)
@@ -106,12 +106,14 @@ class AstTagger:
         return self.embed(features, num_frames)
 
 
-def tag_file(tagger: AstTagger, path: str | os.PathLike[str], top: int = 10, start: float | None = None, end: float | None = None):
+def tag_file(
+    tagger: AstTagger, path: str | os.PathLike[str], top: int = 10, start: float | None = None, end: float | None = None
+):
     """Top AudioSet labels of one file's (centred, 10 s) audio window: what ``avlabel tag`` prints.
 
     Returns:
         ``(status, [(class index, probability), ...])`` best first; the list is empty unless
-        ``status`` is :attr:`AudioStatus.OK <avlabel.audio.decode.AudioStatus.OK>`.
+        ``status`` is `AudioStatus.OK`.
     """
     import torch
 
@@ -152,7 +154,10 @@ def load_ast(name_or_path: str | os.PathLike[str] = DEFAULT_AST):
     except AvlabelError:
         # Checkpoints saved without a preprocessor_config.json: AST's AudioSet recipe, sized to the model.
         filterbank_config = FilterbankConfig(num_mel_bins=model.config.num_mel_bins, max_length=model.config.max_length)
-    if (filterbank_config.num_mel_bins, filterbank_config.max_length) != (model.config.num_mel_bins, model.config.max_length):
+    if (filterbank_config.num_mel_bins, filterbank_config.max_length) != (
+        model.config.num_mel_bins,
+        model.config.max_length,
+    ):
         raise AvlabelError(
             f"{name_or_path}: preprocessor_config.json makes {filterbank_config.max_length}x{filterbank_config.num_mel_bins} "
             f"filterbanks but the model expects {model.config.max_length}x{model.config.num_mel_bins}; fix one of the two files"
@@ -164,7 +169,7 @@ def save_random_ast(directory: str | os.PathLike[str], labels: Sequence[str], se
     """Save a randomly initialised AST the way real checkpoints are saved, for benchmarks and tests.
 
     Writes ``config.json`` (``id2label`` = ``labels``, in order), ``model.safetensors`` and
-    ``preprocessor_config.json`` with ``save_pretrained``, so :func:`load_ast` and
+    ``preprocessor_config.json`` with ``save_pretrained``, so `load_ast` and
     ``avlabel targets --ast DIR`` read it exactly as a downloaded checkpoint. ``config`` overrides
     transformers' ``ASTConfig`` defaults (which are AST-base: the compute of the AudioSet model).
     """
@@ -172,11 +177,17 @@ def save_random_ast(directory: str | os.PathLike[str], labels: Sequence[str], se
     from transformers import ASTConfig, ASTForAudioClassification
 
     labels = list(labels)
-    ast_config = ASTConfig(**config, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                           label2id={label: index for index, label in enumerate(labels)})  # fmt: skip
+    ast_config = ASTConfig(
+        **config,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
     torch.manual_seed(seed)
     ASTForAudioClassification(ast_config).eval().save_pretrained(directory)
-    FilterbankConfig(num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length).to_extractor().save_pretrained(directory)
+    FilterbankConfig(
+        num_mel_bins=ast_config.num_mel_bins, max_length=ast_config.max_length
+    ).to_extractor().save_pretrained(directory)
     return Path(directory)
 
 
@@ -188,17 +199,24 @@ def _from_pretrained(cls, name_or_path: str | os.PathLike[str], what: str):
     if path.is_dir():
         _check_model_type(path)
         # A pickled pytorch_model.bin is loaded weights-only by transformers; a refused one is one line.
-        with reading(f"{what} {path}", "pass a directory written by save_pretrained (model.safetensors)"), quiet_torch_loading():
+        with (
+            reading(f"{what} {path}", "pass a directory written by save_pretrained (model.safetensors)"),
+            quiet_torch_loading(),
+        ):
             return cls.from_pretrained(path, local_files_only=True, **extra)
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise AvlabelError(f"{what} directory not found: {source}; pass an existing directory or a hub id such as {DEFAULT_AST}")
+        raise AvlabelError(
+            f"{what} directory not found: {source}; pass an existing directory or a hub id such as {DEFAULT_AST}"
+        )
     try:
         with quiet_torch_loading():
             return cls.from_pretrained(source, local_files_only=True, **extra)
     except OSError:
         pass  # not in the local hub cache: try the hub itself
     except pickle.UnpicklingError:  # re-raised inside reading(): the one refusal message for every pickle
-        with reading(f"{what} {source!r} (local hub cache)", "delete it from the hub cache and download a safetensors copy"):
+        with reading(
+            f"{what} {source!r} (local hub cache)", "delete it from the hub cache and download a safetensors copy"
+        ):
             raise
     try:
         with quiet_torch_loading():
@@ -228,19 +246,23 @@ def _quiet_transformers():
 def _check_model_type(path: Path) -> None:
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise AvlabelError(f"{path} has no config.json; pass a directory written by save_pretrained of an AST checkpoint")
+        raise AvlabelError(
+            f"{path} has no config.json; pass a directory written by save_pretrained of an AST checkpoint"
+        )
     try:
         model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise AvlabelError(f"{config_file} is not valid JSON; re-save the checkpoint with save_pretrained") from None
     if model_type != "audio-spectrogram-transformer":
-        raise AvlabelError(f"{path} holds a {model_type!r} model, not an Audio Spectrogram Transformer; pass an AST checkpoint")
+        raise AvlabelError(
+            f"{path} holds a {model_type!r} model, not an Audio Spectrogram Transformer; pass an AST checkpoint"
+        )
 
 
 def check_label_order(found: Sequence[str], expected, source: str) -> None:
     """Refuse a tagger whose class names or order differ from ``expected`` (a LabelSet).
 
-    Names are compared ignoring case and runs of whitespace. Raises :class:`AvlabelError` naming
+    Names are compared ignoring case and runs of whitespace. Raises `AvlabelError` naming
     the first disagreement and the fix.
     """
     found_keys = [_label_key(label) for label in found]
@@ -268,7 +290,11 @@ def _label_key(label: str) -> str:
 
 def _fingerprint(model) -> str:
     # Private keys (_name_or_path, ...) and the library version say where a model was loaded from, not what it is.
-    config = {key: value for key, value in model.config.to_dict().items() if not key.startswith("_") and key != "transformers_version"}
+    config = {
+        key: value
+        for key, value in model.config.to_dict().items()
+        if not key.startswith("_") and key != "transformers_version"
+    }
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for tensor in (model.classifier.dense.weight, model.classifier.dense.bias):
         digest.update(tensor.detach().float().cpu().numpy().tobytes())

@@ -25,12 +25,12 @@ column ``j`` is class ``j``), ``windows`` (``count``, ``seconds``, ``sample_rate
 ``embedder`` (its identity: name, checkpoint, fingerprint, filterbank).
 
 Row mapping. Every video is stored as ``windows.count`` consecutive rows, windows ``0..W-1`` in
-order; row ``r`` belongs to line ``r`` of the index. :meth:`AudioCache.lookup` maps
+order; row ``r`` belongs to line ``r`` of the index. `AudioCache.lookup` maps
 ``(video_id, window)`` to rows (``-1`` for videos not in the cache, e.g. unreadable files). With
 ``W`` audio windows and a video clip ``clip_index`` out of ``num_clips`` uniformly spaced test
 clips, the matching window is ``clip_index * W // num_clips``. Rows whose status is not 0 have an
 all-zero embedding and probabilities; their relevance target is 0 by definition. The target of
-row ``r`` for video class ``c`` comes from :class:`~avlabel.audio.targets.RelevanceTargets`,
+row ``r`` for video class ``c`` comes from `RelevanceTargets`,
 stored next to the cache (``targets.npz`` + ``targets.json``)::
 
     targets = RelevanceTargets.load(DIR)
@@ -80,7 +80,7 @@ class AudioCache:
     Attributes:
         embedding: ``(rows, dim)`` float16 memmap.
         probs: ``(rows, num_labels)`` float16 memmap, or None when the embedder predicts no tags.
-        status: ``(rows,)`` uint8 memmap of :class:`~avlabel.audio.decode.AudioStatus` codes.
+        status: ``(rows,)`` uint8 memmap of `AudioStatus` codes.
         video_ids: video id of every row; ``windows``: ``(rows,)`` window index of every row.
         num_windows: windows per video; ``dim``; ``header``: the parsed ``audio_cache.json``.
     """
@@ -89,7 +89,9 @@ class AudioCache:
         self.directory = Path(directory)
         header_path = self.directory / HEADER
         if not header_path.is_file():
-            raise AvlabelError(f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}")
+            raise AvlabelError(
+                f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}"
+            )
         self.header = _read_header(header_path)
         rows = self.header["rows"]
         self.dim = self.header["dim"]
@@ -119,12 +121,14 @@ class AudioCache:
         """
         windows = np.broadcast_to(np.asarray(window, dtype=np.int64), (len(video_ids),))
         if len(windows) and (windows.min() < 0 or windows.max() >= self.num_windows):
-            raise ValueError(f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}")
+            raise ValueError(
+                f"window indices must lie in [0, {self.num_windows}), got {windows.min()}..{windows.max()}"
+            )
         first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
         return np.where(first >= 0, first + windows, -1)
 
     def check_sources(self, records: Sequence, manifest: str | os.PathLike[str] | None, fix: str) -> None:
-        """Refuse if cached videos of ``records`` were computed from other files (see :mod:`avlabel.data.sources`)."""
+        """Refuse if cached videos of ``records`` were computed from other files (see `avlabel.data.sources`)."""
         from avlabel.data.sources import check_sources
 
         cached = [record for record in records if record.video_id in self]
@@ -160,12 +164,18 @@ class AudioCacheWriter:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], embedder_identity: dict, dim: int, labels: Sequence[str] | None, windows: dict
+        self,
+        directory: str | os.PathLike[str],
+        embedder_identity: dict,
+        dim: int,
+        labels: Sequence[str] | None,
+        windows: dict,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = file_lock(
-            self.directory / _LOCK, busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish"
+            self.directory / _LOCK,
+            busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish",
         )
         wanted = {
             "format": _FORMAT,
@@ -188,7 +198,7 @@ class AudioCacheWriter:
         self._recover()
         self.video_ids, _ = _read_index(self.directory / INDEX, self.header["index_bytes"], self.header["rows"])
         self.done = set(self.video_ids)
-        self._handles = {name: open(self.directory / name, "ab") for name in (*self._files, INDEX)}
+        self._handles = {name: open(self.directory / name, "ab") for name in (*self._files, INDEX)}  # noqa: SIM115 - closed in close()
         atomic_write_json(header_path, self.header)
 
     def _recover(self) -> None:
@@ -199,7 +209,7 @@ class AudioCacheWriter:
         _truncate(self.directory / INDEX, self.header["index_bytes"])
 
     def append(self, video_id: str, embedding: np.ndarray, probs: np.ndarray | None, status: np.ndarray) -> None:
-        """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``); see :meth:`commit`."""
+        """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``); see `commit`."""
         count = self.header["windows"]["count"]
         if "\t" in video_id or "\n" in video_id or "\r" in video_id:
             raise AvlabelError(f"video_id {video_id!r} contains a tab or line break; rename it in the manifest")
@@ -263,9 +273,13 @@ def _read_header(path: Path) -> dict:
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AvlabelError(f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it") from None
+        raise AvlabelError(
+            f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it"
+        ) from None
     if header.get("format") != _FORMAT or header.get("version") != _VERSION:
-        raise AvlabelError(f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets")
+        raise AvlabelError(
+            f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets"
+        )
     return header
 
 
@@ -280,7 +294,9 @@ def _read_index(path: Path, committed_bytes: int, rows: int) -> tuple[list[str],
         video_ids.append(video_id)
         windows.append(int(window))
     if len(video_ids) != rows:
-        raise AvlabelError(f"{path} has {len(video_ids)} committed rows but {HEADER} says {rows}; the cache is damaged — rebuild it")
+        raise AvlabelError(
+            f"{path} has {len(video_ids)} committed rows but {HEADER} says {rows}; the cache is damaged — rebuild it"
+        )
     return video_ids, np.asarray(windows, dtype=np.int64)
 
 
@@ -298,7 +314,9 @@ def _truncate(path: Path, size: int) -> None:
         if path.stat().st_size > size:
             os.truncate(path, size)
         elif path.stat().st_size < size:
-            raise AvlabelError(f"{path} lost committed data (shorter than {HEADER} says); delete the cache and rebuild it")
+            raise AvlabelError(
+                f"{path} lost committed data (shorter than {HEADER} says); delete the cache and rebuild it"
+            )
     elif size:
         raise AvlabelError(f"{path} is missing but {HEADER} lists committed rows; delete the cache and rebuild it")
 

@@ -1,7 +1,7 @@
 """Audio front end: decode a manifest item's sound track to AST's input waveform (section 3.3).
 
 AST was trained on 10 s AudioSet clips sampled at 16 kHz, mono, as float samples in [-1, 1]
-(its filterbank then sees 998 frames padded to 1024). :func:`load_windows` turns any manifest
+(its filterbank then sees 998 frames padded to 1024). `load_windows` turns any manifest
 item -- a video container or an audio file, optionally restricted to the clip's ``start``/``end``
 -- into one or more such windows:
 
@@ -17,8 +17,8 @@ item -- a video container or an audio file, optionally restricted to the clip's 
 Decoding uses PyAV (FFmpeg); channels are averaged into mono and the clip is resampled with
 PyAV's ``AudioResampler`` (libswresample) in one call. Decoding seeks near the first needed sample, so long files are not decoded
 from the beginning. Audio problems are data, not errors: a file without an audio stream, an
-empty window and a silent window are reported through :class:`AudioStatus` (they get a zero
-embedding and relevance target 0 downstream). Only an unreadable file raises :class:`~avlabel.errors.AvlabelError`.
+empty window and a silent window are reported through `AudioStatus` (they get a zero
+embedding and relevance target 0 downstream). Only an unreadable file raises `AvlabelError`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class AudioWindows:
         waveforms: ``(W, N)`` float32 mono samples at ``sample_rate``; row ``i`` is zero after
             ``lengths[i]``. ``N`` is ``window_seconds * sample_rate``.
         lengths: ``(W,)`` int64 number of valid samples per window.
-        status: ``(W,)`` uint8 :class:`AudioStatus` codes.
+        status: ``(W,)`` uint8 `AudioStatus` codes.
         spans: ``(W, 2)`` float64 start/end time (seconds, in the file's timeline) of each window.
     """
 
@@ -128,7 +128,9 @@ def load_windows(
             waveform, origin = _decode(container, stream, Path(path), spans[:, 0].min(), spans[:, 1].max(), sample_rate)
         else:  # duration unknown (some streamed formats): decode to the end, then place windows
             waveform, origin = _decode(container, stream, Path(path), clip_start, None, sample_rate)
-            spans = window_spans(clip_start, max(origin + len(waveform) / sample_rate, clip_start), num_windows, window_seconds)
+            spans = window_spans(
+                clip_start, max(origin + len(waveform) / sample_rate, clip_start), num_windows, window_seconds
+            )
     return _cut(waveform, origin, spans, size, sample_rate)
 
 
@@ -157,7 +159,9 @@ def _stream_end(stream, container) -> float | None:
     return None
 
 
-def _decode(container, stream, path: Path, start: float, end: float | None, sample_rate: int) -> tuple[np.ndarray, float]:
+def _decode(
+    container, stream, path: Path, start: float, end: float | None, sample_rate: int
+) -> tuple[np.ndarray, float]:
     """Decode ``[start, end]`` (end None: to the end) as mono float32 at ``sample_rate``.
 
     Returns:
@@ -194,9 +198,13 @@ def _decode(container, stream, path: Path, start: float, end: float | None, samp
             if end is not None and origin is not None and origin + decoded / rate >= end:
                 break
     except av.FFmpegError as error:
-        raise AvlabelError(f"cannot decode the audio of {path}: {error}; the file is corrupt — re-encode it or drop it") from None
+        raise AvlabelError(
+            f"cannot decode the audio of {path}: {error}; the file is corrupt — re-encode it or drop it"
+        ) from None
     if failures and not chunks:
-        raise AvlabelError(f"cannot decode any audio packet of {path} ({failures} failed); the file is corrupt — re-encode it or drop it")
+        raise AvlabelError(
+            f"cannot decode any audio packet of {path} ({failures} failed); the file is corrupt — re-encode it or drop it"
+        )
     native = _mono(np.concatenate(chunks, axis=1)) if chunks else np.zeros(0, np.float32)
     return _resample(native, rate, sample_rate), origin if origin is not None else start
 

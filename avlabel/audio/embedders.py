@@ -1,16 +1,16 @@
 """Audio embedders: what turns a clip's filterbank into the vector the fusion model consumes.
 
-Two backends, in a plain table (:data:`EMBEDDERS`):
+Two backends, in a plain table (`EMBEDDERS`):
 
-* ``ast`` -- the frozen AST (:class:`~avlabel.audio.ast.AstTagger`), the paper's choice: a 768-d
+* ``ast`` -- the frozen AST (`AstTagger`), the paper's choice: a 768-d
   class-token embedding plus 527 AudioSet probabilities, from which relevance targets are built.
-* ``logmel`` -- :class:`LogMelEmbedder`, for users without AST weights and for CPU-only synthetic
+* ``logmel`` -- `LogMelEmbedder`, for users without AST weights and for CPU-only synthetic
   runs: the per-mel-bin mean and standard deviation over time of the normalised AST filterbank
   (256-d). It is a weak baseline -- a long-term average spectrum knows timbre and loudness, not
   events -- and it predicts no tags, so targets must then come from ``--tags``.
 
 Every embedder exposes ``name``, ``dim``, ``labels`` (class names of its probabilities, or None),
-``filterbank`` (an :class:`~avlabel.audio.features.AstFilterbank`), ``device``, ``identity`` (a
+``filterbank`` (an `AstFilterbank`), ``device``, ``identity`` (a
 JSON-able dict the cache compares to refuse mixing embedders) and ``embed(features, num_frames) ->
 (embedding (B, dim), probs (B, labels) | None)``.
 """
@@ -54,7 +54,9 @@ class LogMelEmbedder:
 
         features = features.to(self.device, dtype=torch.float32)
         num_frames = num_frames.to(self.device)
-        valid = (torch.arange(features.shape[1], device=self.device)[None, :] < num_frames[:, None]).unsqueeze(-1)  # (B, T, 1)
+        valid = (torch.arange(features.shape[1], device=self.device)[None, :] < num_frames[:, None]).unsqueeze(
+            -1
+        )  # (B, T, 1)
         count = valid.sum(dim=1).clamp(min=1)  # (B, 1)
         mean = (features * valid).sum(dim=1) / count  # (B, F)
         variance = (((features - mean[:, None]) * valid) ** 2).sum(dim=1) / count
@@ -80,5 +82,7 @@ def build_embedder(name: str, ast: str | os.PathLike[str] | None = None, device=
     if name not in EMBEDDERS:
         raise AvlabelError(f"unknown audio embedder {name!r}; choose one of {', '.join(sorted(EMBEDDERS))}")
     if name != "ast" and ast is not None:
-        raise AvlabelError(f"--ast applies to the 'ast' embedder only; drop it or use --embedder ast (got --embedder {name})")
+        raise AvlabelError(
+            f"--ast applies to the 'ast' embedder only; drop it or use --embedder ast (got --embedder {name})"
+        )
     return EMBEDDERS[name](ast, device)

@@ -29,7 +29,7 @@ from avlabel.errors import AvlabelError
 
 @dataclass
 class ExtractSummary:
-    """What one run of :func:`extract_audio` did."""
+    """What one run of `extract_audio` did."""
 
     items: int = 0  # unique videos asked for
     cached: int = 0  # already in the cache before this run
@@ -55,14 +55,14 @@ def extract_audio(
 ) -> ExtractSummary:
     """Add the audio of ``records`` that is not cached yet to the cache in ``directory``.
 
-    Each video's source file is recorded (see :mod:`avlabel.data.sources`); check an existing
-    cache with :meth:`AudioCache.check_sources` before reusing it for ``records``.
+    Each video's source file is recorded (see `avlabel.data.sources`); check an existing
+    cache with `AudioCache.check_sources` before reusing it for ``records``.
 
     Args:
         records: manifest records (anything with ``video_id``, ``path``, ``start``, ``end``); a
             video id listed twice must name the same file and bounds.
-        directory: cache directory (see :mod:`avlabel.audio.cache` for the layout).
-        embedder: an embedder from :func:`avlabel.audio.embedders.build_embedder`.
+        directory: cache directory (see `avlabel.audio.cache` for the layout).
+        embedder: an embedder from `avlabel.audio.embedders.build_embedder`.
         num_windows: audio windows per video.
         window_seconds: window length.
         workers: DataLoader worker processes for decoding (0: decode in this process).
@@ -97,7 +97,9 @@ def extract_audio(
                     if batch["video_ids"]:
                         _embed_batch(batch, embedder, writer, num_windows, on_gpu)
                         # Sources are durable before the commit makes the rows visible.
-                        append_sources(Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest))
+                        append_sources(
+                            Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest)
+                        )
                         writer.commit()
                         summary.computed += len(batch["video_ids"])
                     bar.advance(len(batch["video_ids"]) + len(batch["bad"]))

@@ -6,10 +6,10 @@ spectrum of a 512-point FFT, Kaldi's mel scale from 20 Hz to Nyquist, log with a
 floor), truncated or zero-padded to 1024 frames, then mapped by ``(x - mean) / (2 * std)`` with the
 AudioSet mean -4.2677393 and std 4.5689974.
 
-transformers' :class:`~transformers.ASTFeatureExtractor` defines these numbers (and reads them
+transformers' `ASTFeatureExtractor` defines these numbers (and reads them
 from a checkpoint's ``preprocessor_config.json``). It processes one waveform at a time, through
 ``torchaudio.compliance.kaldi.fbank`` when torchaudio is installed, else through a NumPy
-frame loop. :class:`AstFilterbank` computes the same features for a whole batch with a handful of
+frame loop. `AstFilterbank` computes the same features for a whole batch with a handful of
 tensor operations on any device -- several times cheaper on one CPU core (see
 ``benchmarks/bench_audio.py``), and negligible next to the model on a GPU -- and its
 ``backend="transformers"`` calls the extractor itself. The tests hold the two to 1e-3 and pin
@@ -75,7 +75,7 @@ class AstFilterbank:
     """Batched AST filterbank features.
 
     Args:
-        config: the feature definition (use :meth:`FilterbankConfig.from_extractor` for a
+        config: the feature definition (use `FilterbankConfig.from_extractor` for a
             checkpoint's own).
         backend: ``"torch"`` (batched tensor code, runs on the waveforms' device) or
             ``"transformers"`` (the reference ``ASTFeatureExtractor``, one waveform at a time, CPU).
@@ -104,10 +104,7 @@ class AstFilterbank:
 
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32)
         lengths = torch.as_tensor(lengths, dtype=torch.int64, device=waveforms.device)
-        if self.backend == "transformers":
-            features = self._reference(waveforms, lengths)
-        else:
-            features = self._log_mel(waveforms)
+        features = self._reference(waveforms, lengths) if self.backend == "transformers" else self._log_mel(waveforms)
         num_frames = self.num_frames(lengths)
         # Frames past a row's valid samples become AST's zero padding (ASTFeatureExtractor pads
         # the *log-mel matrix* with zeros before normalising, as AST's training did).
@@ -183,6 +180,8 @@ class AstFilterbank:
                 rows.append(np.zeros((self.config.max_length, self.config.num_mel_bins), np.float32))
                 continue
             rows.append(
-                self._extractor(waveform[:length], sampling_rate=self.config.sample_rate, return_tensors="np")["input_values"][0]
+                self._extractor(waveform[:length], sampling_rate=self.config.sample_rate, return_tensors="np")[
+                    "input_values"
+                ][0]
             )
         return torch.from_numpy(np.stack(rows)).to(waveforms.device)

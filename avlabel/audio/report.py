@@ -36,7 +36,7 @@ def relevance_report(
     Args:
         values: ``(n,)`` targets of the manifest's cache rows.
         classes: ``(n,)`` video class index of each row.
-        status: ``(n,)`` :class:`~avlabel.audio.decode.AudioStatus` code of each row.
+        status: ``(n,)`` `AudioStatus` code of each row.
         video_labels: class names of the video label set.
         relevant: ``(n,)`` known 0/1 relevance per row, ``-1`` where unknown; None when not given.
         alphas: thresholds to report.
@@ -98,7 +98,14 @@ def plot_report(report: dict, directory: str | os.PathLike[str]) -> list[Path]:
 
     edges = np.asarray(report["histogram"]["edges"])
     figure, axes = plt.subplots(figsize=(7, 4))
-    axes.bar(edges[:-1], report["histogram"]["counts"], width=np.diff(edges), align="edge", color="#4c72b0", edgecolor="white")
+    axes.bar(
+        edges[:-1],
+        report["histogram"]["counts"],
+        width=np.diff(edges),
+        align="edge",
+        color="#4c72b0",
+        edgecolor="white",
+    )
     for alpha, fraction in report["fraction_at_least"].items():
         axes.axvline(float(alpha), color="#c44e52", linestyle="--", linewidth=1)
         axes.text(float(alpha), axes.get_ylim()[1] * 0.95, f" α={alpha}: {fraction:.0%} kept", fontsize=8, va="top")

@@ -36,7 +36,7 @@ Y_a = 20, alpha = 0.25 keeps audio sharing at least 4 of the class's 10 labels u
 definition, so its ``A`` is empty and its target 0. The paper's defaults are ``k = 10``,
 ``Y_a = 20`` and IoU (Table 4). Because a target is a function of (audio row, class) only,
 intra-class cross-modality augmentation (section 3.6: audio borrowed from another video of the
-same class) looks its target up with :meth:`RelevanceTargets.pairs`, nothing is recomputed.
+same class) looks its target up with `RelevanceTargets.pairs`, nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def overlap_target(intersection, size_a, size_b, overlap: str = "iou", normalize
 
 
 def check_target_settings(overlap: str, normalize: str) -> None:
-    """Raise :class:`AvlabelError` for an unknown overlap or normalisation name."""
+    """Raise `AvlabelError` for an unknown overlap or normalisation name."""
     if overlap not in OVERLAPS:
         raise AvlabelError(f"unknown overlap {overlap!r}; choose one of {', '.join(OVERLAPS)}")
     if normalize not in NORMALIZATIONS:
@@ -140,7 +140,9 @@ def read_tags(path: str | os.PathLike[str], audio_labels) -> AudioTags:
     with reading(f"tags file {path}", fix), open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"video_id", "audio_labels"} <= set(reader.fieldnames):
-            raise AvlabelError(f"{path} must have the columns video_id,audio_labels[,relevant]; found {reader.fieldnames}")
+            raise AvlabelError(
+                f"{path} must have the columns video_id,audio_labels[,relevant]; found {reader.fieldnames}"
+            )
         for line, row in enumerate(reader, start=2):
             names = [name.strip() for name in (row["audio_labels"] or "").split(";") if name.strip()]
             try:
@@ -181,8 +183,16 @@ class RelevanceTargets:
         normalize: ``"max"`` or ``"none"`` (see the module docs).
     """
 
-    def __init__(self, audio_sets, class_sets, row_class, num_labels: int, overlap: str = "iou", meta: dict | None = None,
-                 normalize: str = "max"):  # fmt: skip
+    def __init__(
+        self,
+        audio_sets,
+        class_sets,
+        row_class,
+        num_labels: int,
+        overlap: str = "iou",
+        meta: dict | None = None,
+        normalize: str = "max",
+    ):
         check_target_settings(overlap, normalize)
         self.audio_sets = np.asarray(audio_sets)
         self.class_sets = np.asarray(class_sets)
@@ -203,8 +213,13 @@ class RelevanceTargets:
         audio_hot = multi_hot(self.audio_sets[rows], self.num_labels).astype(np.float32)  # (n, L)
         class_hot = self._class_hot[classes].astype(np.float32)  # (m, L)
         intersection = audio_hot @ class_hot.T  # (n, m)
-        return overlap_target(intersection, audio_hot.sum(axis=1)[:, None], self._class_size[classes][None, :], self.overlap,
-                              self.normalize)  # fmt: skip
+        return overlap_target(
+            intersection,
+            audio_hot.sum(axis=1)[:, None],
+            self._class_size[classes][None, :],
+            self.overlap,
+            self.normalize,
+        )
 
     def pairs(self, rows, classes) -> np.ndarray:
         """``(n,)`` float32 target of ``rows[j]`` for ``classes[j]`` (e.g. borrowed audio, own class)."""
@@ -232,16 +247,24 @@ class RelevanceTargets:
         directory = Path(directory)
         with atomic_path(directory / TARGETS_NPZ) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, audio_sets=self.audio_sets, class_sets=self.class_sets, row_class=self.row_class)
-        atomic_write_json(directory / TARGETS_JSON, {**self.meta, "overlap": self.overlap, "normalize": self.normalize,
-                                                     "num_labels": self.num_labels})  # fmt: skip
+        atomic_write_json(
+            directory / TARGETS_JSON,
+            {**self.meta, "overlap": self.overlap, "normalize": self.normalize, "num_labels": self.num_labels},
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> RelevanceTargets:
-        """Read what :meth:`save` wrote (``avlabel targets -o DIR`` writes it into DIR)."""
+        """Read what `save` wrote (``avlabel targets -o DIR`` writes it into DIR)."""
         directory = Path(directory)
         if not (directory / TARGETS_JSON).is_file() or not (directory / TARGETS_NPZ).is_file():
-            raise AvlabelError(f"no relevance targets in {directory}; compute them with: avlabel targets ... -o {directory}")
-        with reading(f"relevance targets in {directory}", f"recompute them with: avlabel targets ... -o {directory}", also=(KeyError,)):
+            raise AvlabelError(
+                f"no relevance targets in {directory}; compute them with: avlabel targets ... -o {directory}"
+            )
+        with reading(
+            f"relevance targets in {directory}",
+            f"recompute them with: avlabel targets ... -o {directory}",
+            also=(KeyError,),
+        ):
             meta = json.loads((directory / TARGETS_JSON).read_text(encoding="utf-8"))
             with np.load(directory / TARGETS_NPZ, allow_pickle=False) as arrays:
                 audio_sets, class_sets, row_class = arrays["audio_sets"], arrays["class_sets"], arrays["row_class"]

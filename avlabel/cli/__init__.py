@@ -9,12 +9,13 @@ and friends are imported inside the command body, so ``avlabel --help`` stays fa
 from __future__ import annotations
 
 import importlib
+import traceback
 import warnings
-from dataclasses import dataclass
 
 import click
 
 from avlabel import __version__
+from avlabel.cli._application import Application
 from avlabel.errors import AvlabelError, AvlabelWarning
 
 # name -> "module:attribute"; one module per subcommand.
@@ -37,21 +38,14 @@ _COMMANDS = {
 }
 
 
-@dataclass
-class CliContext:
-    """Global options, available to every subcommand as ``ctx.obj``."""
-
-    verbose: bool = False
-    device: str | None = None  # None: cuda when available, else cpu
-
-
 class _RootGroup(click.Group):
     """Loads subcommands on demand; every bad input ends as one ``Error:`` line and exit status 2.
 
-    This is the one place where errors meet the user: :class:`AvlabelError` from the core, a bad
+    This is the one place where errors meet the user: `AvlabelError` from the core, a bad
     option value from click (without click's three-line usage block), and the file-system errors
     that no check can rule out in advance (a disk that fills up, a folder that vanishes mid-run).
-    :class:`AvlabelWarning`\\ s print as one ``Warning:`` line each, when they happen.
+    `AvlabelWarning`\\ s print as one ``Warning:`` line each, when they happen. With the
+    global ``--verbose`` an error's traceback comes first (for a bug report), the ``Error:`` line last.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -78,10 +72,14 @@ class _RootGroup(click.Group):
             _fail(ctx, f"{error.format_message().rstrip('.')}; see '{command} --help'")
         except OSError as error:
             where = f": {error.filename}" if error.filename else ""
-            _fail(ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun")
+            _fail(
+                ctx, f"{error.strerror or error}{where}; check the path, its permissions and the free space, then rerun"
+            )
 
 
 def _fail(ctx: click.Context, message: str) -> None:
+    if isinstance(ctx.obj, Application) and ctx.obj.verbose:
+        click.echo(traceback.format_exc(), err=True, nl=False)
     click.echo(f"Error: {' '.join(message.split())}", err=True)
     ctx.exit(2)
 
@@ -95,7 +93,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 @click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="avlabel")
-@click.option("-v", "--verbose", is_flag=True, help="Print more detail about what is happening.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="On an error, print its traceback above the Error: line (for bug reports)."
+)
 @click.option(
     "--device",
     default=None,
@@ -104,7 +104,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, device: str | None) -> None:
     """Multimodal action recognition with learnable irrelevant modality dropout (IMD)."""
-    ctx.obj = CliContext(verbose=verbose, device=device)
+    ctx.obj = Application(verbose=verbose, device=device)
 
 
 def main() -> None:

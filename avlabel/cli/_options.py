@@ -1,6 +1,8 @@
-"""Helpers shared by subcommands."""
+"""Options and option types shared by subcommands: the one place a shared option is defined."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -18,24 +20,26 @@ warn_failed_option = click.option(
 )
 
 
-def resolve_device(ctx: click.Context, requested: str | None = None) -> str:
-    """The torch device: ``requested``, else the global ``--device``, else cuda when available.
+class NamedChoice(click.Choice):
+    """A closed set of names refused in avlabel's words: ``unknown metric 'x'; choose one of a, b, c``."""
 
-    Imports torch: call inside commands. A name torch does not know, or CUDA that is not there,
-    is one ``AvlabelError``.
-    """
-    import torch
+    def __init__(self, choices, noun: str) -> None:
+        super().__init__(choices)
+        self.noun = noun
 
-    from avlabel.errors import AvlabelError
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        self.fail(f"unknown {self.noun} {value!r}; choose one of {', '.join(self.choices)}", param, ctx)
 
-    root = ctx.find_root().obj
-    requested = requested or (root.device if root else None)
-    if requested is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise AvlabelError(f"unknown device {requested!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AvlabelError(f"--device {requested} was asked for but no CUDA GPU is visible; use --device cpu")
-    return requested
+
+# A trained run to apply (`avlabel eval`, `avlabel predict`).
+run_option = click.option(
+    "--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint)."
+)
+checkpoint_option = click.option(
+    "--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path."
+)
+views_option = click.option(
+    "--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view)."
+)

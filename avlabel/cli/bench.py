@@ -6,23 +6,34 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+
 
 @click.command(name="bench")
 @click.option(
-    "-m", "--model", "models", multiple=True, default=("imd_b", "timesformer_b"), show_default=True,
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    default=("imd_b", "timesformer_b"),
+    show_default=True,
     help="Model config to measure (repeat to compare several in one run; see `avlabel models`).",
 )
 @click.option("--batch", type=int, default=8, show_default=True, help="Clips per step.")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the global --device, else cuda when available).")
+@click.option(
+    "--device", default=None, help="cpu, cuda or cuda:N (default: the global --device, else cuda when available)."
+)
 @click.option("--frames", type=int, default=None, help="Frames per clip T (default: the config's, 8).")
 @click.option("--size", type=int, default=None, help="Input side in pixels (default: the config's, 224).")
 @click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per phase.")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed steps before timing (include compilation).")
+@click.option(
+    "--warmup", type=int, default=3, show_default=True, help="Untimed steps before timing (include compilation)."
+)
 @click.option("--compile", "compile_model", is_flag=True, help="Run the model through torch.compile.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the results as JSON here.")
-@click.pass_context
+@pass_app
 def bench(
-    ctx: click.Context,
+    app: Application,
     models: tuple[str, ...],
     batch: int,
     device: str | None,
@@ -45,16 +56,17 @@ def bench(
     from avlabel._checks import check_output_file
     from avlabel._console import err_console, out_console
     from avlabel._io import atomic_write_json
-    from avlabel.cli._options import resolve_device
-    from avlabel.evaluate.bench import run_benchmarks
+    from avlabel.bench.throughput import run_benchmarks
 
     if output is not None:
         check_output_file(output, "-o")  # before the benchmark, not after minutes of it
-    device = resolve_device(ctx, device)
+    device = app.resolve_device(device)
     console = err_console()
 
     def progress(result: dict) -> None:
-        console.print(f"{result['model']}: {result['train_clips_per_s']:.2f} train clips/s, MFU {100 * result['mfu']:.1f}%")
+        console.print(
+            f"{result['model']}: {result['train_clips_per_s']:.2f} train clips/s, MFU {100 * result['mfu']:.1f}%"
+        )
 
     with console.status(f"benchmarking {', '.join(models)} on {device} (batch {batch}, {warmup}+{steps} steps each)"):
         report = run_benchmarks(models, batch, device, steps, warmup, frames, size, compile_model, on_result=progress)
@@ -83,12 +95,21 @@ def _table(report: dict):
     for r in report["results"]:
         memory = "–" if r["train_peak_memory_mib"] is None else f"{r['train_peak_memory_mib']:.0f}"
         table.add_row(
-            r["model"], f"{r['parameters'] / 1e6:.1f}", f"{r['forward_gflops_per_clip']:.3g}", f"{r['train_clips_per_s']:.3g}",
-            f"{r['train_stream_clips_per_s']:.3g}", f"{100 * r['mfu']:.1f}", memory, f"{r['inference_clips_per_s']:.3g}",
+            r["model"],
+            f"{r['parameters'] / 1e6:.1f}",
+            f"{r['forward_gflops_per_clip']:.3g}",
+            f"{r['train_clips_per_s']:.3g}",
+            f"{r['train_stream_clips_per_s']:.3g}",
+            f"{100 * r['mfu']:.1f}",
+            memory,
+            f"{r['inference_clips_per_s']:.3g}",
         )
-    table.caption = "\n".join(
-        f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
-        f"inference ×{ratio['inference_clips_per_s']:.2f}"
-        for pair, ratio in report["ratios"].items()
-    ) or None
+    table.caption = (
+        "\n".join(
+            f"{pair}: train ×{ratio['train_clips_per_s']:.2f}, per stream ×{ratio['train_stream_clips_per_s']:.2f}, "
+            f"inference ×{ratio['inference_clips_per_s']:.2f}"
+            for pair, ratio in report["ratios"].items()
+        )
+        or None
+    )
     return table

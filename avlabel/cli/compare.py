@@ -10,7 +10,9 @@ import click
 @click.command(name="compare")
 @click.argument("first", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("second", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=0), help="How many most-different labels to list.")
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(min=0), help="How many most-different labels to list."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def compare(first: Path, second: Path, top: int, as_json: bool) -> None:
     """Report the agreement of dictionaries FIRST and SECOND: the mean per-video-label Jaccard
@@ -36,8 +38,16 @@ def compare(first: Path, second: Path, top: int, as_json: bool) -> None:
             {
                 "video_label": overlaps[i][0],
                 "jaccard": values[i],
-                "only_first": [label for label, _ in a.audio_labels(overlaps[i][0]) if label not in dict(b.audio_labels(overlaps[i][0]))],
-                "only_second": [label for label, _ in b.audio_labels(overlaps[i][0]) if label not in dict(a.audio_labels(overlaps[i][0]))],
+                "only_first": [
+                    label
+                    for label, _ in a.audio_labels(overlaps[i][0])
+                    if label not in dict(b.audio_labels(overlaps[i][0]))
+                ],
+                "only_second": [
+                    label
+                    for label, _ in b.audio_labels(overlaps[i][0])
+                    if label not in dict(a.audio_labels(overlaps[i][0]))
+                ],
             }
             for i in worst
         ],
@@ -72,5 +82,7 @@ def _print(summary: dict, a, b) -> None:
     table.add_column("only in A")
     table.add_column("only in B")
     for row in summary["most_different"]:
-        table.add_row(row["video_label"], f"{row['jaccard']:.2f}", "; ".join(row["only_first"]), "; ".join(row["only_second"]))
+        table.add_row(
+            row["video_label"], f"{row['jaccard']:.2f}", "; ".join(row["only_first"]), "; ".join(row["only_second"])
+        )
     console.print(table)

@@ -11,13 +11,26 @@ def data() -> None:
 
 
 @data.command(name="manifest")
-@click.option("--format", "format", required=True, type=click.Choice(["kinetics", "ucf101", "hmdb51", "folders"]),
-              help="Layout of the dataset under --root.")  # fmt: skip
-@click.option("--root", required=True, type=click.Path(file_okay=False), help="Dataset folder (videos and split files).")
+@click.option(
+    "--format",
+    "format",
+    required=True,
+    type=click.Choice(["kinetics", "ucf101", "hmdb51", "folders"]),
+    help="Layout of the dataset under --root.",
+)
+@click.option(
+    "--root", required=True, type=click.Path(file_okay=False), help="Dataset folder (videos and split files)."
+)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
-@click.option("--split-index", default=1, show_default=True, type=click.IntRange(1, 3), help="Official split (ucf101, hmdb51).")
-@click.option("--annotations", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="Kinetics annotation CSV(s); default: *.csv in ROOT/annotations or ROOT.")  # fmt: skip
+@click.option(
+    "--split-index", default=1, show_default=True, type=click.IntRange(1, 3), help="Official split (ucf101, hmdb51)."
+)
+@click.option(
+    "--annotations",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Kinetics annotation CSV(s); default: *.csv in ROOT/annotations or ROOT.",
+)
 @click.option("--label-set", default=None, help="Check every label against this label set (name or file).")
 def manifest(format, root, output, split_index, annotations, label_set) -> None:
     """Write a manifest for a Kinetics, UCF-101, HMDB51 or folder-per-class dataset.
@@ -35,8 +48,12 @@ def manifest(format, root, output, split_index, annotations, label_set) -> None:
     from avlabel.errors import AvlabelError
 
     output = check_output_file(output, "-o")
-    options = {"kinetics": {"annotations": list(annotations) or None}, "ucf101": {"split_index": split_index},
-               "hmdb51": {"split_index": split_index}, "folders": {}}[format]  # fmt: skip
+    options = {
+        "kinetics": {"annotations": list(annotations) or None},
+        "ucf101": {"split_index": split_index},
+        "hmdb51": {"split_index": split_index},
+        "folders": {},
+    }[format]
     result = build_records(format, root, **options)
     if not result.records:
         raise AvlabelError(f"none of the videos the {format} annotations list were found under {root}; check --root")

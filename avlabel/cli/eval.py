@@ -6,27 +6,55 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import checkpoint_option, run_option, views_option
+
 
 @click.command(name="eval")
-@click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
-@click.option("--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV holding the clips to evaluate.")
+@run_option
+@checkpoint_option
+@click.option(
+    "--manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV holding the clips to evaluate."
+)
 @click.option("--split", default="test", show_default=True, help="Manifest split to evaluate.")
-@click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips per video (1x1: single view).")
-@click.option("--audio", "audio_dir", type=click.Path(path_type=Path), help="Audio cache (`avlabel targets -o DIR`); default: the run's.")
-@click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder (`avlabel flow`); default: the run's.")
-@click.option("--tags", type=click.Path(dir_okay=False, path_type=Path),
-              help="Tags CSV with a `relevant` column; default: audio_tags.csv beside the manifest, if any.")  # fmt: skip
-@click.option("--target-threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Relevance targets at or above this count as relevant (default: the model's alpha).")  # fmt: skip
+@views_option
+@click.option(
+    "--audio",
+    "audio_dir",
+    type=click.Path(path_type=Path),
+    help="Audio cache (`avlabel targets -o DIR`); default: the run's.",
+)
+@click.option(
+    "--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder (`avlabel flow`); default: the run's."
+)
+@click.option(
+    "--tags",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Tags CSV with a `relevant` column; default: audio_tags.csv beside the manifest, if any.",
+)
+@click.option(
+    "--target-threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Relevance targets at or above this count as relevant (default: the model's alpha).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Views per forward pass.")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Data-loading worker processes (0: load in this process).")  # fmt: skip
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory [default: RUN_DIR/eval/SPLIT-CHECKPOINT].")  # fmt: skip
-@click.pass_context
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Data-loading worker processes (0: load in this process).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory [default: RUN_DIR/eval/SPLIT-CHECKPOINT].",
+)
+@pass_app
 def eval_command(
-    ctx: click.Context,
+    app: Application,
     run: Path,
     checkpoint: str,
     manifest: Path,
@@ -47,15 +75,24 @@ def eval_command(
     decoded) and prints a summary table.
     """
     from avlabel._console import err_console, out_console
-    from avlabel.cli._options import resolve_device
+    from avlabel.evaluate.evaluation import evaluate_run
     from avlabel.evaluate.multiview import ViewGrid
-    from avlabel.evaluate.runner import evaluate_run
 
     metrics = evaluate_run(
-        run, manifest, split=split, checkpoint=checkpoint, views=ViewGrid.parse(views), output_dir=output,
-        audio_dir=audio_dir, flow_dir=flow_dir, tags=tags, target_threshold=target_threshold,
-        device=resolve_device(ctx), batch_size=batch_size, workers=workers,
-    )  # fmt: skip
+        run,
+        manifest,
+        split=split,
+        checkpoint=checkpoint,
+        views=ViewGrid.parse(views),
+        output_dir=output,
+        audio_dir=audio_dir,
+        flow_dir=flow_dir,
+        tags=tags,
+        target_threshold=target_threshold,
+        device=app.resolve_device(),
+        batch_size=batch_size,
+        workers=workers,
+    )
     out_console().print(summary_table(metrics))
     if metrics["skipped_videos"]:
         err_console().print(f"[yellow]{len(metrics['skipped_videos'])} video(s) could not be decoded and were skipped")
@@ -71,8 +108,11 @@ def summary_table(metrics: dict):
     from rich.table import Table
 
     model = metrics["model"]
-    table = Table(title=f"{model['name']} ({'+'.join(model['modalities'])}, {model['fusion'] or 'no fusion'}) "
-                        f"on {metrics['split']}, {metrics['views']} views", show_header=False)  # fmt: skip
+    table = Table(
+        title=f"{model['name']} ({'+'.join(model['modalities'])}, {model['fusion'] or 'no fusion'}) "
+        f"on {metrics['split']}, {metrics['views']} views",
+        show_header=False,
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("videos evaluated", f"{metrics['evaluated']} / {metrics['videos']}")
@@ -87,6 +127,8 @@ def summary_table(metrics: dict):
             if relevance.get(key):
                 agreement = relevance[key]
                 auc = "–" if agreement["roc_auc"] is None else f"{agreement['roc_auc']:.3f}"
-                table.add_row(f"vs {name}: ROC-AUC / precision / recall",
-                              f"{auc} / {_percent(agreement['precision'])} / {_percent(agreement['recall'])}")  # fmt: skip
+                table.add_row(
+                    f"vs {name}: ROC-AUC / precision / recall",
+                    f"{auc} / {_percent(agreement['precision'])} / {_percent(agreement['recall'])}",
+                )
     return table

@@ -6,25 +6,51 @@ import os
 
 import click
 
+from avlabel.cli._application import Application, pass_app
 from avlabel.cli._options import warn_failed_option
 
 
 @click.command(name="flow")
 @click.option("--manifest", "manifest_path", required=True, type=click.Path(dir_okay=False), help="Manifest CSV.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Flow folder (created; reruns resume).")
-@click.option("--method", type=click.Choice(["dis", "farneback", "tvl1", "tvl1-torch"]), default="dis", show_default=True,
-              help="OpenCV estimator (tvl1 needs opencv-contrib-python-headless), or avlabel's batched PyTorch TV-L1 "
-                   "(on the global --device, default CUDA when available).")  # fmt: skip
-@click.option("--preset", type=click.Choice(["ultrafast", "fast", "medium"]), default="medium", show_default=True,
-              help="Quality preset of dis and tvl1-torch (ignored by the other methods).")  # fmt: skip
-@click.option("--short-side", default=256, show_default=True, help="Scale frames down to this short side first (pixels).")
-@click.option("--format", "format", type=click.Choice(["jpg", "npz"]), default="jpg", show_default=True,
-              help="jpg: x_/y_NNNNN.jpg per video (mmaction2 denseflow layout); npz: lossless, one file per video.")  # fmt: skip
-@click.option("--workers", default=os.cpu_count() or 1, show_default="CPUs", type=click.IntRange(min=0),
-              help="Processes, one video each (0 or 1: compute in this process).")  # fmt: skip
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False), help="Flow folder (created; reruns resume)."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["dis", "farneback", "tvl1", "tvl1-torch"]),
+    default="dis",
+    show_default=True,
+    help="OpenCV estimator (tvl1 needs opencv-contrib-python-headless), or avlabel's batched PyTorch TV-L1 "
+    "(on the global --device, default CUDA when available).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["ultrafast", "fast", "medium"]),
+    default="medium",
+    show_default=True,
+    help="Quality preset of dis and tvl1-torch (ignored by the other methods).",
+)
+@click.option(
+    "--short-side", default=256, show_default=True, help="Scale frames down to this short side first (pixels)."
+)
+@click.option(
+    "--format",
+    "format",
+    type=click.Choice(["jpg", "npz"]),
+    default="jpg",
+    show_default=True,
+    help="jpg: x_/y_NNNNN.jpg per video (mmaction2 denseflow layout); npz: lossless, one file per video.",
+)
+@click.option(
+    "--workers",
+    default=os.cpu_count() or 1,
+    show_default="CPUs",
+    type=click.IntRange(min=0),
+    help="Processes, one video each (0 or 1: compute in this process).",
+)
 @warn_failed_option
-@click.pass_context
-def flow(ctx, manifest_path, out, method, preset, short_side, format, workers, warn_failed_share) -> None:
+@pass_app
+def flow(app: Application, manifest_path, out, method, preset, short_side, format, workers, warn_failed_share) -> None:
     """Compute optical flow (clipped to +-20 px, uint8) between consecutive frames of every video.
 
     Finished videos are skipped on a rerun, so an interrupted run resumes; videos that cannot be
@@ -34,7 +60,8 @@ def flow(ctx, manifest_path, out, method, preset, short_side, format, workers, w
     from avlabel._checks import check_output_dir
     from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
-    from avlabel.data.flow import ERRORS_NAME, FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
+    from avlabel.data.flow_format import ERRORS_NAME
     from avlabel.data.manifest import read_manifest
 
     # Missing files are not fatal here: like corrupt ones they are skipped and listed.
@@ -42,12 +69,18 @@ def flow(ctx, manifest_path, out, method, preset, short_side, format, workers, w
     config = FlowConfig(method=method, preset=preset, short_side=short_side, format=format)
     device = None
     if method == "tvl1-torch":
-        from avlabel.cli._options import resolve_device  # imports torch: only for the method that needs it
-
-        device = resolve_device(ctx)
+        device = app.resolve_device()
     check_output_dir(out, "--out")
     with progress_bar("flow") as progress:
-        summary = run_flow(manifest, out, config, workers=workers, progress=progress, warn_failed_share=warn_failed_share, device=device)
+        summary = run_flow(
+            manifest,
+            out,
+            config,
+            workers=workers,
+            progress=progress,
+            warn_failed_share=warn_failed_share,
+            device=device,
+        )
     rate = summary.flow_frames / summary.seconds if summary.seconds > 0 else 0.0
     console = err_console()
     console.print(

@@ -1,7 +1,7 @@
 """``avlabel inspect``: read one row (or one reverse column) of a label dictionary.
 
 Without ``--savld`` it reads the prebuilt Kinetics-400 x AudioSet dictionary shipped with avlabel
-(bundled MiniLM, k=10, cosine; see :func:`avlabel.savld.default_savld_path`), so it needs no model
+(bundled MiniLM, k=10, cosine; see `avlabel.savld.default_savld_path`), so it needs no model
 and answers in a fraction of a second. It imports only click, numpy and rich.
 """
 
@@ -14,10 +14,20 @@ import click
 
 @click.command(name="inspect")
 @click.argument("label", required=False)
-@click.option("--savld", "savld_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Dictionary to read (.json or .txt). [default: shipped kinetics400 x audioset, MiniLM, k=10, cosine]")
-@click.option("--audio", "audio_label", default=None, metavar="LABEL",
-              help="Reverse look-up: the video labels whose clusters contain this audio label.")
+@click.option(
+    "--savld",
+    "savld_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Dictionary to read (.json or .txt). [default: shipped kinetics400 x audioset, MiniLM, k=10, cosine]",
+)
+@click.option(
+    "--audio",
+    "audio_label",
+    default=None,
+    metavar="LABEL",
+    help="Reverse look-up: the video labels whose clusters contain this audio label.",
+)
 def inspect(label: str | None, savld_path: Path | None, audio_label: str | None) -> None:
     """Show the audio labels of video LABEL and which other video labels share each.
 
@@ -27,7 +37,9 @@ def inspect(label: str | None, savld_path: Path | None, audio_label: str | None)
     from avlabel.savld import default_savld_path, load_savld
 
     if (label is None) == (audio_label is None):
-        raise AvlabelError("give a video label (avlabel inspect dancing) or an audio label (avlabel inspect --audio Music), not both")
+        raise AvlabelError(
+            "give a video label (avlabel inspect dancing) or an audio label (avlabel inspect --audio Music), not both"
+        )
     path = savld_path or default_savld_path()
     dictionary = load_savld(path)
     source = _describe(dictionary, path)
@@ -108,5 +120,7 @@ def _print_matches(dictionary, query: str, matches: list[str], source: str) -> N
     table.add_column("video label")
     table.add_column(f"top audio labels (of {dictionary.k})")
     for video in matches:
-        table.add_row(video, "; ".join(f"{audio} {_score(score)}" for audio, score in dictionary.audio_labels(video)[:5]))
+        table.add_row(
+            video, "; ".join(f"{audio} {_score(score)}" for audio, score in dictionary.audio_labels(video)[:5])
+        )
     out_console().print(table)

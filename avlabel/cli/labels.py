@@ -29,4 +29,6 @@ def labels(name: str | None) -> None:
         return
     label_set = load_label_set(name)
     ids = label_set.ids or [None] * len(label_set)
-    click.echo("\n".join(f"{i}\t{label}" + (f"\t{mid}" if mid else "") for i, (label, mid) in enumerate(zip(label_set, ids))))
+    click.echo(
+        "\n".join(f"{i}\t{label}" + (f"\t{mid}" if mid else "") for i, (label, mid) in enumerate(zip(label_set, ids)))
+    )

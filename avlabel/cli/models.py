@@ -28,17 +28,19 @@ def models(pattern: str, as_json: bool, no_ast: bool) -> None:
     rows = []
     for name in names:
         config = model_config(name)
-        rows.append({
-            "name": name,
-            "modalities": list(config.modalities),
-            "fusion": config.fusion if config.is_audio_visual else None,
-            "frames": config.num_frames,
-            "img_size": config.img_size,
-            "embed_dim": config.embed_dim,
-            "depth": config.depth,
-            "space_time_blocks": config.space_time_blocks,
-            **model_complexity(config, with_ast=not no_ast),
-        })
+        rows.append(
+            {
+                "name": name,
+                "modalities": list(config.modalities),
+                "fusion": config.fusion if config.is_audio_visual else None,
+                "frames": config.num_frames,
+                "img_size": config.img_size,
+                "embed_dim": config.embed_dim,
+                "depth": config.depth,
+                "space_time_blocks": config.space_time_blocks,
+                **model_complexity(config, with_ast=not no_ast),
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -65,8 +67,21 @@ def _table(rows: list[dict]):
         "multiply-adds as most papers count. AB: audio bottleneck. AST: frozen, run once per clip or read from "
         "the audio cache.",
     )
-    headers = ("model", "inputs", "fusion", "T×size", "D×L/ST", "visual", "AB", "fusion\n+head",
-               "visual\nGFLOPs", "AB+fusion\nGFLOPs", "total\nGMACs", "AST", "AST\nGFLOPs")
+    headers = (
+        "model",
+        "inputs",
+        "fusion",
+        "T×size",
+        "D×L/ST",
+        "visual",
+        "AB",
+        "fusion\n+head",
+        "visual\nGFLOPs",
+        "AB+fusion\nGFLOPs",
+        "total\nGMACs",
+        "AST",
+        "AST\nGFLOPs",
+    )
     for index, header in enumerate(headers):
         table.add_column(header, justify="left" if index < 5 else "right", no_wrap=True)
     for row in rows:

@@ -7,21 +7,35 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import checkpoint_option, run_option, views_option
+
 
 @click.command(name="predict")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--run", "run", required=True, type=click.Path(path_type=Path), help="Run directory (or a .safetensors checkpoint).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last or a checkpoint path.")
-@click.option("--views", default="3x4", show_default=True, help="Spatial crops x temporal clips (1x1: single view).")
-@click.option("--audio", "audio_dir", type=click.Path(path_type=Path),
-              help="Audio cache whose embedder (AST) to use; default: the run's.")  # fmt: skip
-@click.option("--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`.")
-@click.option("--flow", "flow_dir", type=click.Path(path_type=Path), help="Flow folder holding this video (default: computed now).")
+@run_option
+@checkpoint_option
+@views_option
+@click.option(
+    "--audio",
+    "audio_dir",
+    type=click.Path(path_type=Path),
+    help="Audio cache whose embedder (AST) to use; default: the run's.",
+)
+@click.option(
+    "--ast", type=str, default=None, help="AST checkpoint (hub id or directory) when it moved since `avlabel targets`."
+)
+@click.option(
+    "--flow",
+    "flow_dir",
+    type=click.Path(path_type=Path),
+    help="Flow folder holding this video (default: computed now).",
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many classes to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
+@pass_app
 def predict(
-    ctx: click.Context,
+    app: Application,
     video: Path,
     run: Path,
     checkpoint: str,
@@ -37,14 +51,20 @@ def predict(
     With an AST-based run, the AudioSet tags AST hears in the clip are listed too.
     """
     from avlabel._console import out_console
-    from avlabel.cli._options import resolve_device
     from avlabel.evaluate.multiview import ViewGrid
-    from avlabel.evaluate.runner import predict_video
+    from avlabel.evaluate.prediction import predict_video
 
     result = predict_video(
-        video, run, checkpoint=checkpoint, views=ViewGrid.parse(views), audio_dir=audio_dir, flow_dir=flow_dir,
-        ast=ast, device=resolve_device(ctx), top=top,
-    )  # fmt: skip
+        video,
+        run,
+        checkpoint=checkpoint,
+        views=ViewGrid.parse(views),
+        audio_dir=audio_dir,
+        flow_dir=flow_dir,
+        ast=ast,
+        device=app.resolve_device(),
+        top=top,
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -71,8 +91,13 @@ def _audio_lines(result: dict) -> list[str]:
     if result["audio_status"] is not None:
         lines.append(f"audio windows: {result['audio_status']}")
     if result["relevance"] is not None:
-        verdict = "kept" if result["audio_kept"] == 1.0 else "dropped" if result["audio_kept"] == 0.0 else (
-            f"kept in {100 * result['audio_kept']:.0f}% of the views")  # fmt: skip
+        verdict = (
+            "kept"
+            if result["audio_kept"] == 1.0
+            else "dropped"
+            if result["audio_kept"] == 0.0
+            else (f"kept in {100 * result['audio_kept']:.0f}% of the views")
+        )
         threshold = f" (alpha {result['alpha']:g})" if result["alpha"] is not None else ""
         lines.append(f"relevance score {result['relevance']:.3f}{threshold}: audio {verdict}")
     elif result["audio_status"] is not None and result["audio_kept"] is None:

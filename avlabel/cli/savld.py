@@ -7,16 +7,35 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
+from avlabel.cli._options import NamedChoice
+
 _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
 
 
 @click.command(name="savld")
-@click.option("--video", default="kinetics400", show_default=True, help="Video label set: a shipped name or a label file.")
+@click.option(
+    "--video", default="kinetics400", show_default=True, help="Video label set: a shipped name or a label file."
+)
 @click.option("--audio", default="audioset", show_default=True, help="Audio label set: a shipped name or a label file.")
 @click.option("-k", "--k", "k", default=10, show_default=True, type=int, help="Audio labels kept per video label.")
-@click.option("--metric", default="cosine", show_default=True, help="cosine, euclidean or manhattan.")
-@click.option("--backend", default="bert", show_default=True, help="Text embedder: bert, glove or word2vec.")
-@click.option("--model", default=None, metavar="DIR|HUB_ID", help="Sentence model for bert. [default: bundled all-MiniLM-L6-v2]")
+@click.option(
+    "--metric",
+    type=NamedChoice(["cosine", "euclidean", "manhattan"], "metric"),
+    default="cosine",
+    show_default=True,
+    help="Distance between label embeddings.",
+)
+@click.option(
+    "--backend",
+    type=NamedChoice(["bert", "glove", "word2vec"], "backend"),
+    default="bert",
+    show_default=True,
+    help="Text embedder.",
+)
+@click.option(
+    "--model", default=None, metavar="DIR|HUB_ID", help="Sentence model for bert. [default: bundled all-MiniLM-L6-v2]"
+)
 @click.option(
     "--vectors",
     default=None,
@@ -32,20 +51,24 @@ _OUTPUT_SUFFIXES = (".json", ".txt", ".tsv")
     "execute whatever the file asks for, and a gensim-data NAME makes gensim download and import a Python module. "
     "Only for files and downloads you trust.",
 )
-@click.option("--video-template", default=None, metavar="TEXT", help='Prompt around video labels, e.g. "a video of {}".')
-@click.option("--audio-template", default=None, metavar="TEXT", help='Prompt around audio labels, e.g. "the sound of {}".')
+@click.option(
+    "--video-template", default=None, metavar="TEXT", help='Prompt around video labels, e.g. "a video of {}".'
+)
+@click.option(
+    "--audio-template", default=None, metavar="TEXT", help='Prompt around audio labels, e.g. "the sound of {}".'
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Output file: .json (full, with scores and provenance) or .txt (the paper's TAB-separated rows). "
+    help="Output file: .json (full, with scores and provenance) or .txt/.tsv (the paper's TAB-separated rows). "
     "[default: savld-VIDEO-AUDIO-BACKEND-kK-METRIC.json]",
 )
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the on-disk embedding cache.")
-@click.pass_context
+@pass_app
 def savld(
-    ctx: click.Context,
+    app: Application,
     video: str,
     audio: str,
     k: int,
@@ -67,7 +90,6 @@ def savld(
     """
     from avlabel._checks import check_output_file
     from avlabel._console import err_console
-    from avlabel.cli._options import resolve_device
     from avlabel.errors import AvlabelError
     from avlabel.labels import load_label_set
     from avlabel.savld import build_savld, save_savld
@@ -76,12 +98,16 @@ def savld(
     if output is None:
         output = Path(f"savld-{video_set.name}-{audio_set.name}-{backend}-k{k}-{metric}.json")
     if output.suffix.lower() not in _OUTPUT_SUFFIXES:
-        raise AvlabelError(f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json or .txt")
+        raise AvlabelError(
+            f"cannot tell the SAVLD format from '{output.name}'; end the file name in .json, .txt or .tsv"
+        )
     check_output_file(output, "-o")
     # Checked only when asked for: resolving a device imports torch, which a warm-cache build never needs.
-    device = resolve_device(ctx) if ctx.find_root().obj and ctx.find_root().obj.device else None
+    device = app.resolve_device() if app.device else None
     started = time.perf_counter()
-    with err_console().status(f"embedding {len(video_set)} {video_set.name} and {len(audio_set)} {audio_set.name} labels ({backend})"):
+    with err_console().status(
+        f"embedding {len(video_set)} {video_set.name} and {len(audio_set)} {audio_set.name} labels ({backend})"
+    ):
         dictionary = build_savld(
             video_set,
             audio_set,
@@ -112,9 +138,13 @@ def _print_summary(dictionary, output: Path, seconds: float) -> None:
     if unknown:
         shown = "; ".join(f"{label}: {' '.join(words)}" for label, words in list(unknown.items())[:8])
         more = f" (+{len(unknown) - 8} more, listed in the JSON provenance)" if len(unknown) > 8 else ""
-        err_console().print(f"[yellow]{len(unknown)} labels have words unknown to the vectors, skipped:[/] {shown}{more}")
+        err_console().print(
+            f"[yellow]{len(unknown)} labels have words unknown to the vectors, skipped:[/] {shown}{more}"
+        )
     if unmatched:
-        err_console().print(f"[yellow]{len(unmatched)} audio labels have no known word and are never matched:[/] {', '.join(unmatched)}")
+        err_console().print(
+            f"[yellow]{len(unmatched)} audio labels have no known word and are never matched:[/] {', '.join(unmatched)}"
+        )
     usage = Counter(dictionary.neighbours.ravel().tolist())
     table = Table(title=f"SAVLD {dictionary.video.name} → {dictionary.audio.name}", show_header=False)
     table.add_column(style="bold")

@@ -22,28 +22,67 @@ def _parse_mix(text: str, option: str) -> tuple[float, float, float]:
 
 
 @click.command(name="synth")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the benchmark into.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the benchmark into."
+)
 @click.option("--classes", default=8, show_default=True, help="Number of classes (at most 12).")
 @click.option("--per-class", default=100, show_default=True, help="Clips per class (split 60/20/20).")
-@click.option("--audio-mix", default="0.5,0.35,0.15", show_default=True, metavar=_KINDS,
-              help="Shares of clips whose sound is their own class's, another class's (misleading) and a "
-                   "background (noise, hum, silence); exact within every class and split.")  # fmt: skip
-@click.option("--class-audio-mix", multiple=True, metavar=f"CLASS={_KINDS}",
-              help="The mix of one class instead of --audio-mix (repeatable), e.g. 'applauding=0.9,0.1,0'.")  # fmt: skip
-@click.option("--visual-cue", type=click.Choice(["hue-drift", "shape-motion"]), default="hue-drift", show_default=True,
-              help="hue-drift: the class sets the frame's hue (RGB) and a camera pan's direction (flow); "
-                   "shape-motion: a small class object with a class shape and motion over clutter.")  # fmt: skip
-@click.option("--hue-sigma", default=0.4, show_default=True, help="hue-drift: noise (radians) on the class hue; sets RGB accuracy.")
-@click.option("--drift-sigma", default=0.3, show_default=True,
-              help="hue-drift: noise (radians) on the class pan direction; sets flow accuracy.")  # fmt: skip
+@click.option(
+    "--audio-mix",
+    default="0.5,0.35,0.15",
+    show_default=True,
+    metavar=_KINDS,
+    help="Shares of clips whose sound is their own class's, another class's (misleading) and a "
+    "background (noise, hum, silence); exact within every class and split.",
+)
+@click.option(
+    "--class-audio-mix",
+    multiple=True,
+    metavar=f"CLASS={_KINDS}",
+    help="The mix of one class instead of --audio-mix (repeatable), e.g. 'applauding=0.9,0.1,0'.",
+)
+@click.option(
+    "--visual-cue",
+    type=click.Choice(["hue-drift", "shape-motion"]),
+    default="hue-drift",
+    show_default=True,
+    help="hue-drift: the class sets the frame's hue (RGB) and a camera pan's direction (flow); "
+    "shape-motion: a small class object with a class shape and motion over clutter.",
+)
+@click.option(
+    "--hue-sigma",
+    default=0.4,
+    show_default=True,
+    help="hue-drift: noise (radians) on the class hue; sets RGB accuracy.",
+)
+@click.option(
+    "--drift-sigma",
+    default=0.3,
+    show_default=True,
+    help="hue-drift: noise (radians) on the class pan direction; sets flow accuracy.",
+)
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
 @click.option("--size", default=64, show_default=True, help="Frame height and width in pixels.")
 @click.option("--duration", default=2.0, show_default=True, help="Clip length in seconds.")
 @click.option("--fps", default=25.0, show_default=True, help="Frame rate.")
 @click.option("--workers", default=min(4, os.cpu_count() or 1), show_default="min(4, CPUs)", help="Worker processes.")
 @click.pass_context
-def synth(ctx, out, classes, per_class, audio_mix, class_audio_mix, visual_cue, hue_sigma, drift_sigma, seed, size,
-          duration, fps, workers) -> None:  # fmt: skip
+def synth(
+    ctx,
+    out,
+    classes,
+    per_class,
+    audio_mix,
+    class_audio_mix,
+    visual_cue,
+    hue_sigma,
+    drift_sigma,
+    seed,
+    size,
+    duration,
+    fps,
+    workers,
+) -> None:
     """Write a synthetic audio-visual benchmark: MP4 clips (H.264 + AAC), manifest, audio tags, synth.json.
 
     Classes are Kinetics-400 actions with a clear AudioSet sound. Labels describe what is seen;
@@ -66,9 +105,19 @@ def synth(ctx, out, classes, per_class, audio_mix, class_audio_mix, visual_cue, 
         if not sep or not name.strip():
             raise AvlabelError(f"--class-audio-mix {item!r}: expected CLASS={_KINDS}, e.g. 'applauding=0.9,0.1,0'")
         per_class_mix[name.strip()] = _parse_mix(shares, f"--class-audio-mix {name.strip()!r}:")
-    visual = VisualParams(size=size, cue=visual_cue, hue_drift=replace(HueDriftParams(), hue_sigma=hue_sigma, drift_sigma=drift_sigma))
-    config = SynthConfig(classes=classes, per_class=per_class, audio_mix=_parse_mix(audio_mix, "--audio-mix"),
-                         class_audio_mix=per_class_mix, seed=seed, duration=duration, fps=fps, visual=visual)  # fmt: skip
+    visual = VisualParams(
+        size=size, cue=visual_cue, hue_drift=replace(HueDriftParams(), hue_sigma=hue_sigma, drift_sigma=drift_sigma)
+    )
+    config = SynthConfig(
+        classes=classes,
+        per_class=per_class,
+        audio_mix=_parse_mix(audio_mix, "--audio-mix"),
+        class_audio_mix=per_class_mix,
+        seed=seed,
+        duration=duration,
+        fps=fps,
+        visual=visual,
+    )
     with progress_bar("synth") as progress:
         summary = generate_benchmark(out, config, workers=workers, progress=progress)
     err_console().print(

@@ -7,13 +7,22 @@ from pathlib import Path
 
 import click
 
+from avlabel.cli._application import Application, pass_app
 from avlabel.cli._options import warn_failed_option
 from avlabel.cli.tag import ast_option
 
 
 @click.command(name="targets")
-@click.option("--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset.")
-@click.option("--savld", "savld", required=True, type=click.Path(path_type=Path), help="SAVLD file (.json or .txt) from `avlabel savld`.")
+@click.option(
+    "--manifest", "manifest", required=True, type=click.Path(path_type=Path), help="Manifest CSV of the dataset."
+)
+@click.option(
+    "--savld",
+    "savld",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="SAVLD file (.json or .txt) from `avlabel savld`.",
+)
 @ast_option
 @click.option(
     "--tags",
@@ -28,9 +37,19 @@ from avlabel.cli.tag import ast_option
     show_default=True,
     help="Audio embedding stored in the cache; logmel (weak baseline, no AST weights needed) requires --tags.",
 )
-@click.option("--ya", default=20, show_default=True, type=click.IntRange(min=1), help="Y_a: top AST labels per audio window.")
-@click.option("--k", "k", default=None, type=click.IntRange(min=1), help="SAVLD labels per class (default: all the SAVLD holds).")
-@click.option("--overlap", type=click.Choice(["iou", "dice"]), default="iou", show_default=True, help="Overlap between the two label sets.")
+@click.option(
+    "--ya", default=20, show_default=True, type=click.IntRange(min=1), help="Y_a: top AST labels per audio window."
+)
+@click.option(
+    "--k", "k", default=None, type=click.IntRange(min=1), help="SAVLD labels per class (default: all the SAVLD holds)."
+)
+@click.option(
+    "--overlap",
+    type=click.Choice(["iou", "dice"]),
+    default="iou",
+    show_default=True,
+    help="Overlap between the two label sets.",
+)
 @click.option(
     "--normalize",
     type=click.Choice(["max", "none"]),
@@ -38,7 +57,13 @@ from avlabel.cli.tag import ast_option
     show_default=True,
     help="Divide the overlap by its largest reachable value (k != Y_a caps it below 1), or keep it as is.",
 )
-@click.option("--windows", default=1, show_default=True, type=click.IntRange(min=1), help="Audio windows per video (multi-clip testing).")
+@click.option(
+    "--windows",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Audio windows per video (multi-clip testing).",
+)
 @click.option(
     "--workers",
     default=lambda: min(8, os.cpu_count() or 1),
@@ -47,11 +72,13 @@ from avlabel.cli.tag import ast_option
     help="Decoding worker processes (0: decode in the main process).",
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes)."
+)
 @warn_failed_option
-@click.pass_context
+@pass_app
 def targets(
-    ctx: click.Context,
+    app: Application,
     manifest: Path,
     savld: Path,
     ast_source: str | None,
@@ -77,7 +104,6 @@ def targets(
     from avlabel._checks import check_output_dir
     from avlabel._console import out_console
     from avlabel.audio.pipeline import make_targets
-    from avlabel.cli._options import resolve_device
 
     check_output_dir(output, "-o")
     report = make_targets(
@@ -94,7 +120,7 @@ def targets(
         num_windows=windows,
         workers=workers,
         batch_size=batch_size,
-        device=resolve_device(ctx),
+        device=app.resolve_device(),
         warn_failed_share=warn_failed_share,
     )
     extraction = report["extraction"]
@@ -107,6 +133,12 @@ def targets(
     console.print(f"targets: {report['rows']} windows, mean {report['mean_target']:.3f}; at or above {kept}")
     per_class = report["per_class"]
     if per_class:
-        console.print("most audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[:5]))
-        console.print("least audio-relevant classes: " + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[-5:]))
+        console.print(
+            "most audio-relevant classes: "
+            + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[:5])
+        )
+        console.print(
+            "least audio-relevant classes: "
+            + ", ".join(f"{c['label']} ({c['mean_relevance']:.2f})" for c in per_class[-5:])
+        )
     console.print(f"wrote {output}/ (report.json, target_histogram.png, class_relevance.png, targets.csv, targets.npz)")

@@ -1,4 +1,4 @@
-"""``avlabel train``: train a model from a YAML config (thin adapter over :func:`avlabel.train.loop.train`).
+"""``avlabel train``: train a model from a YAML config (thin adapter over `avlabel.train.loop.train`).
 
 Also runs under torchrun, one process per GPU (or CPU rank)::
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from avlabel.cli._application import Application, pass_app
 
 
 @click.command(name="train")
@@ -42,8 +44,15 @@ import click
     help="Continue a run: alone, from the run directory's last checkpoint; with PATH, from that checkpoint or run directory.",
 )
 @click.option("--force", is_flag=True, help="Resume even if the checkpoint's model config differs from the config's.")
-@click.pass_context
-def train(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ...], out: Path | None, resume: str | None, force: bool) -> None:
+@pass_app
+def train(
+    app: Application,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    resume: str | None,
+    force: bool,
+) -> None:
     """Train a multimodal action-recognition model (IMD objective, section 3.5).
 
     Writes RUN_DIR/config.yaml, environment.json, metrics.jsonl, tb/ (TensorBoard) and
@@ -63,9 +72,8 @@ def train(ctx: click.Context, config_path: Path | None, overrides: tuple[str, ..
         if not config_path.is_file():
             raise AvlabelError(f"no config.yaml in {run_dir} to resume with; pass --config")
     overrides = list(overrides)
-    device = ctx.find_root().obj.device if ctx.find_root().obj else None
-    if device is not None:
-        overrides.append(f"runtime.device={device}")
+    if app.device is not None:
+        overrides.append(f"runtime.device={app.device}")
     config = load_config(config_path, overrides)
     result = run_training(config, run_dir, resume=resume, force=force)
     if result.replica_hashes and _is_main_process():

@@ -27,10 +27,20 @@ from pathlib import Path
 from avlabel.data.manifest import ClipRecord
 from avlabel.errors import AvlabelError, reading
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".3gp", ".wmv", ".ts"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".3gp", ".wmv", ".ts"}
+)
 _CSV_FIX = "save it as a UTF-8 CSV (label,youtube_id,time_start,time_end,split)"
-_SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validate": "val",
-                "validation": "val", "test": "test", "testing": "test"}  # fmt: skip
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validate": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @dataclass
@@ -92,7 +102,9 @@ def kinetics_records(root: Path, annotations: list[Path] | None = None) -> Adapt
 def ucf101_records(root: Path, split_index: int = 1) -> AdapterResult:
     """UCF-101 with its official train/test lists (``split_index`` 1, 2 or 3)."""
     _check_split_index(split_index)
-    class_index = _find_file(root, "classInd.txt", "UCF-101's classInd.txt (from UCF101TrainTestSplits-RecognitionTask.zip)")
+    class_index = _find_file(
+        root, "classInd.txt", "UCF-101's classInd.txt (from UCF101TrainTestSplits-RecognitionTask.zip)"
+    )
     lists = class_index.parent
     classes = {}
     for line in _lines(class_index):
@@ -138,9 +150,16 @@ def folder_records(root: Path) -> AdapterResult:
     """A folder per class (optionally inside train/val/test folders)."""
     top = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
     if not top:
-        raise AvlabelError(f"{root} has no class folders; expected root/<class>/<video> or root/<split>/<class>/<video>")
+        raise AvlabelError(
+            f"{root} has no class folders; expected root/<class>/<video> or root/<split>/<class>/<video>"
+        )
     if all(entry.name.lower() in _SPLIT_NAMES for entry in top):
-        class_dirs = [(_SPLIT_NAMES[split.name.lower()], entry) for split in top for entry in sorted(split.iterdir()) if entry.is_dir()]
+        class_dirs = [
+            (_SPLIT_NAMES[split.name.lower()], entry)
+            for split in top
+            for entry in sorted(split.iterdir())
+            if entry.is_dir()
+        ]
     else:
         class_dirs = [("train", entry) for entry in top]
     result = AdapterResult(records=[])
@@ -176,7 +195,9 @@ class _VideoIndex:
                 self.by_stem.setdefault(path.stem, path)
 
     def find(self, name_or_stem: str) -> Path | None:
-        return self.by_name.get(name_or_stem) or self.by_stem.get(Path(name_or_stem).stem if "." in name_or_stem else name_or_stem)
+        return self.by_name.get(name_or_stem) or self.by_stem.get(
+            Path(name_or_stem).stem if "." in name_or_stem else name_or_stem
+        )
 
 
 def _add(result: AdapterResult, videos: _VideoIndex, video_id: str, name: str, label: str, split: str) -> None:

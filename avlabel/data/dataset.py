@@ -7,7 +7,7 @@ Items. ``VideoClipDataset(manifest, label_set, mode=...)[i]`` is a dict:
                 in modalities)
 ``flow``        ``(2, T, H, W)`` float32: x, y displacement to the next frame, in output-grid
                 pixels divided by 20 (the quantisation bound), so mostly within [-1, 1]
-``label``       int, index of the clip's label in the :class:`~avlabel.labels.LabelSet`
+``label``       int, index of the clip's label in the `LabelSet`
 ``index``       int, row of the manifest the dataset was built on
 ``video_id``    str
 ``clip_index``  int, temporal clip (always 0 in train mode)
@@ -22,10 +22,10 @@ generator, which ``DataLoader`` seeds per worker and epoch, so ``torch.manual_se
 repeatable and epochs still differ.
 
 Bad items, and how they are counted across workers. A corrupt, truncated or video-less file (or
-missing flow) raises :class:`~avlabel.errors.AvlabelError` inside ``__getitem__``, which catches it
+missing flow) raises `AvlabelError` inside ``__getitem__``, which catches it
 and returns a *skip marker* ``{"error": message, "index", "video_id", "clip_index", "crop_index"}``
 instead of crashing the worker (and appends a line to ``error_log`` when one is given). Use
-:func:`collate_clips` as the DataLoader's ``collate_fn``: it drops markers and reports them in
+`collate_clips` as the DataLoader's ``collate_fn``: it drops markers and reports them in
 ``batch["skipped"]`` (a list of ``(index, video_id, error)``), so the main process can count them
 whatever worker they came from. A batch whose items were all bad has an empty ``batch["index"]``
 and no ``rgb``/``flow``: skip it.
@@ -43,7 +43,8 @@ import torch
 from torch.utils.data import Dataset
 
 from avlabel.data.decode import VideoReader
-from avlabel.data.flow import FlowStore, flow_between
+from avlabel.data.flow_estimators import flow_between
+from avlabel.data.flow_format import FlowStore
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.sampling import sample_test_clips, sample_train_clip
 from avlabel.data.transforms import CropBox, apply_view, random_resized_crop_box, three_crop_boxes
@@ -150,8 +151,13 @@ class VideoClipDataset(Dataset):
             return self._load(row, record, clip_index, crop_index)
         except AvlabelError as error:
             self._log_skip(row, record, error)
-            return {"error": str(error), "index": row, "video_id": record.video_id,
-                    "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
+            return {
+                "error": str(error),
+                "index": row,
+                "video_id": record.video_id,
+                "clip_index": clip_index,
+                "crop_index": crop_index,
+            }
 
     def _load(self, row: int, record: ClipRecord, clip_index: int, crop_index: int) -> dict:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
@@ -165,8 +171,13 @@ class VideoClipDataset(Dataset):
             box: CropBox = boxes[crop_index] if self.num_crops == 3 else boxes[1]
             flip = False
         rgb, flow = apply_view(clip.get("rgb"), clip.get("flow"), box, flip, self.size, self.rgb_mean, self.rgb_std)
-        item = {"label": int(self.labels[row]), "index": row, "video_id": record.video_id,
-                "clip_index": clip_index, "crop_index": crop_index}  # fmt: skip
+        item = {
+            "label": int(self.labels[row]),
+            "index": row,
+            "video_id": record.video_id,
+            "clip_index": clip_index,
+            "crop_index": crop_index,
+        }
         if rgb is not None:
             item["rgb"] = rgb
         if flow is not None:
@@ -184,7 +195,9 @@ class VideoClipDataset(Dataset):
             if self.mode == "train":
                 indices = sample_train_clip(length, self.num_frames, self.stride, rng, **sampling)
             else:
-                indices = sample_test_clips(length, self.num_frames, self.stride, self.num_clips, **sampling)[clip_index]
+                indices = sample_test_clips(length, self.num_frames, self.stride, self.num_clips, **sampling)[
+                    clip_index
+                ]
             indices = indices + first
             wanted = np.concatenate([indices, indices + 1]) if self.flow_on_the_fly else indices
             frames = reader.frames(wanted)

@@ -16,7 +16,7 @@ few partial GOP runs instead of 250 decoded frames (``VideoReader.decoded_frames
 the tests check it). The index is cached per process by (path, size, mtime).
 
 Rotation metadata (the display matrix phones write) is applied, so frames come out upright.
-Problems a user can fix raise :class:`~avlabel.errors.AvlabelError`: missing file, unreadable or
+Problems a user can fix raise `AvlabelError`: missing file, unreadable or
 corrupt container, no video stream, a file holding fewer frames than its header declares or
 ending before a frame its index lists (truncated).
 """
@@ -54,7 +54,7 @@ class VideoInfo:
 
 
 def open_container(path: str | os.PathLike[str]):
-    """Open a media file for reading with PyAV, turning every failure into an :class:`AvlabelError`.
+    """Open a media file for reading with PyAV, turning every failure into an `AvlabelError`.
 
     Returns:
         an ``av.container.InputContainer`` (close it, or use it as a context manager).
@@ -63,11 +63,17 @@ def open_container(path: str | os.PathLike[str]):
 
     path = Path(path)
     if path.is_dir():
-        raise AvlabelError(f"media path {path} is a folder, not a file; point it (or the manifest row) at the video or audio file")
+        raise AvlabelError(
+            f"media path {path} is a folder, not a file; point it (or the manifest row) at the video or audio file"
+        )
     if not path.is_file():
-        raise AvlabelError(f"media file not found: {path}; check the path (manifest paths resolve against the CSV's folder)")
+        raise AvlabelError(
+            f"media file not found: {path}; check the path (manifest paths resolve against the CSV's folder)"
+        )
     if path.stat().st_size == 0:
-        raise AvlabelError(f"media file is empty (0 bytes): {path}; re-download or re-encode it, or drop it from the manifest")
+        raise AvlabelError(
+            f"media file is empty (0 bytes): {path}; re-download or re-encode it, or drop it from the manifest"
+        )
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
@@ -94,7 +100,7 @@ class VideoReader:
         threads: decoder threads. One is fastest per clip inside DataLoader workers, which already
             run in parallel; 0 lets FFmpeg choose (useful for one long sequential decode).
 
-    Use as a context manager or call :meth:`close`.
+    Use as a context manager or call `close`.
     """
 
     def __init__(self, path: str | os.PathLike[str], short_side: int | None = None, threads: int = 1):
@@ -116,7 +122,9 @@ class VideoReader:
             self._index = _frame_index(str(self.path), stat.st_size, stat.st_mtime_ns)
         except av.FFmpegError as error:
             self.close()
-            raise AvlabelError(f"cannot read the packets of {self.path}: {_describe(error)}; the file is corrupt") from None
+            raise AvlabelError(
+                f"cannot read the packets of {self.path}: {_describe(error)}; the file is corrupt"
+            ) from None
         if len(self._index.pts) == 0:
             self.close()
             raise AvlabelError(f"{self.path} has a video stream without any frames; re-encode it or drop it")
@@ -260,7 +268,9 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         return reader.info
 
 
-def read_frames(path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, short_side: int | None = None) -> np.ndarray:
+def read_frames(
+    path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, short_side: int | None = None
+) -> np.ndarray:
     """Decode frames ``indices`` of ``path`` by seeking: ``(N, H, W, 3)`` uint8 RGB, upright."""
     with VideoReader(path, short_side=short_side) as reader:
         return reader.frames(indices)

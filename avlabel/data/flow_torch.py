@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avlabel._device import resolve_device
+
 
 @dataclass(frozen=True)
 class TVL1Params:
@@ -68,7 +70,9 @@ PRESETS = {
 }
 
 
-def tvl1_flow(first: torch.Tensor, second: torch.Tensor, params: TVL1Params = TVL1Params(), compile: bool = False) -> torch.Tensor:
+def tvl1_flow(
+    first: torch.Tensor, second: torch.Tensor, params: TVL1Params = TVL1Params(), compile: bool = False
+) -> torch.Tensor:
     """TV-L1 flow from ``first[i]`` to ``second[i]``.
 
     Args:
@@ -91,7 +95,7 @@ def tvl1_flow(first: torch.Tensor, second: torch.Tensor, params: TVL1Params = TV
 
 
 class TVL1Flow:
-    """The ``tvl1-torch`` estimator of :mod:`avlabel.data.flow`: grey uint8 pairs in, flow out.
+    """The ``tvl1-torch`` estimator of `avlabel.data.flow_estimators`: grey uint8 pairs in, flow out.
 
     Called with one pair (``(H, W)`` arrays) or a stack of pairs (``(N, H, W)``), which it splits
     into batches of ``batch_pairs`` on ``device`` (default: CUDA when available). ``compile``
@@ -99,10 +103,15 @@ class TVL1Flow:
     and a C++ compiler.
     """
 
-    def __init__(self, params: TVL1Params = TVL1Params(), device: str | torch.device | None = None,
-                 batch_pairs: int | None = None, compile: bool | None = None):  # fmt: skip
+    def __init__(
+        self,
+        params: TVL1Params = TVL1Params(),
+        device: str | torch.device | None = None,
+        batch_pairs: int | None = None,
+        compile: bool | None = None,
+    ):
         self.params = params
-        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         # Tens of pairs fill a GPU; on the CPU batching gains nothing (memory-bound either way).
         self.batch_pairs = batch_pairs or (32 if self.device.type == "cuda" else 1)
         self.compile = compile if compile is not None else self.device.type == "cuda"
@@ -128,8 +137,12 @@ def _pyramid(first: torch.Tensor, second: torch.Tensor, params: TVL1Params) -> l
         height, width = (round(side * params.scale_step) for side in levels[-1][0].shape[-2:])
         if min(height, width) < 16:  # OpenCV's limit: below it the level has too little to match
             break
-        levels.append(tuple(F.interpolate(image, (height, width), mode="bilinear", antialias=True, align_corners=False)
-                            for image in levels[-1]))  # fmt: skip
+        levels.append(
+            tuple(
+                F.interpolate(image, (height, width), mode="bilinear", antialias=True, align_corners=False)
+                for image in levels[-1]
+            )
+        )
     return levels
 
 
@@ -141,13 +154,19 @@ def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(flow, size, mode="bilinear", align_corners=False) * scale
 
 
-def _solve_level(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, params: TVL1Params, iteration, median) -> torch.Tensor:
+def _solve_level(
+    first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, params: TVL1Params, iteration, median
+) -> torch.Tensor:
     """Refine ``flow`` ``(N, 2, h, w)`` on one pyramid level (``first``, ``second``: ``(N, 1, h, w)``)."""
     batch, _, height, width = first.shape
     images = torch.cat([second, _central_gradient(second)], dim=1)  # (N, 3, h, w): I_1, dI_1/dx, dI_1/dy
     dual = flow.new_zeros(batch, 2, 2, height, width)  # (N, flow component, gradient axis, h, w)
-    constants = {"step_bound": params.weight * params.theta, "theta": params.theta, "dual_step": params.tau / params.theta,
-                 "threshold": params.epsilon**2 * height * width}  # fmt: skip
+    constants = {
+        "step_bound": params.weight * params.theta,
+        "theta": params.theta,
+        "dual_step": params.tau / params.theta,
+        "threshold": params.epsilon**2 * height * width,
+    }
     for _ in range(params.warps):
         warped = _warp(images, flow)  # I_1 and its gradient at x + u0
         image_gradient = warped[:, 1:]  # (N, 2, h, w)
@@ -158,14 +177,27 @@ def _solve_level(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, 
             if params.median_size > 1:
                 flow = torch.where(active, median(flow, params.median_size), flow)
             for _ in range(params.inner_iterations):
-                flow, dual, active = iteration(flow, dual, active, residual_at_zero, image_gradient, gradient_sq, **constants)
+                flow, dual, active = iteration(
+                    flow, dual, active, residual_at_zero, image_gradient, gradient_sq, **constants
+                )
             if not bool(active.any()):  # the one host synchronisation per outer iteration
                 break
     return flow
 
 
-def _iteration(flow, dual, active, residual_at_zero, image_gradient, gradient_sq, *, step_bound: float, theta: float,
-               dual_step: float, threshold: float):  # fmt: skip
+def _iteration(
+    flow,
+    dual,
+    active,
+    residual_at_zero,
+    image_gradient,
+    gradient_sq,
+    *,
+    step_bound: float,
+    theta: float,
+    dual_step: float,
+    threshold: float,
+):
     """One thresholding + projection step for the pairs still ``active``; ``(flow, dual, active)`` after it."""
     batch = flow.shape[0]
     residual = residual_at_zero + (image_gradient * flow).sum(1, keepdim=True)  # rho(u), (N, 1, h, w)
@@ -204,7 +236,7 @@ def _forward_gradient(field: torch.Tensor) -> torch.Tensor:
 
 
 def _divergence(dual: torch.Tensor) -> torch.Tensor:
-    """``(N, C, 2, h, w)`` -> ``(N, C, h, w)`` backward differences, the negative adjoint of :func:`_forward_gradient`."""
+    """``(N, C, 2, h, w)`` -> ``(N, C, h, w)`` backward differences, the negative adjoint of `_forward_gradient`."""
     px, py = dual[:, :, 0], dual[:, :, 1]
     return px - F.pad(px[..., :, :-1], (1, 0, 0, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
 
@@ -234,9 +266,15 @@ def _median(flow: torch.Tensor, size: int) -> torch.Tensor:
     candidates, rest = values[: half + 2], values[half + 2 :]
     while True:
         for i in range(len(candidates) - 1):  # largest to the end
-            candidates[i], candidates[i + 1] = torch.minimum(candidates[i], candidates[i + 1]), torch.maximum(candidates[i], candidates[i + 1])
+            candidates[i], candidates[i + 1] = (
+                torch.minimum(candidates[i], candidates[i + 1]),
+                torch.maximum(candidates[i], candidates[i + 1]),
+            )
         for i in range(len(candidates) - 2, 0, -1):  # smallest to the front
-            candidates[i - 1], candidates[i] = torch.minimum(candidates[i - 1], candidates[i]), torch.maximum(candidates[i - 1], candidates[i])
+            candidates[i - 1], candidates[i] = (
+                torch.minimum(candidates[i - 1], candidates[i]),
+                torch.maximum(candidates[i - 1], candidates[i]),
+            )
         candidates = candidates[1:-1]
         if not rest:
             return candidates[0]

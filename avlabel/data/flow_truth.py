@@ -80,7 +80,9 @@ def motion_pair(
     def frame(shift: np.ndarray, disc_centre: np.ndarray) -> np.ndarray:
         # A point at p in the first frame is at p + shift in this one: this frame at q shows p = q - shift.
         scene = 32 * _render(background, x - shift[0], y - shift[1])
-        disc = 32 * _render(foreground, x - disc_centre[0], y - disc_centre[1]) + 24  # brighter on average: a visible edge
+        disc = (
+            32 * _render(foreground, x - disc_centre[0], y - disc_centre[1]) + 24
+        )  # brighter on average: a visible edge
         coverage = np.clip(radius + 0.5 - np.hypot(x - disc_centre[0], y - disc_centre[1]), 0, 1)  # anti-aliased rim
         grey = 128 + (1 - coverage) * scene + coverage * disc + noise * rng.standard_normal((height, width))
         return np.repeat(np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)

@@ -2,12 +2,12 @@
 
 Columns: ``video_id,path,label,split,start,end``. ``start``/``end`` (seconds inside the file) are
 optional and left empty for whole files. Relative paths resolve against the CSV's own folder, so a
-dataset folder with its manifest can be moved or mounted elsewhere; :func:`write_manifest` writes
+dataset folder with its manifest can be moved or mounted elsewhere; `write_manifest` writes
 paths relative to the CSV when the video lives below it.
 
-:func:`read_manifest` validates everything at once and reports every problem class in one
+`read_manifest` validates everything at once and reports every problem class in one
 error: missing columns, empty fields, bad times, duplicate ``video_id``s, labels outside the
-label set (with suggestions), missing files. Every dataset adapter (:mod:`avlabel.data.adapters`)
+label set (with suggestions), missing files. Every dataset adapter (`avlabel.data.adapters`)
 writes this format, and everything downstream (flow, audio targets, training) reads only it.
 """
 
@@ -51,7 +51,7 @@ class ClipRecord:
 
 
 class Manifest:
-    """An ordered list of :class:`ClipRecord` plus the CSV it came from (if any)."""
+    """An ordered list of `ClipRecord` plus the CSV it came from (if any)."""
 
     def __init__(self, records: Iterable[ClipRecord], path: str | os.PathLike[str] | None = None):
         self.records: list[ClipRecord] = list(records)
@@ -148,7 +148,8 @@ def read_manifest(
             problems[f"missing file ({len(missing)} of {len(records)})"] = missing
     if problems:
         report = "; ".join(
-            f"{kind}: {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}" for kind, items in problems.items()
+            f"{kind}: {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}"
+            for kind, items in problems.items()
         )
         raise AvlabelError(f"manifest {path} is invalid — {report}; fix these rows (or regenerate the manifest)")
     return Manifest(records, path)
@@ -195,7 +196,9 @@ def _parse_row(row: dict, line: int, root: Path, problems: dict[str, list[str]])
     )
 
 
-def _canonical_labels(records: list[ClipRecord], label_set: LabelSet, problems: dict[str, list[str]]) -> list[ClipRecord]:
+def _canonical_labels(
+    records: list[ClipRecord], label_set: LabelSet, problems: dict[str, list[str]]
+) -> list[ClipRecord]:
     canonical: dict[str, str] = {}
     unknown: list[str] = []
     for label in dict.fromkeys(record.label for record in records):

@@ -71,6 +71,8 @@ def _virtual_length(num_frames: int, video_fps: float | None, sample_fps: float 
     return max(1, int(np.floor(num_frames * sample_fps / video_fps)))
 
 
-def _to_file_frames(virtual: np.ndarray, num_frames: int, video_fps: float | None, sample_fps: float | None) -> np.ndarray:
+def _to_file_frames(
+    virtual: np.ndarray, num_frames: int, video_fps: float | None, sample_fps: float | None
+) -> np.ndarray:
     frames = virtual if sample_fps is None else np.round(virtual * (video_fps / sample_fps))
     return np.minimum(frames.astype(np.int64), num_frames - 1)

@@ -9,7 +9,7 @@ id + path + size. Every reader checks the sources of the items it is about to us
 manifest and refuses a mismatch with a message naming the manifest the store was built from
 and the one in use.
 
-The file *name* is recorded, not the full path (as in :attr:`Manifest.sha256`): a dataset moved
+The file *name* is recorded, not the full path (as in `Manifest.sha256`): a dataset moved
 or mounted elsewhere still matches, while a different file under the same id (other bytes,
 another name, other bounds) does not.
 
@@ -52,7 +52,7 @@ class ClipSource:
 
     @classmethod
     def of(cls, record) -> ClipSource:
-        """The source of a :class:`~avlabel.data.manifest.ClipRecord` as it is on disk now."""
+        """The source of a `ClipRecord` as it is on disk now."""
         try:
             size = os.stat(record.path).st_size
         except OSError:
@@ -71,7 +71,9 @@ def source_lines(records: Iterable, manifest: str | os.PathLike[str] | None) -> 
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     for record in records:
         source = ClipSource.of(record)
-        writer.writerow([record.video_id, source.name, "" if source.size is None else source.size, source.start, source.end, origin])
+        writer.writerow(
+            [record.video_id, source.name, "" if source.size is None else source.size, source.start, source.end, origin]
+        )
     return buffer.getvalue()
 
 
@@ -93,7 +95,10 @@ def read_sources(path: str | os.PathLike[str]) -> dict[str, tuple[ClipSource, st
     if not path.is_file():
         return None
     recorded: dict[str, tuple[ClipSource, str]] = {}
-    with reading(f"source records {path}", "delete the folder and rebuild it"), open(path, newline="", encoding="utf-8") as handle:
+    with (
+        reading(f"source records {path}", "delete the folder and rebuild it"),
+        open(path, newline="", encoding="utf-8") as handle,
+    ):
         for row in csv.reader(handle, delimiter="\t"):
             if len(row) != 6:
                 continue  # a line cut short by a crash: that item was never finished
@@ -102,8 +107,15 @@ def read_sources(path: str | os.PathLike[str]) -> dict[str, tuple[ClipSource, st
     return recorded
 
 
-def check_sources(path: str | os.PathLike[str], records: Sequence, manifest: str | os.PathLike[str] | None, *,
-                  store: str, fix: str, bounds: bool = True) -> None:  # fmt: skip
+def check_sources(
+    path: str | os.PathLike[str],
+    records: Sequence,
+    manifest: str | os.PathLike[str] | None,
+    *,
+    store: str,
+    fix: str,
+    bounds: bool = True,
+) -> None:
     """Refuse to read items of ``store`` whose recorded source differs from ``records``' files.
 
     Args:
@@ -137,11 +149,16 @@ def check_sources(path: str | os.PathLike[str], records: Sequence, manifest: str
         then, now = entry[0], ClipSource.of(record)
         if now.size is None:
             continue  # a missing file fails on its own, as an unreadable item
-        if (then.name, then.size) != (now.name, now.size) or (bounds and (then.start, then.end) != (now.start, now.end)):
+        if (then.name, then.size) != (now.name, now.size) or (
+            bounds and (then.start, then.end) != (now.start, now.end)
+        ):
             mismatched.append((record.video_id, then, now, entry[1]))
     if mismatched:
         origins = sorted({origin or "clips outside any manifest" for *_, origin in mismatched})
-        examples = "; ".join(f"{video_id}: {then.describe()} there, {now.describe()} here" for video_id, then, now, _ in mismatched[:_SHOWN])
+        examples = "; ".join(
+            f"{video_id}: {then.describe()} there, {now.describe()} here"
+            for video_id, then, now, _ in mismatched[:_SHOWN]
+        )
         raise AvlabelError(
             f"the {store} was built from {' and '.join(origins)}, not from {manifest or 'these clips'}: {len(mismatched)} of "
             f"{len(records)} clips are other files under the same video_id ({examples}); {fix}"

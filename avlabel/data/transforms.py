@@ -5,7 +5,7 @@ RGB has C = 3, normalised as ``(pixel / 255 - mean) / std`` with the mean and st
 visual weights were trained with (``ModelConfig.rgb_mean`` / ``rgb_std``); flow has C = 2 (x then
 y displacement).
 
-Geometry is described by a :class:`CropBox` in *fractions* of the frame, so one box applies to
+Geometry is described by a `CropBox` in *fractions* of the frame, so one box applies to
 RGB and to flow even when they were stored at different resolutions (flow is often extracted
 at a 256-pixel short side from larger videos). Training: a random-resized crop (area and
 aspect-ratio jitter, as torchvision's) and a horizontal flip with probability 1/2; testing:
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow's uint8 quantisation
+FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow_format's uint8 quantisation
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def crop_resize(frames: torch.Tensor, box: CropBox, size: tuple[int, int], antia
 
 
 def crop_resize_flow(flow: torch.Tensor, box: CropBox, size: tuple[int, int]) -> torch.Tensor:
-    """:func:`crop_resize` for a ``(T, 2, H, W)`` flow field, scaling displacements with the resize.
+    """`crop_resize` for a ``(T, 2, H, W)`` flow field, scaling displacements with the resize.
 
     Flow fields are smooth, so plain bilinear interpolation (no antialiasing) is enough.
     """
@@ -133,9 +133,14 @@ def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[flo
 
 
 def apply_view(
-    rgb: np.ndarray | None, flow: np.ndarray | None, box: CropBox, flip: bool, size: int,
-    rgb_mean: Sequence[float] | None = None, rgb_std: Sequence[float] | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # fmt: skip
+    rgb: np.ndarray | None,
+    flow: np.ndarray | None,
+    box: CropBox,
+    flip: bool,
+    size: int,
+    rgb_mean: Sequence[float] | None = None,
+    rgb_std: Sequence[float] | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One spatial view of a clip: crop + resize + optional flip, RGB normalised, flow in bound units.
 
     Args:

@@ -1,6 +1,6 @@
 """Write real video/audio files with PyAV: the synthetic benchmark, test fixtures, examples.
 
-:func:`write_clip` encodes an RGB frame array and/or a float waveform into any container FFmpeg
+`write_clip` encodes an RGB frame array and/or a float waveform into any container FFmpeg
 can mux (mp4/H.264+AAC, webm/VP9+Opus, mkv, avi, and audio-only wav/m4a/flac/ogg). Codecs
 default to the usual pair for the file's suffix. The file is written to a temporary sibling and
 renamed, so an interrupted run never leaves a half-written clip.
@@ -88,7 +88,7 @@ def write_clip(
         audio_options: extra audio encoder options (e.g. ``{"b": "64k", "aac_coder": "fast"}``).
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a `Path`.
     """
     import av
 
@@ -150,7 +150,9 @@ def _check_audio(audio: np.ndarray, path: Path) -> np.ndarray:
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[1] == 0 or audio.shape[0] > 2:
-        raise AvlabelError(f"audio for {path.name} must be (S,) mono or (2, S) stereo with S > 0, got shape {audio.shape}")
+        raise AvlabelError(
+            f"audio for {path.name} must be (S,) mono or (2, S) stereo with S > 0, got shape {audio.shape}"
+        )
     return np.ascontiguousarray(np.clip(audio, -1.0, 1.0))
 
 

@@ -1,4 +1,4 @@
-"""Text-embedding backends behind one interface (:class:`TextEmbedder`), chosen by name.
+"""Text-embedding backends behind one interface (`TextEmbedder`), chosen by name.
 
 ``BACKENDS`` maps a backend name to a factory ``(model, vectors, device, trust_vectors) ->
 TextEmbedder``; factories validate their options and load nothing heavy until the first

@@ -9,7 +9,7 @@ import numpy as np
 
 class TextEmbedder(Protocol):
     """Maps phrases to vectors. Implementations load their model lazily, on the first
-    :meth:`embed` call, so a build served entirely from the embedding cache never loads it.
+    `embed` call, so a build served entirely from the embedding cache never loads it.
 
     Attributes:
         backend: Registry name (``"bert"``, ``"glove"``, ``"word2vec"``).

@@ -5,12 +5,12 @@ CPU (it pulls in ``torch._dynamo``, ``torch.distributed.tensor`` and scipy), mor
 every label of Kinetics-400 and AudioSet takes, so it alone would break the cold ``avlabel
 savld`` budget. The encoder itself is small: embeddings, then ``num_hidden_layers`` post-norm
 Transformer layers (Devlin et al. 2019, eq. 1 of Vaswani et al. 2017 for attention). Weights load
-strictly through :func:`filter_bert_state_dict`, and a test checks the vectors against
+strictly through `filter_bert_state_dict`, and a test checks the vectors against
 sentence-transformers (which runs ``transformers.BertModel``) to float precision.
 
 Only what label embedding needs is supported: ``model_type == "bert"`` with absolute position
 embeddings and a GELU or ReLU activation (all-MiniLM-L6-v2, bert-base-uncased and their kin);
-:func:`bert_encoder_supported` says whether a directory qualifies, and everything else goes
+`bert_encoder_supported` says whether a directory qualifies, and everything else goes
 through sentence-transformers.
 """
 
@@ -133,7 +133,7 @@ _UNUSED = ("pooler.", "cls.", "embeddings.position_ids")
 
 
 def filter_bert_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a transformers ``BertModel`` (or ``BertFor*``) state dict onto :class:`BertEncoder`.
+    """Map a transformers ``BertModel`` (or ``BertFor*``) state dict onto `BertEncoder`.
 
     Strips the ``bert.`` prefix of task models, drops the pooler and pre-training heads, renames
     TF-era ``gamma``/``beta`` LayerNorm parameters, and fuses each layer's query, key and value
@@ -167,6 +167,8 @@ def load_bert_encoder(directory: Path) -> BertEncoder:
         state_dict = load_file(directory / "model.safetensors")
     else:
         weights = directory / "pytorch_model.bin"
-        state_dict = load_tensors(weights, f"BERT weights {weights}", "re-save the model with save_pretrained (model.safetensors)")
+        state_dict = load_tensors(
+            weights, f"BERT weights {weights}", "re-save the model with save_pretrained (model.safetensors)"
+        )
     model.load_state_dict(filter_bert_state_dict(state_dict), strict=True)
     return model.eval()

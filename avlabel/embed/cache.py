@@ -3,7 +3,7 @@
 One ``.npz`` file per (backend, model fingerprint) under ``<cache_dir>/embeddings/``; inside,
 ``texts`` and ``vectors`` (float32) are parallel arrays and ``oov`` holds, per text, the words a
 word-vector backend did not know (space-joined; empty for sentence encoders). The model
-fingerprint changes whenever the model files change (see :func:`path_fingerprint`), so a stale
+fingerprint changes whenever the model files change (see `path_fingerprint`), so a stale
 entry can never be served. Files are rewritten atomically; a corrupt file is ignored and
 replaced rather than trusted.
 

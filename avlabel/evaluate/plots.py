@@ -13,7 +13,9 @@ from avlabel._io import atomic_path
 _MAX_LABELLED_CLASSES = 60
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str], title: str = "") -> None:
+def plot_confusion(
+    confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str], title: str = ""
+) -> None:
     """Draw the row-normalised confusion matrix (row = true class, column = predicted) to ``path``.
 
     Rows are normalised so every class reads as its recall whatever its support; classes absent
@@ -38,8 +40,15 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os
         if num_classes <= 20:  # small matrices: print the counts in the cells
             for true, predicted in zip(*np.nonzero(confusion)):
                 value = normalised[true, predicted]
-                axes.text(predicted, true, str(confusion[true, predicted]), ha="center", va="center",
-                          fontsize=7, color="black" if value > 0.5 else "white")  # fmt: skip
+                axes.text(
+                    predicted,
+                    true,
+                    str(confusion[true, predicted]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if value > 0.5 else "white",
+                )
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     axes.set_title(title or "confusion matrix (rows normalised)")

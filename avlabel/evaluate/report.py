@@ -56,20 +56,27 @@ def eval_dir(run_dir: str | os.PathLike[str], split: str, checkpoint: str) -> Pa
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
-    from avlabel.train.config import read_yaml_mapping
+    from avlabel.train.config import read_yaml_mapping, upgrade_layout
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise AvlabelError(f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`")
+        raise AvlabelError(
+            f"{run_dir} is not a run directory (no config.yaml); pass directories written by `avlabel train`"
+        )
     config = read_yaml_mapping(config_path)
     for section, value in config.items():
         if not isinstance(value, dict):
-            raise AvlabelError(f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file")
-    return config
+            raise AvlabelError(
+                f"{config_path}: section {section!r} must be a mapping, got {type(value).__name__}; repair the file"
+            )
+    try:
+        return upgrade_layout(config)  # runs of earlier versions kept alpha and mode in the imd section
+    except AvlabelError as error:
+        raise AvlabelError(f"{config_path}: {error}") from None
 
 
 def _settings(config: dict[str, Any]) -> dict[str, str]:
-    """Display values of :data:`SETTING_COLUMNS` from a run's ``config.yaml``."""
+    """Display values of `SETTING_COLUMNS` from a run's ``config.yaml``."""
     model, audio, imd = config.get("model", {}), config.get("audio", {}), config.get("imd", {})
     modalities = list(model.get("modalities", []))
     has_audio = "audio" in modalities
@@ -81,8 +88,8 @@ def _settings(config: dict[str, Any]) -> dict[str, str]:
         "Fusion": fusion,
         "Modalities": "+".join(m for m in ("rgb", "flow", "audio") if m in modalities),
         "k–Y_a": f"{audio.get('k')}–{audio.get('ya')}" if is_imd else _NOT_APPLICABLE,
-        "α": f"{imd.get('alpha'):g}" if is_imd else _NOT_APPLICABLE,
-        "M/W": str(imd.get("mode")) if is_imd else _NOT_APPLICABLE,
+        "α": f"{model.get('imd_alpha'):g}" if is_imd else _NOT_APPLICABLE,
+        "M/W": str(model.get("imd_mode")) if is_imd else _NOT_APPLICABLE,
         "Aug. p": f"{imd.get('augment_p', 0.0):g}" if fused else _NOT_APPLICABLE,
     }
 
@@ -202,20 +209,27 @@ def write_report(
     if output is not None:
         output = check_output_file(output, "-o")
         if output.suffix == ".json":
-            raise AvlabelError(f"-o {output}: the rows go to a .json file beside the table; name the table {output.with_suffix('.md')}")
+            raise AvlabelError(
+                f"-o {output}: the rows go to a .json file beside the table; name the table {output.with_suffix('.md')}"
+            )
         check_output_file(output.with_suffix(".json"), "-o (its .json rows)")
     summaries = [summarize_run(run_dir, split, checkpoint) for run_dir in run_dirs]
     table = markdown_table(summaries, group=group)
     if output is not None:
         atomic_write_text(output, table)
         rows = [
-            {"run_dir": str(s.run_dir), "seed": s.seed, "source": s.source, **s.settings, **s.metrics} for s in summaries
+            {"run_dir": str(s.run_dir), "seed": s.seed, "source": s.source, **s.settings, **s.metrics}
+            for s in summaries
         ]
         document: dict[str, Any] = {"split": split, "checkpoint": checkpoint, "runs": rows}
         if group:
             document["groups"] = [
-                {"runs": g.names, "source": g.source, **g.settings,
-                 **{key: {"mean": mean, "std": std, "n": n} for key, (mean, std, n) in stats.items()}}
+                {
+                    "runs": g.names,
+                    "source": g.source,
+                    **g.settings,
+                    **{key: {"mean": mean, "std": std, "n": n} for key, (mean, std, n) in stats.items()},
+                }
                 for g, stats in group_runs(summaries)
             ]
         atomic_write_json(output.with_suffix(".json"), document)

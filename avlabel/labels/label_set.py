@@ -1,7 +1,7 @@
 """An ordered label vocabulary: class ``i`` of a dataset is ``labels[i]``.
 
 Everything downstream (SAVLD rows, relevance targets, classifier heads, checkpoints) refers to
-classes by position, so a :class:`LabelSet` is immutable and carries a content hash that
+classes by position, so a `LabelSet` is immutable and carries a content hash that
 checkpoints and dictionaries record to detect a mismatched vocabulary early.
 """
 
@@ -48,9 +48,7 @@ class LabelSet:
         # Tabs and line breaks would corrupt the tab-separated SAVLD text format and CSV manifests.
         broken = [i for i, label in enumerate(self.labels) if any(c in label for c in "\t\n\r")]
         if broken:
-            raise AvlabelError(
-                f"label set '{self.name}' has a tab or line break inside label {broken[0]}; remove it"
-            )
+            raise AvlabelError(f"label set '{self.name}' has a tab or line break inside label {broken[0]}; remove it")
         seen: dict[str, int] = {}
         for i, label in enumerate(self.labels):
             if label in seen:

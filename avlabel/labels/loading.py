@@ -1,7 +1,7 @@
 """Find and parse label vocabularies: the shipped ``data_labels/`` files or a user's own file.
 
 Shipped sets live in ``data_labels/`` at the repository root and are copied into the wheel as
-``avlabel/data_labels`` (see ``pyproject.toml``); :func:`shipped_dir` looks in the installed
+``avlabel/data_labels`` (see ``pyproject.toml``); `shipped_dir` looks in the installed
 location first and falls back to the source tree, so a plain ``pip install .`` and an editable
 checkout behave the same. ``data_labels/README.md`` records where every file comes from.
 
@@ -54,7 +54,7 @@ def _shipped_files() -> dict[str, Path]:
 
 
 def _canonical_name(name: str) -> str:
-    """"Kinetics-400", "ucf_101" and "ESC50" all name the shipped files kinetics400/ucf101/esc50."""
+    """ "Kinetics-400", "ucf_101" and "ESC50" all name the shipped files kinetics400/ucf101/esc50."""
     return re.sub(r"[\s_\-]", "", name.casefold())
 
 

@@ -15,7 +15,7 @@ label is rewritten before it is embedded:
   synonym pulls equally instead of the encoder reading an enumeration as one sentence. ``etc.``
   carries no meaning and is removed.
 * Everything is lower-cased and white space collapsed (the default MiniLM model is uncased;
-  word-vector look-ups try the original case first, see :mod:`avlabel.embed.word_vectors`).
+  word-vector look-ups try the original case first, see `avlabel.embed.word_vectors`).
 
 An optional prompt template (``"a video of {}"``) is applied to every phrase afterwards.
 """
@@ -81,4 +81,6 @@ def validate_template(template: str | None, option: str = "template") -> None:
     if template is None:
         return
     if template.count("{}") != 1 or re.search(r"\{[^}]", template):
-        raise AvlabelError(f"{option} '{template}' must contain exactly one '{{}}' where the label goes, e.g. 'a video of {{}}'")
+        raise AvlabelError(
+            f"{option} '{template}' must contain exactly one '{{}}' where the label goes, e.g. 'a video of {{}}'"
+        )

@@ -24,7 +24,6 @@ _LAZY = {
     "load_pretrained": "avlabel.models.pretrained",
     "pretrained_rgb_statistics": "avlabel.models.pretrained",
     "LoadReport": "avlabel.models.pretrained",
-    "ASTEmbedder": "avlabel.models.ast_embedder",
     "count_parameters": "avlabel.models.complexity",
     "count_flops": "avlabel.models.complexity",
     "model_complexity": "avlabel.models.complexity",

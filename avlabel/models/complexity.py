@@ -58,7 +58,8 @@ def model_complexity(config: ModelConfig, with_ast: bool = True) -> dict[str, An
     # context, which would otherwise intercept every op.
     frames = {
         modality: torch.empty(1, chans, config.num_frames, config.img_size, config.img_size, device="meta")
-        if modality in config.modalities else None
+        if modality in config.modalities
+        else None
         for modality, chans in (("rgb", 3), ("flow", 2))
     }
     audio = torch.empty(1, config.audio_dim, device="meta") if config.has_audio else None

@@ -1,9 +1,9 @@
 """Model configuration: one typed dataclass and the named configurations.
 
-:class:`ModelConfig` describes every architecture avlabel builds (the two-stream video
+`ModelConfig` describes every architecture avlabel builds (the two-stream video
 Transformer of Sec. 3.2, the audio bottleneck of Sec. 3.3, the fusion head of Sec. 3.4 or a
 baseline of Table 5). ``dataclasses.asdict(config)`` is stored in every checkpoint so a run
-can be rebuilt from the checkpoint alone; :meth:`ModelConfig.from_dict` reads it (or a YAML
+can be rebuilt from the checkpoint alone; `ModelConfig.from_dict` reads it (or a YAML
 section) back with validation errors that name the dotted path of the bad field.
 
 This module imports no torch, so configs can be read and validated cheaply.
@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from avlabel._config import convert_fields
 from avlabel.errors import AvlabelError
 
 # RGB statistics (mean, std per channel, for pixels scaled to [0, 1]) of common pretraining
@@ -28,12 +28,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_INCEPTION_MEAN = IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 
-MODALITIES = ("rgb", "flow", "audio")
+Modality = Literal["rgb", "flow", "audio"]
+MODALITIES: tuple[Modality, ...] = typing.get_args(Modality)
 VISUAL_MODALITIES = ("rgb", "flow")
 # Names of the fusion heads in avlabel.models.fusion.FUSION_HEADS (kept here so validating a
 # config does not import torch; a test checks the two agree).
 FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc", "drop_pathway")
-IMD_MODES = ("M", "W")
+ImdMode = Literal["M", "W"]  # masking (Eq. 5) or weighting (Table 4)
+IMD_MODES: tuple[ImdMode, ...] = typing.get_args(ImdMode)
 
 
 @dataclass
@@ -47,7 +49,7 @@ class ModelConfig:
 
     name: str = "imd_b"  # the named config this came from (informational)
     num_classes: int = 400  # Kinetics-400; training sets it from the label set
-    modalities: tuple[str, ...] = ("rgb", "flow", "audio")  # any non-empty subset of MODALITIES
+    modalities: tuple[Modality, ...] = ("rgb", "flow", "audio")  # any non-empty subset of MODALITIES
     fusion: str = "imd"  # audio-visual fusion head (FUSION_NAMES); used when audio and vision are both on
 
     # Visual streams (Sec. 3.2). RGB and flow streams share these sizes but not their weights.
@@ -70,7 +72,7 @@ class ModelConfig:
 
     # Fusion and classifier (Secs. 3.4-3.5).
     imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
-    imd_mode: str = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
+    imd_mode: ImdMode = "M"  # "M" masks audio below alpha (Eq. 5); "W" weights all audio by rev (Table 4)
     avc_loss_weight: float = 1.0  # weight of the avc head's correspondence loss in aux_loss
     se_reduction: int = 16  # se_gate bottleneck: max(D // r, 8) units (SENet's r = 16; 48 at D = 768)
     drop_pathway_p: float = 0.5  # drop_pathway head: probability of dropping a training clip's audio
@@ -107,14 +109,17 @@ class ModelConfig:
         return self.has_audio and bool(self.visual_modalities)
 
     def validate(self, path: str = "model") -> None:
-        """Check value ranges; raise :class:`AvlabelError` naming ``path.field`` on a bad one."""
+        """Check value ranges; raise `AvlabelError` naming ``path.field`` on a bad one."""
         self.modalities = tuple(self.modalities)
 
         def fail(name: str, message: str) -> typing.NoReturn:
             raise AvlabelError(f"{path}.{name}: {message}")
 
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
-            fail("modalities", f"{list(self.modalities)} must be a non-empty subset of {list(MODALITIES)}")
+            fail(
+                "modalities",
+                f"must name at least one of {', '.join(MODALITIES)} (a subset), got {list(self.modalities)}",
+            )
         if len(set(self.modalities)) != len(self.modalities):
             fail("modalities", f"{list(self.modalities)} names a modality twice")
         if self.fusion not in FUSION_NAMES:
@@ -123,8 +128,18 @@ class ModelConfig:
             fail("imd_mode", f"{self.imd_mode!r} must be 'M' (masking) or 'W' (weighting)")
         if not 0.0 <= self.imd_alpha <= 1.0:
             fail("imd_alpha", f"{self.imd_alpha} must lie in [0, 1] (it thresholds a sigmoid)")
-        for name in ("num_classes", "img_size", "patch_size", "num_frames", "embed_dim", "depth",
-                     "num_heads", "audio_dim", "audio_hidden_dim", "se_reduction"):
+        for name in (
+            "num_classes",
+            "img_size",
+            "patch_size",
+            "num_frames",
+            "embed_dim",
+            "depth",
+            "num_heads",
+            "audio_dim",
+            "audio_hidden_dim",
+            "se_reduction",
+        ):
             if getattr(self, name) < 1:
                 fail(name, f"{getattr(self, name)} must be a positive integer")
         if self.img_size % self.patch_size:
@@ -149,54 +164,22 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], path: str = "model") -> ModelConfig:
         """Build a config from a plain dict (a checkpoint's ``asdict`` or a YAML section).
 
-        Unknown keys and values of the wrong type raise :class:`AvlabelError` naming the
-        dotted path (``model.depth``), so a typo in a YAML file is reported, not ignored.
+        Read by avlabel's one converter (`avlabel._config`): unknown keys and values of
+        the wrong type raise `AvlabelError` naming the dotted path (``model.depth``), so a
+        typo in a YAML file is reported, not ignored; missing keys take the defaults.
         """
-        if not isinstance(data, dict):
-            raise AvlabelError(f"{path}: expected a mapping of model settings, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AvlabelError(
-                f"{path}.{unknown[0]}: unknown model setting; known settings are {', '.join(sorted(known))}"
-            )
-        values = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in data.items()}
-        config = cls.__new__(cls)
-        for f in dataclasses.fields(cls):
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-            setattr(config, f.name, values.get(f.name, default))
+        values = convert_fields(cls, data, path)
+        config = cls.__new__(cls)  # validated once, below, under the caller's path
+        for spec in dataclasses.fields(cls):
+            default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
+            setattr(config, spec.name, values.get(spec.name, default))
         config.validate(path)
         return config
 
     def to_dict(self) -> dict[str, Any]:
-        """``asdict`` with lists for tuples, ready for JSON/YAML and :meth:`from_dict`."""
+        """``asdict`` with lists for tuples, ready for JSON/YAML and `from_dict`."""
         data = dataclasses.asdict(self)
         return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
-
-
-def _coerce(value: Any, hint: Any, path: str) -> Any:
-    """Check ``value`` against a field's type hint, converting only lossless cases (int -> float, list -> tuple)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, path)
-    if origin is tuple:
-        if args[0] is str:
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise AvlabelError(f"{path}: expected a list of names, got {value!r}")
-            return tuple(value)
-        if not isinstance(value, (list, tuple)):
-            raise AvlabelError(f"{path}: expected a list of numbers, got {value!r}")
-        return tuple(_coerce(item, args[0], f"{path}[{index}]") for index, item in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    # bool is an int subclass: reject True where a number is expected.
-    if (hint in (int, float) and isinstance(value, bool)) or not isinstance(value, hint):
-        raise AvlabelError(f"{path}: expected {hint.__name__}, got {value!r}")
-    return value
 
 
 def _imd_b() -> ModelConfig:
@@ -207,7 +190,11 @@ def _imd_b() -> ModelConfig:
 def _imd_l() -> ModelConfig:
     """IMD-L (Table 6): ViT-L/16 streams (L=24, D=1024, 16 heads)."""
     return ModelConfig(
-        name="imd_l", embed_dim=1024, depth=24, num_heads=16, audio_hidden_dim=1024,
+        name="imd_l",
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        audio_hidden_dim=1024,
         pretrained_image="vit_large_patch16_224.augreg_in21k",
     )
 
@@ -219,7 +206,9 @@ def _timesformer_b() -> ModelConfig:
     design; both configs count FLOPs the same way in ``avlabel models``.
     """
     return ModelConfig(
-        name="timesformer_b", modalities=("rgb",), space_time_blocks=12,
+        name="timesformer_b",
+        modalities=("rgb",),
+        space_time_blocks=12,
         pretrained_image="vit_base_patch16_224.augreg_in21k",
     )
 
@@ -227,8 +216,15 @@ def _timesformer_b() -> ModelConfig:
 def _imd_tiny() -> ModelConfig:
     """A tiny IMD model for tests and smoke runs (seconds on a CPU)."""
     return ModelConfig(
-        name="imd_tiny", num_classes=10, img_size=32, patch_size=8, num_frames=4, embed_dim=64,
-        depth=4, num_heads=2, audio_hidden_dim=64,
+        name="imd_tiny",
+        num_classes=10,
+        img_size=32,
+        patch_size=8,
+        num_frames=4,
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        audio_hidden_dim=64,
     )
 
 
@@ -267,6 +263,13 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 __all__ = [
-    "FUSION_NAMES", "IMAGENET_INCEPTION_MEAN", "IMAGENET_INCEPTION_STD", "IMAGENET_MEAN", "IMAGENET_STD", "MODALITIES",
-    "ModelConfig", "list_models", "model_config",
+    "FUSION_NAMES",
+    "IMAGENET_INCEPTION_MEAN",
+    "IMAGENET_INCEPTION_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODALITIES",
+    "ModelConfig",
+    "list_models",
+    "model_config",
 ]

@@ -1,12 +1,12 @@
 """Audio-visual fusion heads: IMD and the baselines of the paper's Table 5.
 
 Every head maps ``(visual (B, D), audio (B, D), present (B,) bool)`` to a
-:class:`~avlabel.models.outputs.FusedEmbedding` whose ``z`` (B, D) feeds the shared classifier.
+`FusedEmbedding` whose ``z`` (B, D) feeds the shared classifier.
 The audio embedding a head receives is already zero where ``present`` is False.
 
 The baselines were defined on feature maps; here each encoder yields one embedding per
 modality, so each head is its source's operation applied to those embeddings (the docstrings
-say how). Heads are chosen by name from :data:`FUSION_HEADS`, a plain name -> factory table.
+say how). Heads are chosen by name from `FUSION_HEADS`, a plain name -> factory table.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ class SEGateFusion(nn.Module):
         super().__init__()
         hidden = max(dim // reduction, SE_MIN_WIDTH)
         self.gate = nn.Sequential(
-            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim), nn.Sigmoid(),
+            nn.Linear(dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, dim),
+            nn.Sigmoid(),
         )
         self.proj = nn.Linear(2 * dim, dim)
 
@@ -164,10 +167,12 @@ class AVCFusion(nn.Module):
         # are no negatives and the shift 0 pairs are given zero weight below.
         shift = torch.randint(1, max(batch, 2), (), device=visual.device) % batch
         partner = (torch.arange(batch, device=visual.device) + shift) % batch  # (B,)
-        pairs = torch.cat([
-            torch.cat([visual, audio], dim=-1),  # positives: (v_i, a_i)
-            torch.cat([visual, audio[partner]], dim=-1),  # negatives: (v_i, a_partner(i))
-        ])  # (2B, 2D)
+        pairs = torch.cat(
+            [
+                torch.cat([visual, audio], dim=-1),  # positives: (v_i, a_i)
+                torch.cat([visual, audio[partner]], dim=-1),  # negatives: (v_i, a_partner(i))
+            ]
+        )  # (2B, 2D)
         targets = torch.cat([torch.ones(batch), torch.zeros(batch)]).to(visual)
         weights = torch.cat([present, present[partner] & (partner != torch.arange(batch, device=visual.device))])
         logits = self.correspondence(pairs).squeeze(-1)  # (2B,)

@@ -48,7 +48,7 @@ class GatedAudioFusion(nn.Module):
     Audio whose ``keep`` is False enters as exact zeros through ``torch.where`` (no value and no
     gradient leaks from it). IMD chooses ``delta`` with its relevance network; the random
     ``drop_pathway`` baseline with a coin, on these same layers. Subclasses call
-    :meth:`build_fusion` in their constructor (after their own gate's layers, which fixes the
+    `build_fusion` in their constructor (after their own gate's layers, which fixes the
     order in which the weights are initialised).
     """
 
@@ -57,7 +57,9 @@ class GatedAudioFusion(nn.Module):
         self.norm = nn.LayerNorm(2 * dim)
         self.fuse = Mlp(in_features=2 * dim, hidden_features=dim, out_features=dim)
 
-    def fuse_gated(self, visual: torch.Tensor, audio: torch.Tensor, delta: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def fuse_gated(
+        self, visual: torch.Tensor, audio: torch.Tensor, delta: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
         """``(B, D)`` visual and audio, ``(B,)`` gate and keep mask -> ``(B, D)`` fused embedding."""
         kept_audio = torch.where(keep.unsqueeze(-1), audio * delta.unsqueeze(-1), torch.zeros_like(audio))
         z = torch.cat([kept_audio, visual], dim=-1)  # Eqs. 6-7

@@ -2,7 +2,7 @@
 
 ``model(rgb=, flow=, audio=, audio_present=) -> FusionOutput`` (paper Fig. 2 and Secs. 3.2-3.5):
 
-* each configured visual modality runs its own :class:`~avlabel.models.video_vit.VideoViT`
+* each configured visual modality runs its own `VideoViT`
   stream; with RGB and flow, the two classification embeddings are fused by two linear
   layers, each followed by ReLU (Sec. 3.2); with one stream its embedding is used as is;
 * the cached AST embedding goes through the audio bottleneck (Sec. 3.3); clips without audio
@@ -53,7 +53,7 @@ class ClassifierHead(nn.Module):
 class MultimodalVideoTransformer(nn.Module):
     """Two-stream video Transformer + audio bottleneck + fusion head (the IMD framework).
 
-    Build it with :func:`build_model`; every size comes from the :class:`ModelConfig`.
+    Build it with `build_model`; every size comes from the `ModelConfig`.
 
     Args:
         config: The architecture. Kept as ``self.config``; store ``config.to_dict()`` in
@@ -64,19 +64,30 @@ class MultimodalVideoTransformer(nn.Module):
         super().__init__()
         self.config = config
         dim = config.embed_dim
-        self.streams = nn.ModuleDict({
-            modality: VideoViT(
-                in_chans=_IN_CHANS[modality], img_size=config.img_size, patch_size=config.patch_size,
-                num_frames=config.num_frames, embed_dim=dim, depth=config.depth, num_heads=config.num_heads,
-                mlp_ratio=config.mlp_ratio, qkv_bias=config.qkv_bias, space_time_blocks=config.space_time_blocks,
-                drop_path_rate=config.drop_path_rate, attn_drop_rate=config.attn_drop_rate,
-                proj_drop_rate=config.proj_drop_rate,
-            )
-            for modality in config.visual_modalities
-        })
+        self.streams = nn.ModuleDict(
+            {
+                modality: VideoViT(
+                    in_chans=_IN_CHANS[modality],
+                    img_size=config.img_size,
+                    patch_size=config.patch_size,
+                    num_frames=config.num_frames,
+                    embed_dim=dim,
+                    depth=config.depth,
+                    num_heads=config.num_heads,
+                    mlp_ratio=config.mlp_ratio,
+                    qkv_bias=config.qkv_bias,
+                    space_time_blocks=config.space_time_blocks,
+                    drop_path_rate=config.drop_path_rate,
+                    attn_drop_rate=config.attn_drop_rate,
+                    proj_drop_rate=config.proj_drop_rate,
+                )
+                for modality in config.visual_modalities
+            }
+        )
         self.visual_fusion = (
             nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
-            if len(self.streams) == 2 else None
+            if len(self.streams) == 2
+            else None
         )
         self.audio_bottleneck = (
             AudioBottleneck(config.audio_dim, config.audio_hidden_dim, dim) if config.has_audio else None
@@ -162,15 +173,19 @@ class MultimodalVideoTransformer(nn.Module):
                 dropped like irrelevant audio); None means every clip has audio.
 
         Returns:
-            :class:`FusionOutput` with ``(B, C)`` logits and the IMD/auxiliary outputs.
+            `FusionOutput` with ``(B, C)`` logits and the IMD/auxiliary outputs.
         """
         self._check_inputs(rgb=rgb, flow=flow, audio=audio, audio_present=audio_present)
         visual = self.forward_visual(rgb, flow)
         audio_embedding, present = self.forward_audio(audio, audio_present)
         fused = self.forward_fusion(visual, audio_embedding, present)
         return FusionOutput(
-            logits=self.head(fused.z), rev=fused.rev, rev_logit=fused.rev_logit, delta=fused.delta,
-            keep=fused.keep, aux_loss=fused.aux_loss,
+            logits=self.head(fused.z),
+            rev=fused.rev,
+            rev_logit=fused.rev_logit,
+            delta=fused.delta,
+            keep=fused.keep,
+            aux_loss=fused.aux_loss,
         )
 
     def _check_inputs(self, **inputs: torch.Tensor | None) -> None:

@@ -1,6 +1,6 @@
 """ImageNet initialisation of the visual streams from a timm ViT checkpoint (paper Sec. 3.2).
 
-:func:`filter_state_dict` is a pure function from a checkpoint's state dict to the model's
+`filter_state_dict` is a pure function from a checkpoint's state dict to the model's
 key space: it strips ``module.`` / ``_orig_mod.`` prefixes (DDP / ``torch.compile``), copies
 the image ViT into every visual stream, adapts the patch embedding to the stream's input
 channels (the flow stream averages the RGB filters over their input channels and repeats the
@@ -10,12 +10,12 @@ attention from that block's spatial attention. The temporal embedding and LR are
 image model; they start at zero (``init_weights``), so the untrained video model computes the
 image model's class embedding averaged over frames.
 
-:func:`load_pretrained` reads the checkpoint (a local safetensors / .pth / .bin file or
+`load_pretrained` reads the checkpoint (a local safetensors / .pth / .bin file or
 folder, or a timm hub id) and loads strictly: every model parameter must come from the
 checkpoint except an explicit list of intended exclusions, and every checkpoint tensor must be
-used except the image classifier; anything else is an :class:`AvlabelError`.
+used except the image classifier; anything else is an `AvlabelError`.
 
-:func:`pretrained_rgb_statistics` reads the RGB mean and std a checkpoint was trained with from
+`pretrained_rgb_statistics` reads the RGB mean and std a checkpoint was trained with from
 its own config, so that inputs are normalised as the weights expect (0.5 / 0.5 for the
 ``augreg_in21k`` ViTs, not ImageNet's 0.485 / 0.229: about 2.2x off in scale otherwise).
 """
@@ -53,7 +53,7 @@ _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".npz")
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What :func:`load_pretrained` did.
+    """What `load_pretrained` did.
 
     Attributes:
         source: The checkpoint path or hub id.
@@ -82,7 +82,7 @@ def filter_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> 
     Args:
         state_dict: A timm ViT state dict (image weights), or an avlabel model's own state dict,
             possibly nested under ``"model"`` / ``"state_dict"`` and with wrapper prefixes.
-        model: The :class:`~avlabel.models.model.MultimodalVideoTransformer` to load into; only
+        model: The `MultimodalVideoTransformer` to load into; only
             its structure (streams, patch sizes, grids, which blocks are space-time) is read.
 
     Returns:
@@ -107,7 +107,7 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
             pretrained=True, pretrained_cfg_overlay=dict(file=source))``.
 
     Returns:
-        A :class:`LoadReport` (also logged) listing what was and was not loaded.
+        A `LoadReport` (also logged) listing what was and was not loaded.
 
     Raises:
         AvlabelError: missing or unreadable file, unreachable hub, or a checkpoint whose layers
@@ -140,8 +140,7 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
         )
     # Strict load: the intended exclusions are filled with the model's own current values.
     model.load_state_dict({**{key: own[key] for key in missing}, **mapped}, strict=True)
-    report = LoadReport(source=source, loaded=tuple(sorted(mapped)), not_loaded=tuple(missing),
-                        ignored=tuple(ignored))
+    report = LoadReport(source=source, loaded=tuple(sorted(mapped)), not_loaded=tuple(missing), ignored=tuple(ignored))
     _logger.info(report.summary())
     return report
 
@@ -223,7 +222,7 @@ def _map_state_dict(
             if match and int(match[1]) < len(stream.blocks) and hasattr(stream.blocks[int(match[1])], "attn_time"):
                 for spatial, temporal in _SPATIAL_TO_TEMPORAL:
                     if match[2].startswith(spatial):
-                        mapped[f"{prefix}blocks.{match[1]}.{temporal}{match[2][len(spatial):]}"] = value
+                        mapped[f"{prefix}blocks.{match[1]}.{temporal}{match[2][len(spatial) :]}"] = value
     return mapped, ignored, True
 
 
@@ -276,9 +275,7 @@ def _read_checkpoint(source: str, timm_name: str | None) -> dict[str, torch.Tens
     if path.is_dir():
         candidates = [path / name for name in _FILE_NAMES_IN_FOLDER if (path / name).is_file()]
         if not candidates:
-            raise AvlabelError(
-                f"no checkpoint in folder {path}; expected one of {', '.join(_FILE_NAMES_IN_FOLDER)}"
-            )
+            raise AvlabelError(f"no checkpoint in folder {path}; expected one of {', '.join(_FILE_NAMES_IN_FOLDER)}")
         path = candidates[0]
     if path.is_file():
         return _read_file(path)

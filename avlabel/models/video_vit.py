@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import DropPath, PatchEmbed, trunc_normal_
+
 # Both live in vision_transformer in every timm 1.x (Attention moved to timm.layers later).
 from timm.models.vision_transformer import Attention, Block
 from torch import nn
@@ -77,12 +78,19 @@ class SpaceTimeBlock(SpaceBlock):
         norm_layer: type[nn.Module] = _LayerNorm,
     ) -> None:
         super().__init__(
-            dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop,
-            attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer,
+            dim,
+            num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            proj_drop=proj_drop,
+            attn_drop=attn_drop,
+            drop_path=drop_path,
+            norm_layer=norm_layer,
         )
         self.norm_time = norm_layer(dim)
-        self.attn_time = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
-                                   proj_drop=proj_drop)
+        self.attn_time = Attention(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop
+        )
         self.time_fc = nn.Linear(dim, dim)  # LR of Eq. 3
         self.drop_path_time = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
@@ -116,7 +124,7 @@ class VideoViT(nn.Module):
         num_heads: Attention heads.
         mlp_ratio: MLP hidden width as a multiple of ``embed_dim``.
         qkv_bias: Bias in the query/key/value projections.
-        space_time_blocks: How many of the last blocks are :class:`SpaceTimeBlock`.
+        space_time_blocks: How many of the last blocks are `SpaceTimeBlock`.
         drop_path_rate: Stochastic depth of the last block; earlier blocks get linearly less.
         attn_drop_rate: Dropout on attention weights.
         proj_drop_rate: Dropout after projections.
@@ -143,8 +151,7 @@ class VideoViT(nn.Module):
         self.num_frames = num_frames
         self.embed_dim = embed_dim
         self.grad_checkpointing = False
-        self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
-                                      embed_dim=embed_dim)
+        self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim)
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.empty(1, 1 + num_patches, embed_dim))  # spatial, as ViT
@@ -153,8 +160,13 @@ class VideoViT(nn.Module):
         first_space_time = depth - space_time_blocks
         self.blocks = nn.ModuleList(
             (SpaceTimeBlock if index >= first_space_time else SpaceBlock)(
-                dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=drop_path_rates[index],
+                dim=embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate,
+                drop_path=drop_path_rates[index],
                 norm_layer=_LayerNorm,
             )
             for index in range(depth)
@@ -171,8 +183,7 @@ class VideoViT(nn.Module):
         """The temporal embedding for ``num_frames``, linearly interpolated if T differs from training."""
         if num_frames == self.num_frames:
             return self.time_embed  # (1, T, D)
-        resized = F.interpolate(self.time_embed.transpose(1, 2), size=num_frames, mode="linear",
-                                align_corners=False)
+        resized = F.interpolate(self.time_embed.transpose(1, 2), size=num_frames, mode="linear", align_corners=False)
         return resized.transpose(1, 2)  # (1, T', D)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:

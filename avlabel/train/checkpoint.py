@@ -129,9 +129,13 @@ def read_metadata(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
     except (OSError, SafetensorError) as error:
-        raise AvlabelError(f"checkpoint {path} is not a readable safetensors file ({error}); re-save or pick another") from None
+        raise AvlabelError(
+            f"checkpoint {path} is not a readable safetensors file ({error}); re-save or pick another"
+        ) from None
     if "model_config" not in raw or "classes" not in raw:
-        raise AvlabelError(f"checkpoint {path} has no avlabel metadata (model_config, classes); was it written by `avlabel train`?")
+        raise AvlabelError(
+            f"checkpoint {path} has no avlabel metadata (model_config, classes); was it written by `avlabel train`?"
+        )
     metadata = dict(raw)
     metadata["model_config"] = _with_legacy_fields(json.loads(raw["model_config"]))
     metadata["classes"] = json.loads(raw["classes"])
@@ -143,10 +147,14 @@ def load_training_state(weights_path: str | os.PathLike[str]) -> dict[str, Any]:
     weights_path = Path(weights_path)
     state_path = weights_path.with_name(weights_path.name[: -len(_WEIGHTS_SUFFIX)] + _STATE_SUFFIX)
     if not state_path.is_file():
-        raise AvlabelError(f"training state {state_path} not found next to {weights_path.name}; cannot resume from weights alone")
+        raise AvlabelError(
+            f"training state {state_path} not found next to {weights_path.name}; cannot resume from weights alone"
+        )
     state = load_tensors(state_path, f"training state {state_path}", "resume from a checkpoint `avlabel train` wrote")
     if not isinstance(state, dict):
-        raise AvlabelError(f"training state {state_path} holds a {type(state).__name__}, not a training state; resume from another checkpoint")
+        raise AvlabelError(
+            f"training state {state_path} holds a {type(state).__name__}, not a training state; resume from another checkpoint"
+        )
     if state.get("checkpoint_id") != read_metadata(weights_path).get("checkpoint_id"):
         raise AvlabelError(
             f"{weights_path.name} and {state_path.name} come from different saves (interrupted while writing); "
@@ -162,14 +170,20 @@ def resolve_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str], checkpoint
     if target.is_file():
         return _as_weights_path(target)
     if not target.is_dir():
-        raise AvlabelError(f"{target} is neither a run directory nor a checkpoint file; pass a folder `avlabel train --out` wrote or a .safetensors file in it")
+        raise AvlabelError(
+            f"{target} is neither a run directory nor a checkpoint file; pass a folder `avlabel train --out` wrote or a .safetensors file in it"
+        )
     if checkpoint in ("best", "last"):
         weights_path, _ = checkpoint_paths(target, checkpoint)
         if not weights_path.is_file():
             available = sorted(p.name for p in (target / CHECKPOINT_DIR).glob(f"*{_WEIGHTS_SUFFIX}"))
             if not available:
-                raise AvlabelError(f"run directory {target} has no checkpoints yet (nothing in {target / CHECKPOINT_DIR})")
-            raise AvlabelError(f"run directory {target} has no {checkpoint!r} checkpoint; available: {', '.join(available)}")
+                raise AvlabelError(
+                    f"run directory {target} has no checkpoints yet (nothing in {target / CHECKPOINT_DIR})"
+                )
+            raise AvlabelError(
+                f"run directory {target} has no {checkpoint!r} checkpoint; available: {', '.join(available)}"
+            )
         return weights_path
     path = Path(checkpoint)
     if not path.is_absolute() and not path.exists():

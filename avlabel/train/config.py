@@ -1,33 +1,33 @@
 """Training configuration: a typed dataclass tree loaded from YAML, validated with dotted paths.
 
 A config file has the sections ``data``, ``audio``, ``model``, ``imd``, ``optim``, ``schedule``
-and ``runtime`` (one dataclass each, below). :func:`load_config` reads it with ``yaml.safe_load``,
+and ``runtime`` (one dataclass each, below). `load_config` reads it with ``yaml.safe_load``,
 applies ``--set a.b=value`` overrides (each value parsed as YAML, so ``--set optim.lr=1e-3`` is a
 float and ``--set model.modalities=[rgb,audio]`` a list) and converts the result into
-:class:`TrainConfig`. Unknown keys, wrong types and impossible values raise
-:class:`~avlabel.errors.AvlabelError` naming the dotted path (``optim.lr: must be > 0, got -1``).
+`TrainConfig`. Unknown keys, wrong types and impossible values raise
+`AvlabelError` naming the dotted path (``optim.lr: must be > 0, got -1``).
 
 Relative paths stay as written in the file and are resolved against the working directory when
 training starts; the run directory's ``config.yaml`` records the absolute paths that were used.
 
-Checks that need other modules (model names, label sets, the audio cache's provenance) happen in
-:mod:`avlabel.train.preflight`, before any training starts; this module imports only PyYAML.
+Conversion follows avlabel's one set of rules (`avlabel._config`), and the model section is
+generated from `ModelConfig`, which validates its values. Checks that need
+other files (label sets, the audio cache's provenance, pretrained weights) happen in
+`avlabel.train.preflight`, before any training starts; this module imports PyYAML and the
+torch-free `avlabel.models.config` only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from avlabel._config import from_mapping, to_plain
 from avlabel.errors import AvlabelError, reading
-
-Modality = Literal["rgb", "flow", "audio"]
+from avlabel.models.config import ModelConfig, model_config
 
 
 @dataclass
@@ -62,37 +62,67 @@ class AudioConfig:
     ya: int = 20  # Y_a, top AST labels per clip
     overlap: Literal["iou", "dice"] = "iou"
     # The overlap divided by its largest reachable value ("max") or kept as is ("none"); this
-    # decides what imd.alpha means (see avlabel.audio.targets).
+    # decides what model.imd_alpha means (see avlabel.audio.targets).
     normalize: Literal["max", "none"] = "max"
 
 
-@dataclass
-class ModelSection:
-    """Which network to build (a name from ``avlabel models``) and how to run it."""
+# ModelConfig fields training sets from other sections: the key that owns each.
+DERIVED_MODEL_FIELDS = {
+    "name": "model.name",
+    "num_classes": "data.label_set",
+    "num_frames": "data.frames",
+    "img_size": "data.size",
+    "audio_dim": "audio.cache (the cached embedding width)",
+    "pretrained_image": "model.pretrained",
+}
+# Model fields whose null means "resolve when training starts" (from the pretrained checkpoint's
+# own config); a null in any other model field takes the named config's value when the config loads.
+RESOLVED_AT_START = ("rgb_mean", "rgb_std")
 
-    name: str = "imd_b"
-    fusion: str = "imd"  # fusion head: imd, late_concat, se_gate, nl_gate, gmu, avc, drop_pathway
-    modalities: list[Modality] = field(default_factory=lambda: ["rgb", "flow", "audio"])
-    # ImageNet initialisation of the visual streams: "auto" takes the named model's own timm
-    # checkpoint (imd_b: vit_base_patch16_224.augreg_in21k), null starts from random weights,
-    # anything else is a timm hub id or a local weights file.
-    pretrained: str | None = "auto"
-    # RGB normalisation (pixel / 255 - mean) / std. null: the statistics in the pretrained
-    # checkpoint's own config (timm's pretrained_cfg; 0.5 / 0.5 for the augreg_in21k ViTs), or
-    # the named model's (also 0.5 / 0.5) when training from scratch. Give both to override.
-    rgb_mean: list[float] | None = None
-    rgb_std: list[float] | None = None
-    activation_checkpointing: bool = False  # recompute block activations in backward (less memory)
-    compile: bool = False  # torch.compile the model
-    overrides: dict[str, Any] = field(default_factory=dict)  # any other ModelConfig field
+
+def _model_section_fields() -> list[tuple[str, Any, Any]]:
+    """The model section: a named config, its weights, compilation, then ModelConfig's own fields."""
+    hints = typing.get_type_hints(ModelConfig)
+    architecture = [
+        (spec.name, hints[spec.name] | None, field(default=None))
+        for spec in dataclasses.fields(ModelConfig)
+        if spec.name not in DERIVED_MODEL_FIELDS
+    ]
+    return [
+        ("name", str, field(default="imd_b")),
+        ("pretrained", str | None, field(default="auto")),
+        ("compile", bool, field(default=False)),
+        *architecture,
+    ]
+
+
+# The model section is generated from ModelConfig, the one owner of every architecture setting
+# (type, default, meaning, validation), instead of restating it. Its keys:
+# - name: a config from `avlabel models` (imd_b); its values fill every architecture key left null.
+# - pretrained: "auto" (the named config's own timm ImageNet checkpoint, e.g.
+#   vit_base_patch16_224.augreg_in21k), null (random weights), or a timm hub id or weights file.
+# - compile: torch.compile the model.
+# - every ModelConfig field except DERIVED_MODEL_FIELDS (set through the sections named there):
+#   fusion, modalities, imd_alpha, imd_mode, grad_checkpointing, depth, ... rgb_mean/rgb_std
+#   (RGB normalisation (pixel / 255 - mean) / std) left null take the statistics in the
+#   pretrained checkpoint's own config (timm's pretrained_cfg), or the named config's when
+#   training from scratch; give both to override.
+ModelSection = dataclasses.make_dataclass("ModelSection", _model_section_fields())
+ModelSection.__module__ = __name__  # make_dataclass's module= needs Python 3.12
+ModelSection.__doc__ = "Which network to build: a named ModelConfig, its weights, and changes to its fields."
+_ARCHITECTURE_FIELDS = tuple(spec.name for spec in dataclasses.fields(ModelSection))[
+    3:
+]  # after name, pretrained, compile
 
 
 @dataclass
 class ImdConfig:
-    """Learnable irrelevant modality dropout (Eqs. 4-8) and its training signals (3.5, 3.6)."""
+    """The training signals of learnable irrelevant modality dropout (Secs. 3.5, 3.6).
 
-    alpha: float = 0.25  # relevance threshold of Eq. 5
-    mode: Literal["M", "W"] = "M"  # M: mask audio below alpha; W: weight audio by rev everywhere
+    The fusion's own settings (alpha of Eq. 5, masking or weighting) are model fields:
+    ``model.imd_alpha`` and ``model.imd_mode``.
+    """
+
     relevance_weight: float = 1.0  # lambda, weight of the relevance BCE against the class CE
     # Probability of intra-class cross-modality audio replacement (3.6). null: 0.5 when an imd
     # head fuses audio with vision, else 0 -- Table 5 applies it to IMD* only; 0.5 is avlabel's
@@ -175,8 +205,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
-    """Convert a plain nested dict (a parsed YAML file) into a validated :class:`TrainConfig`."""
-    config = _build(TrainConfig, raw, "")
+    """Convert a plain nested dict (a parsed YAML file) into a validated `TrainConfig`.
+
+    A dict in the layout of earlier avlabel versions (a run directory's old ``config.yaml``, a
+    checkpoint's stored config) is upgraded first: see `upgrade_layout`.
+    """
+    raw = upgrade_layout(raw)
+    _refuse_derived_model_keys(raw)
+    config = from_mapping(TrainConfig, raw)
     _fill_defaults(config)
     _check_values(config)
     return config
@@ -184,11 +220,11 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """The plain nested dict of ``config`` (what ``config.yaml`` stores)."""
-    return dataclasses.asdict(config)
+    return to_plain(config)
 
 
 def dump_config(config: TrainConfig) -> str:
-    """``config`` as YAML text, readable back by :func:`load_config`."""
+    """``config`` as YAML text, readable back by `load_config`."""
     import yaml
 
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
@@ -209,7 +245,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise AvlabelError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout")
+        raise AvlabelError(
+            f"config file {path} must hold a mapping of sections, got {type(raw).__name__}; see examples/ for the layout"
+        )
     return raw
 
 
@@ -236,87 +274,100 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``raw``, type-checking every field recursively."""
-    where = prefix or "config"
-    if not isinstance(raw, dict):
-        raise AvlabelError(f"{where}: expected a mapping of keys, got {_describe(raw)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"; did you mean {_join(prefix, close[0])!r}?" if close else f"; known keys: {', '.join(fields)}"
-            raise AvlabelError(f"unknown config key {_join(prefix, str(key))!r}{hint}")
-    kwargs = {}
-    for name, spec in fields.items():
-        dotted = _join(prefix, name)
-        if name not in raw:
-            has_default = spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING
-            if not has_default:
-                if dataclasses.is_dataclass(hints[name]):
-                    kwargs[name] = _build(hints[name], {}, dotted)
-                    continue
-                raise AvlabelError(f"missing required config key {dotted!r}")
-            continue
-        kwargs[name] = _convert(hints[name], raw[name], dotted)
-    return cls(**kwargs)
+# Keys of the layout before the model section was generated from ModelConfig -> their keys now.
+_MOVED_KEYS = {
+    ("imd", "alpha"): ("model", "imd_alpha"),
+    ("imd", "mode"): ("model", "imd_mode"),
+    ("model", "activation_checkpointing"): ("model", "grad_checkpointing"),
+}
 
 
-def _convert(hint: Any, value: Any, dotted: str) -> Any:
-    """Check ``value`` against the type ``hint`` (converting int to float), or raise."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, dotted)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [arg for arg in args if arg is not type(None)]
-        for option in options:
-            try:
-                return _convert(option, value, dotted)
-            except AvlabelError:
-                continue
-        raise AvlabelError(f"{dotted}: expected {_type_name(hint)}, got {_describe(value)}")
-    if origin is Literal:
-        if value not in args:
-            raise AvlabelError(f"{dotted}: expected one of {', '.join(map(str, args))}, got {_describe(value)}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise AvlabelError(f"{dotted}: expected a list, got {_describe(value)}")
-        return [_convert(args[0], item, f"{dotted}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise AvlabelError(f"{dotted}: expected a mapping, got {_describe(value)}")
-        return {str(k): v for k, v in value.items()}
-    if hint is Any:
-        return value
-    if hint is float:
-        return _to_float(value, dotted)
-    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
-        raise AvlabelError(f"{dotted}: expected {_type_name(hint)}, got {_describe(value)}")
-    return value
+def upgrade_layout(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` in the current layout: old run directories and checkpoints keep loading.
+
+    Earlier versions kept IMD's alpha and mode in the ``imd`` section, named gradient
+    checkpointing ``model.activation_checkpointing`` and took other ModelConfig fields from a
+    ``model.overrides`` mapping; they are all model fields now. A key given in both layouts is
+    refused rather than one silently winning.
+    """
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(name, {}), dict) for name in ("imd", "model")):
+        return raw  # from_mapping names the misshapen section
+    upgraded = {name: dict(section) if isinstance(section, dict) else section for name, section in raw.items()}
+    for (old_section, old_key), (new_section, new_key) in _MOVED_KEYS.items():
+        if old_key in upgraded.get(old_section, {}):
+            _move(upgraded, old_section, old_key, new_section, new_key, f"model.{new_key}")
+    model = upgraded.get("model", {})
+    overrides = model.get("overrides")
+    if isinstance(overrides, dict):
+        for key in list(overrides):
+            if key in DERIVED_MODEL_FIELDS or key in model:
+                owner = DERIVED_MODEL_FIELDS.get(key, f"model.{key}")
+                raise AvlabelError(f"model.overrides.{key}: set it through {owner} instead")
+        model.update(model.pop("overrides"))
+    return upgraded
 
 
-def _to_float(value: Any, dotted: str) -> float:
-    number = value
-    if isinstance(value, str):
-        # PyYAML follows YAML 1.1, which reads "1e-3" (no dot) as a string; accept it as a number.
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise AvlabelError(f"{dotted}: expected float, got {_describe(value)}")
-    if not math.isfinite(number):
-        raise AvlabelError(f"{dotted}: must be a finite number, got {value!r}")
-    return float(number)
+def _refuse_derived_model_keys(raw: dict[str, Any]) -> None:
+    """``model.num_frames`` and the like have another owner: name it (a plain unknown key would not)."""
+    model = raw.get("model") if isinstance(raw, dict) else None
+    for key in model if isinstance(model, dict) else ():
+        if key in DERIVED_MODEL_FIELDS and key != "name":
+            raise AvlabelError(f"model.{key}: set it through {DERIVED_MODEL_FIELDS[key]} instead")
+
+
+def _move(raw: dict[str, Any], old_section: str, old_key: str, new_section: str, new_key: str, new_name: str) -> None:
+    section = raw.setdefault(new_section, {})
+    if new_key in section:
+        raise AvlabelError(f"{old_section}.{old_key} and {new_name} set the same thing; keep only {new_name}")
+    section[new_key] = raw[old_section].pop(old_key)
+
+
+def model_config_of(config: TrainConfig, num_classes: int | None = None, audio_dim: int | None = None) -> ModelConfig:
+    """The `ModelConfig` ``config`` trains, validated by ModelConfig itself.
+
+    The model section's fields on top of the named config, plus the fields other sections set
+    (`DERIVED_MODEL_FIELDS`); ``num_classes`` and ``audio_dim`` are known once the label
+    set and the audio cache are open (None: the named config's, for validating a config alone).
+    A bad value is reported under the key that sets it (``data.size: 30 is not a multiple ...``).
+    """
+    section = config.model
+    values = {name: getattr(section, name) for name in _ARCHITECTURE_FIELDS if getattr(section, name) is not None}
+    derived = {
+        "num_frames": config.data.frames,
+        "img_size": config.data.size,
+        "num_classes": num_classes,
+        "audio_dim": audio_dim,
+    }
+    if section.pretrained != "auto":
+        derived["pretrained_image"] = section.pretrained
+    try:
+        return model_config(
+            section.name, **values, **{key: value for key, value in derived.items() if value is not None}
+        )
+    except AvlabelError as error:
+        raise AvlabelError(_owner_path(str(error))) from None
+
+
+def _owner_path(message: str) -> str:
+    """Rewrite ``model.img_size: ...`` (a ModelConfig path) to the training config key that sets it."""
+    if message.startswith("unknown model "):
+        return f"model.name: {message}"
+    path, sep, rest = message.partition(":")
+    name = path.removeprefix("model.")
+    if sep and path.startswith("model.") and name in DERIVED_MODEL_FIELDS:
+        return f"{DERIVED_MODEL_FIELDS[name]}:{rest}"
+    return message
 
 
 def _fill_defaults(config: TrainConfig) -> None:
     """Resolve defaults that depend on other settings (recorded resolved in ``config.yaml``)."""
+    try:
+        named = model_config(config.model.name)
+    except AvlabelError as error:
+        raise AvlabelError(_owner_path(str(error))) from None
+    for name in _ARCHITECTURE_FIELDS:
+        if getattr(config.model, name) is None and name not in RESOLVED_AT_START:
+            setattr(config.model, name, getattr(named, name))
     if config.imd.augment_p is None:
         config.imd.augment_p = 0.5 if _fuses_audio_with_vision(config, "imd") else 0.0
 
@@ -336,7 +387,9 @@ def _check_values(config: TrainConfig) -> None:
     for name in ("frames", "stride", "size"):
         _require(getattr(data, name) >= 1, f"data.{name}", "must be >= 1", getattr(data, name))
     _require(data.workers >= 0, "data.workers", "must be >= 0", data.workers)
-    _require(data.sample_fps is None or data.sample_fps > 0, "data.sample_fps", "must be > 0 (or null)", data.sample_fps)
+    _require(
+        data.sample_fps is None or data.sample_fps > 0, "data.sample_fps", "must be > 0 (or null)", data.sample_fps
+    )
     _require(
         data.decode_short_side is None or data.decode_short_side >= data.size,
         "data.decode_short_side",
@@ -345,17 +398,20 @@ def _check_values(config: TrainConfig) -> None:
     )
     _require(audio.k >= 1, "audio.k", "must be >= 1", audio.k)
     _require(audio.ya >= 1, "audio.ya", "must be >= 1", audio.ya)
-    _require((model.rgb_mean is None) == (model.rgb_std is None), "model.rgb_std",
-             "must be given together with model.rgb_mean (or both left null)", model.rgb_std)  # fmt: skip
-    for name in ("rgb_mean", "rgb_std"):
-        values = getattr(model, name)
-        _require(values is None or len(values) == 3, f"model.{name}", "must list 3 numbers (R, G, B)", values)
-    _require(model.rgb_std is None or min(model.rgb_std) > 0, "model.rgb_std", "must be positive", model.rgb_std)
-    _require(len(model.modalities) >= 1, "model.modalities", "must name at least one of rgb, flow, audio", model.modalities)
-    _require(len(set(model.modalities)) == len(model.modalities), "model.modalities", "lists a modality twice", model.modalities)
+    _require(
+        (model.rgb_mean is None) == (model.rgb_std is None),
+        "model.rgb_std",
+        "must be given together with model.rgb_mean (or both left null)",
+        model.rgb_std,
+    )
+    model_config_of(config)  # every architecture value, checked by ModelConfig
     if "audio" in model.modalities:
-        _require(audio.cache is not None, "audio.cache", "is required when model.modalities includes audio (run `avlabel targets ... -o DIR`)", audio.cache)
-    _require(0.0 <= imd.alpha <= 1.0, "imd.alpha", "must be in [0, 1]", imd.alpha)
+        _require(
+            audio.cache is not None,
+            "audio.cache",
+            "is required when model.modalities includes audio (run `avlabel targets ... -o DIR`)",
+            audio.cache,
+        )
     _require(imd.relevance_weight >= 0.0, "imd.relevance_weight", "must be >= 0", imd.relevance_weight)
     _require(0.0 <= imd.augment_p <= 1.0, "imd.augment_p", "must be in [0, 1]", imd.augment_p)
     _require(
@@ -379,12 +435,22 @@ def _check_values(config: TrainConfig) -> None:
     _require(0.0 <= optim.label_smoothing < 1.0, "optim.label_smoothing", "must be in [0, 1)", optim.label_smoothing)
     _require(optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", optim.warmup_steps)
     _require(0.0 <= optim.min_lr <= optim.lr, "optim.min_lr", "must be in [0, optim.lr]", optim.min_lr)
-    _require(optim.grad_clip is None or optim.grad_clip > 0, "optim.grad_clip", "must be > 0 (or null for no clipping)", optim.grad_clip)
+    _require(
+        optim.grad_clip is None or optim.grad_clip > 0,
+        "optim.grad_clip",
+        "must be > 0 (or null for no clipping)",
+        optim.grad_clip,
+    )
     _require(schedule.epochs >= 1, "schedule.epochs", "must be >= 1", schedule.epochs)
     _require(schedule.val_every >= 1, "schedule.val_every", "must be >= 1", schedule.val_every)
     _require(schedule.checkpoint_every >= 1, "schedule.checkpoint_every", "must be >= 1", schedule.checkpoint_every)
     _require(schedule.log_every >= 1, "schedule.log_every", "must be >= 1", schedule.log_every)
-    _require(schedule.max_steps is None or schedule.max_steps >= 1, "schedule.max_steps", "must be >= 1 (or null)", schedule.max_steps)
+    _require(
+        schedule.max_steps is None or schedule.max_steps >= 1,
+        "schedule.max_steps",
+        "must be >= 1 (or null)",
+        schedule.max_steps,
+    )
     device = runtime.device
     _require(
         device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
@@ -397,22 +463,3 @@ def _check_values(config: TrainConfig) -> None:
 def _require(ok: bool, dotted: str, message: str, value: Any) -> None:
     if not ok:
         raise AvlabelError(f"{dotted}: {message}, got {value!r}")
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}" if value is not None else "null"
-
-
-def _type_name(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if arg is type(None) else _type_name(arg) for arg in typing.get_args(hint))
-    if origin is Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(hint)))
-    if origin is not None:
-        return str(hint).replace("typing.", "")
-    return getattr(hint, "__name__", str(hint))

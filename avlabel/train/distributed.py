@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from avlabel.errors import AvlabelError
+from avlabel._device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,13 @@ def setup_distributed(requested_device: str) -> DistContext:
         requested_device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (from ``runtime.device``).
 
     Raises:
-        AvlabelError: CUDA asked for but absent, or fewer GPUs than local ranks.
+        AvlabelError: CUDA asked for but absent, or fewer GPUs than local ranks (`avlabel._device.resolve_device`).
     """
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = _pick_device(requested_device, local_rank if launched else None)
+    device = resolve_device(requested_device, setting="runtime.device", local_rank=local_rank if launched else None)
     if launched and not dist.is_initialized():
         # DistributedDataParallel imports torch._dynamo. Imported after the process group
         # exists, torch._dynamo keeps the group alive past destroy_process_group (PyTorch 2.14):
@@ -70,28 +70,6 @@ def teardown_distributed() -> None:
     """Destroy the process group, joining its communication threads (see setup_distributed)."""
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def _pick_device(requested: str, local_rank: int | None) -> torch.device:
-    cuda = torch.cuda.is_available()
-    if requested == "auto":
-        requested = "cuda" if cuda else "cpu"
-    if requested == "cpu":
-        return torch.device("cpu")
-    if not cuda:
-        raise AvlabelError(f"runtime.device is {requested!r} but no CUDA GPU is visible; set runtime.device=cpu (or auto)")
-    if local_rank is not None:
-        # One GPU per torchrun rank; an explicit index makes no sense when ranks share a node.
-        if local_rank >= torch.cuda.device_count():
-            raise AvlabelError(
-                f"local rank {local_rank} has no GPU: only {torch.cuda.device_count()} visible; "
-                "start torchrun with --nproc_per_node at most the GPU count"
-            )
-        return torch.device("cuda", local_rank)
-    device = torch.device(requested)
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise AvlabelError(f"runtime.device {requested!r}: only {torch.cuda.device_count()} GPU(s) visible")
-    return device
 
 
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:

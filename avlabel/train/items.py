@@ -1,16 +1,16 @@
 """Training items: a video clip, its cached audio, its relevance target, and the audio swap of 3.6.
 
-:class:`ClipAudio` turns the audio cache (frozen-AST embeddings, section 3.3) and the relevance
+`ClipAudio` turns the audio cache (frozen-AST embeddings, section 3.3) and the relevance
 targets (section 3.5) of ``avlabel targets`` into per-manifest-row arrays: which cache row holds
 each audio window, whether it has audible audio, and its target for the row's own class.
 
-:class:`IntraClassAudioSwap` is the intra-class cross-modality augmentation (section 3.6): with
+`IntraClassAudioSwap` is the intra-class cross-modality augmentation (section 3.6): with
 probability ``p`` a clip's audio, and with it the relevance target, is taken from another
 training clip of the same class. Relevance, not audio-video correspondence, is what the
 relevance network learns, so audio from any clip of the class is a valid pairing; and because a
 target depends only on (audio, class), the donor's own target is the swapped sample's target.
 
-:class:`TrainingItems` assembles an item from ``(epoch, index)``: it seeds torch's generator
+`TrainingItems` assembles an item from ``(epoch, index)``: it seeds torch's generator
 from ``(seed, epoch, index)`` before the video dataset draws its random clip offset, crop and
 flip, and draws the swap from the same triple. An item is therefore a pure function of its
 key, whichever worker process loads it and wherever an interrupted epoch was resumed; the
@@ -42,8 +42,8 @@ class ClipAudio:
     Args:
         cache_dir: the ``avlabel targets -o DIR`` directory (audio cache + targets).
         video_ids: the split's video ids, in dataset row order.
-        cache, targets: an opened :class:`~avlabel.audio.cache.AudioCache` and
-            :class:`~avlabel.audio.targets.RelevanceTargets` of that directory.
+        cache, targets: an opened `AudioCache` and
+            `RelevanceTargets` of that directory.
         unreadable: video ids the cache lists as unreadable (they train without audio).
 
     Attributes:
@@ -133,24 +133,34 @@ class TrainingItems(Dataset):
     """Items ``{"rgb", "flow", "audio", "audio_present", "relevance", "label", "index", "valid", ...}``.
 
     Indexed by ``(epoch, index)`` pairs (from
-    :class:`~avlabel.train.sampler.ResumableDistributedSampler`).
+    `ResumableDistributedSampler`).
 
     Args:
         labels: ``(N,)`` class index of every row.
         video_ids: video id of every row.
-        clips: the split's :class:`~avlabel.data.dataset.VideoClipDataset` (one view per row),
+        clips: the split's `VideoClipDataset` (one view per row),
             or None for an audio-only model.
-        audio: the split's :class:`ClipAudio`, or None for models without audio.
+        audio: the split's `ClipAudio`, or None for models without audio.
         swap: the intra-class augmentation, or None.
         seed: the run's seed.
         placeholder_shapes: modality -> item tensor shape, for zero-filled unreadable clips.
         train: training items (random audio window) or validation items (first window).
     """
 
-    def __init__(self, labels: np.ndarray, video_ids: list[str], clips, audio: ClipAudio | None,
-                 swap: IntraClassAudioSwap | None, seed: int, placeholder_shapes: dict[str, tuple[int, ...]],
-                 train: bool):  # fmt: skip
-        assert clips is None or len(clips) == len(labels), "one view per row: build the clip dataset with num_clips=num_crops=1"
+    def __init__(
+        self,
+        labels: np.ndarray,
+        video_ids: list[str],
+        clips,
+        audio: ClipAudio | None,
+        swap: IntraClassAudioSwap | None,
+        seed: int,
+        placeholder_shapes: dict[str, tuple[int, ...]],
+        train: bool,
+    ):
+        assert clips is None or len(clips) == len(labels), (
+            "one view per row: build the clip dataset with num_clips=num_crops=1"
+        )
         self.labels = labels
         self.video_ids = video_ids
         self.clips = clips
@@ -196,7 +206,7 @@ class TrainingItems(Dataset):
 
 
 def collate_items(items: list[dict]) -> dict:
-    """Stack :class:`TrainingItems` items into a batch; unreadable clips are listed in ``skipped``."""
+    """Stack `TrainingItems` items into a batch; unreadable clips are listed in ``skipped``."""
     batch: dict = {
         "skipped": [(item["index"], item["video_id"], item["error"]) for item in items if "error" in item],
         "video_id": [item["video_id"] for item in items],

@@ -1,7 +1,7 @@
 """The training loop behind ``avlabel train`` (paper sections 3.5, 3.6 and 4.1), nanoGPT-style.
 
-Read :func:`train` top to bottom: join the torchrun job (if any), check every input
-(:mod:`~avlabel.train.preflight`), build the model, optimiser and schedule, restore a checkpoint
+Read `train` top to bottom: join the torchrun job (if any), check every input
+(`preflight`), build the model, optimiser and schedule, restore a checkpoint
 when resuming, then loop over epochs -> optimiser steps -> micro-batches.
 
 Scale. The configured ``optim.global_batch`` is reached by ``world_size x micro_batch x
@@ -12,7 +12,7 @@ are options. Only rank 0 logs and writes; the unwrapped model is what gets saved
 Exact resume. Checkpoints are taken between optimiser steps and hold the step within the
 epoch, the optimiser and schedule state and every rank's torch RNG state. The data order is a
 pure function of (seed, epoch) and each item of (seed, epoch, index) (see
-:mod:`~avlabel.train.sampler` and :mod:`~avlabel.train.items`), so a resumed run skips the
+`sampler` and `items`), so a resumed run skips the
 clips already seen and continues with exactly the batches, augmentations and dropout masks the
 uninterrupted run would have used: on the CPU its final weights are bit-identical.
 """
@@ -30,7 +30,9 @@ from torch.utils.data import DataLoader
 
 from avlabel._checks import check_output_dir
 from avlabel._io import atomic_write_json, atomic_write_text
+from avlabel._progress import progress_bar
 from avlabel.errors import AvlabelError
+from avlabel.models.inputs import model_inputs
 from avlabel.train.checkpoint import (
     checkpoint_paths,
     load_training_state,
@@ -53,7 +55,7 @@ from avlabel.train.preflight import (
     TrainingPlan,
     plan_training,
 )
-from avlabel.train.runlog import RunLog, Throughput, TrainProgress, write_environment
+from avlabel.train.runlog import RunLog, Throughput, write_environment
 from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
 
 BAD_ITEMS_FILE = "bad_items.tsv"
@@ -64,7 +66,7 @@ _STATS = ("loss", "ce", "rel_bce", "batches", "correct1", "correct5", "valid", "
 
 @dataclass
 class TrainResult:
-    """How a call to :func:`train` ended."""
+    """How a call to `train` ended."""
 
     run_dir: Path
     step: int  # optimiser steps done
@@ -98,8 +100,6 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: str | None = None
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, ctx: DistContext) -> TrainResult:
-    from torch.nn.parallel import DistributedDataParallel
-
     from avlabel.models import build_model, load_pretrained
 
     # ---- inputs: everything is checked before any training starts ----------------------------
@@ -125,155 +125,153 @@ def _train(config: TrainConfig, run_dir: Path, resume: str | None, force: bool, 
     scheduler = _lr_schedule(optimizer, config, total_steps)
     epoch, step_in_epoch, step, best_top1 = 0, 0, 0, None
     if state is not None:
-        from safetensors.torch import load_model
-
-        load_model(raw_model, str(resume_from), strict=True, device=str(device))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, step_in_epoch, step, best_top1 = state["epoch"], state["step_in_epoch"], state["step"], state["best_top1"]
-        _restore_rng(state["rng"], ctx, fallback_seed=config.runtime.seed + ctx.rank + step)
-        _say(ctx, f"resuming from {resume_from} at epoch {epoch + 1}, step {step}")
+        epoch, step_in_epoch, step, best_top1 = _restore(
+            state, resume_from, raw_model, optimizer, scheduler, ctx, config
+        )
     else:
         torch.manual_seed(config.runtime.seed + ctx.rank)  # dropout differs across ranks
-    if epoch >= config.schedule.epochs:
-        raise AvlabelError(
-            f"the run in {run_dir} already finished its {config.schedule.epochs} epochs; raise schedule.epochs to train longer"
-        )
-    if config.schedule.max_steps is not None and step >= config.schedule.max_steps:
-        raise AvlabelError(f"the run in {run_dir} already made schedule.max_steps={config.schedule.max_steps} steps; raise or remove it")
-    model = raw_model
-    if config.model.compile:
-        model = torch.compile(model)
-    eval_model = model  # validation runs outside DDP: uneven shards must not wait on each other
-    if ctx.is_distributed:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16)
+    _check_steps_left(config, run_dir, epoch, step)
+    model, eval_model, autocast = _for_training(raw_model, config, ctx)
 
     # ---- data --------------------------------------------------------------------------------
-    train_sampler = ResumableDistributedSampler(len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed)
+    train_sampler = ResumableDistributedSampler(
+        len(plan.train_items), ctx.world_size, ctx.rank, seed=config.runtime.seed
+    )
     train_loader = _loader(plan.train_items, train_sampler, config, device, drop_last=True)
-    val_loader = _loader(plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False)
+    val_loader = _loader(
+        plan.val_items, shard_indices(len(plan.val_items), ctx.world_size, ctx.rank), config, device, drop_last=False
+    )
 
     # ---- run directory (main process writes; every rank may append unreadable clips) -----------
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = progress = None
+    # Only the main process logs and shows progress; the others' bar is disabled and log is None.
+    main_only = contextlib.ExitStack()
+    log = None
     if ctx.is_main:
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
-        write_environment(run_dir, device=str(device), world_size=ctx.world_size, extra={
-            "accum_steps": plan.accum_steps, "micro_batch": config.optim.micro_batch,
-            "global_batch": config.optim.global_batch, "steps_per_epoch": plan.steps_per_epoch,
-            "train_clips": len(plan.train_items), "val_clips": len(plan.val_items),
-            "resumed_from": str(resume_from) if resume_from is not None else None,
-        })  # fmt: skip
-        log = RunLog(run_dir, resume_step=step if state is not None else None)
-        progress = TrainProgress(total_steps, done_steps=step)
+        _write_run_description(run_dir, config, plan, ctx, resume_from)
+        log = main_only.enter_context(
+            contextlib.closing(RunLog(run_dir, resume_step=step if state is not None else None))
+        )
+    progress = main_only.enter_context(
+        progress_bar("train", total_steps, disable=not ctx.is_main, completed=step, stats=True, keep=True)
+    )
 
     def checkpoint(tag: str) -> None:
         rng = _gather_rng(ctx)  # every rank takes part; only the main process writes
         if ctx.is_main:
-            save_checkpoint(run_dir, tag, raw_model, optimizer, scheduler, {
-                "model_config": plan.model_config.to_dict(), "classes": list(plan.label_set.labels),
-                "label_set": plan.label_set.name, "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
-                "steps_per_epoch": plan.steps_per_epoch, "world_size": ctx.world_size, "best_top1": best_top1,
-                "config": config_to_dict(config), "rng": rng,
-            })  # fmt: skip
+            save_checkpoint(
+                run_dir,
+                tag,
+                raw_model,
+                optimizer,
+                scheduler,
+                {
+                    "model_config": plan.model_config.to_dict(),
+                    "classes": list(plan.label_set.labels),
+                    "label_set": plan.label_set.name,
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "step": step,
+                    "steps_per_epoch": plan.steps_per_epoch,
+                    "world_size": ctx.world_size,
+                    "best_top1": best_top1,
+                    "config": config_to_dict(config),
+                    "rng": rng,
+                },
+            )
 
-    # ---- the loop ----------------------------------------------------------------------------
-    last_val, stopped_early = None, False
+    # ---- the loop: epochs -> optimiser steps -> micro-batches ----------------------------------
+    def out_of_steps() -> bool:
+        return config.schedule.max_steps is not None and step >= config.schedule.max_steps
+
+    last_val = None
     window = torch.zeros(len(_STATS), dtype=torch.float64, device=device)  # sums since the last log record
     throughput = Throughput()
-    try:
-        while epoch < config.schedule.epochs:
-            train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
-            batches = iter(train_loader)
-            model.train()
-            while step_in_epoch < plan.steps_per_epoch:
-                step_started = time.perf_counter()
-                stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
-                for micro_step in range(plan.accum_steps):
-                    batch = next(batches)
-                    # Gradients are all-reduced only on the last micro-step of an optimiser step.
-                    sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
-                    with contextlib.nullcontext() if sync else model.no_sync():
-                        with autocast:
-                            output = model(**_model_inputs(batch, device))
-                        terms = imd_objective(
-                            output, batch["label"].to(device), _relevance(batch, device), batch["valid"].to(device),
-                            relevance_weight=config.imd.relevance_weight, label_smoothing=config.optim.label_smoothing,
-                        )  # fmt: skip
-                        (terms.loss / plan.accum_steps).backward()
-                    stats += _batch_stats(terms, output, batch, device)
-                stats = all_reduce_sum(stats, ctx)
-                totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
-                if not math.isfinite(totals["loss"]):
-                    raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
-                if config.optim.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.optim.grad_clip)
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step_in_epoch += 1
-                step += 1
-                window += stats
-                clips = int(totals["valid"] + totals["skipped"])
-                throughput.add(clips)
+    with main_only:
+        try:
+            while epoch < config.schedule.epochs:
+                train_sampler.set_position(epoch, step_in_epoch * plan.samples_per_step_per_rank)
+                batches = iter(train_loader)
+                model.train()
+                while step_in_epoch < plan.steps_per_epoch and not out_of_steps():
+                    step_started = time.perf_counter()
+                    stats = all_reduce_sum(_accumulate_gradients(model, batches, plan, ctx, autocast, config), ctx)
+                    totals = dict(zip(_STATS, stats.tolist()))  # the step's one host synchronisation
+                    if not math.isfinite(totals["loss"]):
+                        raise AvlabelError(_non_finite_message(run_dir, epoch, step + 1))
+                    lr = _apply_gradients(raw_model, optimizer, scheduler, config)
+                    step_in_epoch += 1
+                    step += 1
+                    window += stats
+                    clips = int(totals["valid"] + totals["skipped"])
+                    throughput.add(clips)
+                    if ctx.is_main:
+                        now = _summary(stats)
+                        progress.update(
+                            step,
+                            description=f"epoch {epoch + 1}",
+                            stats={
+                                "loss": now["loss"],
+                                "acc": now["top1"],
+                                "drop": now["drop_rate"],
+                                "clips/s": clips / (time.perf_counter() - step_started),
+                                "lr": lr,
+                            },
+                        )
+                        if step % config.schedule.log_every == 0:
+                            log.write(
+                                {
+                                    "kind": "train",
+                                    "epoch": epoch,
+                                    "step": step,
+                                    **_summary(window, lr=lr),
+                                    "clips_per_s": throughput.rate(),
+                                    "time": time.time(),
+                                }
+                            )
+                            window.zero_()
+                    if step_in_epoch < plan.steps_per_epoch and (
+                        out_of_steps() or step % config.schedule.checkpoint_every == 0
+                    ):
+                        checkpoint("last")
+                if step_in_epoch < plan.steps_per_epoch:
+                    break  # schedule.max_steps reached mid-epoch (and checkpointed)
 
-                if ctx.is_main:
-                    now = _summary(stats)
-                    progress.update(epoch + 1, step, {
-                        "loss": now["loss"], "acc": now["top1"], "drop": now["drop_rate"],
-                        "clips/s": clips / (time.perf_counter() - step_started), "lr": lr,
-                    })  # fmt: skip
-                    if step % config.schedule.log_every == 0:
-                        log.write({"kind": "train", "epoch": epoch, "step": step, **_summary(window, lr=lr),
-                                   "clips_per_s": throughput.rate(), "time": time.time()})  # fmt: skip
-                        window.zero_()
-                stop = config.schedule.max_steps is not None and step >= config.schedule.max_steps
-                mid_epoch = step_in_epoch < plan.steps_per_epoch
-                if mid_epoch and (stop or step % config.schedule.checkpoint_every == 0):
-                    checkpoint("last")
-                if stop and mid_epoch:
-                    stopped_early = True
+                # ---- epoch end: validate, keep the best, checkpoint ------------------------------
+                epoch += 1
+                step_in_epoch = 0
+                if epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs:
+                    last_val = {
+                        "kind": "val",
+                        "epoch": epoch - 1,
+                        "step": step,
+                        **_evaluate(eval_model, val_loader, ctx, autocast, config),
+                        "time": time.time(),
+                    }
+                    improved = best_top1 is None or last_val["top1"] > best_top1
+                    best_top1 = last_val["top1"] if improved else best_top1
+                    if ctx.is_main:
+                        log.write(last_val)
+                        progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
+                    if improved:
+                        checkpoint("best")
+                checkpoint("last")
+                if out_of_steps():
                     break
-            if stopped_early:
-                break
-
-            # ---- epoch end: validate, keep the best, checkpoint ------------------------------
-            epoch += 1
-            step_in_epoch = 0
-            validate = epoch % config.schedule.val_every == 0 or epoch == config.schedule.epochs
-            if validate:
-                last_val = {"kind": "val", "epoch": epoch - 1, "step": step, **_evaluate(eval_model, val_loader, ctx, autocast, config),
-                            "time": time.time()}  # fmt: skip
-                improved = best_top1 is None or last_val["top1"] > best_top1
-                if improved:
-                    best_top1 = last_val["top1"]
-                if ctx.is_main:
-                    log.write(last_val)
-                    progress.print(_epoch_line(epoch, config.schedule.epochs, step, last_val, best_top1))
-                if improved:
-                    checkpoint("best")
-            checkpoint("last")
-            if config.schedule.max_steps is not None and step >= config.schedule.max_steps and epoch < config.schedule.epochs:
-                stopped_early = True
-                break
-    except torch.cuda.OutOfMemoryError:
-        raise AvlabelError(_oom_message(config, plan)) from None
-    finally:
-        if ctx.is_main:
-            progress.close()
-            log.close()
+        except torch.cuda.OutOfMemoryError:
+            raise AvlabelError(_oom_message(config, plan)) from None
+    stopped_early = epoch < config.schedule.epochs  # by schedule.max_steps
 
     # ---- the replicas must hold identical weights --------------------------------------------
     hashes = gather_strings(weights_sha256(raw_model.state_dict()), ctx)
     if ctx.is_main:
-        atomic_write_json(run_dir / REPLICAS_FILE, {"step": step, "world_size": ctx.world_size, "weights_sha256": hashes})
+        atomic_write_json(
+            run_dir / REPLICAS_FILE, {"step": step, "world_size": ctx.world_size, "weights_sha256": hashes}
+        )
     if len(set(hashes)) != 1:
-        raise AvlabelError(f"the {ctx.world_size} ranks ended with different weights ({hashes}); this is a bug, please report it")
+        raise AvlabelError(
+            f"the {ctx.world_size} ranks ended with different weights ({hashes}); this is a bug, please report it"
+        )
     return TrainResult(run_dir, step, epoch, best_top1, last_val, stopped_early, hashes)
 
 
@@ -282,13 +280,82 @@ def _resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
     last, _ = checkpoint_paths(run_dir, "last")
     if resume is None:
         if last.is_file():
-            raise AvlabelError(f"{run_dir} already holds a run ({last.name}); pass --resume to continue it or --out for a new run")
+            raise AvlabelError(
+                f"{run_dir} already holds a run ({last.name}); pass --resume to continue it or --out for a new run"
+            )
         return None
     if resume == "last":
         if not last.is_file():
-            raise AvlabelError(f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run")
+            raise AvlabelError(
+                f"nothing to resume: {run_dir} has no checkpoints/{last.name}; drop --resume to start a new run"
+            )
         return last
     return resolve_checkpoint(resume, "last")
+
+
+def _restore(state: dict, path: Path, model, optimizer, scheduler, ctx: DistContext, config: TrainConfig) -> tuple:
+    """Load a checkpoint's weights, optimiser, schedule and RNG; its ``(epoch, step_in_epoch, step, best_top1)``."""
+    from safetensors.torch import load_model
+
+    load_model(model, str(path), strict=True, device=str(ctx.device))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _restore_rng(state["rng"], ctx, fallback_seed=config.runtime.seed + ctx.rank + state["step"])
+    _say(ctx, f"resuming from {path} at epoch {state['epoch'] + 1}, step {state['step']}")
+    return state["epoch"], state["step_in_epoch"], state["step"], state["best_top1"]
+
+
+def _check_steps_left(config: TrainConfig, run_dir: Path, epoch: int, step: int) -> None:
+    """Refuse to resume a run that already used its epochs or its schedule.max_steps."""
+    schedule = config.schedule
+    if epoch >= schedule.epochs:
+        raise AvlabelError(
+            f"the run in {run_dir} already finished its {schedule.epochs} epochs; raise schedule.epochs to train longer"
+        )
+    if schedule.max_steps is not None and step >= schedule.max_steps:
+        raise AvlabelError(
+            f"the run in {run_dir} already made schedule.max_steps={schedule.max_steps} steps; raise or remove it"
+        )
+
+
+def _for_training(model: torch.nn.Module, config: TrainConfig, ctx: DistContext):
+    """``(model to train, model to validate, autocast)``: compiled and DDP-wrapped as configured, bf16 on CUDA."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = ctx.device
+    if config.model.compile:
+        model = torch.compile(model)
+    eval_model = model  # validation runs outside DDP: uneven shards must not wait on each other
+    if ctx.is_distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.runtime.bf16
+    )
+    return model, eval_model, autocast
+
+
+def _write_run_description(
+    run_dir: Path, config: TrainConfig, plan: TrainingPlan, ctx: DistContext, resume_from: Path | None
+) -> None:
+    """``config.yaml`` (the resolved config) and ``environment.json`` (what runs it, and the batch arithmetic)."""
+    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    write_environment(
+        run_dir,
+        device=str(ctx.device),
+        world_size=ctx.world_size,
+        extra={
+            "accum_steps": plan.accum_steps,
+            "micro_batch": config.optim.micro_batch,
+            "global_batch": config.optim.global_batch,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "train_clips": len(plan.train_items),
+            "val_clips": len(plan.val_items),
+            "resumed_from": str(resume_from) if resume_from is not None else None,
+        },
+    )
 
 
 def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -> None:
@@ -298,9 +365,13 @@ def _check_resumable(state: dict, plan: TrainingPlan, force: bool, path: Path) -
     differences = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
     if differences and not force:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in differences[:4])
-        raise AvlabelError(f"checkpoint {path} was trained with another model config ({details}); pass --force to resume anyway")
+        raise AvlabelError(
+            f"checkpoint {path} was trained with another model config ({details}); pass --force to resume anyway"
+        )
     if list(state["classes"]) != list(plan.label_set.labels):
-        raise AvlabelError(f"checkpoint {path} was trained on the label set {state['label_set']!r}, not {plan.label_set.name!r}; it cannot be resumed")
+        raise AvlabelError(
+            f"checkpoint {path} was trained on the label set {state['label_set']!r}, not {plan.label_set.name!r}; it cannot be resumed"
+        )
     if state["steps_per_epoch"] != plan.steps_per_epoch and not force:
         raise AvlabelError(
             f"checkpoint {path} ran {state['steps_per_epoch']} steps per epoch, this config {plan.steps_per_epoch} "
@@ -356,12 +427,44 @@ def _loader(items, sampler, config: TrainConfig, device: torch.device, drop_last
     )
 
 
-def _model_inputs(batch: dict, device: torch.device) -> dict:
-    inputs = {}
-    for key in ("rgb", "flow", "audio", "audio_present"):
-        if key in batch:
-            inputs[key] = batch[key].to(device, non_blocking=True)
-    return inputs
+def _accumulate_gradients(
+    model, batches, plan: TrainingPlan, ctx: DistContext, autocast, config: TrainConfig
+) -> torch.Tensor:
+    """Forward and backward over one optimiser step's micro-batches; this rank's sums of ``_STATS``.
+
+    Gradients are all-reduced only on the last micro-step (``no_sync`` on the others), and the
+    loss is divided by the micro-steps so the accumulated gradient is the step's mean.
+    """
+    device = ctx.device
+    stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
+    for micro_step in range(plan.accum_steps):
+        batch = next(batches)
+        sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with autocast:
+                output = model(**model_inputs(batch, device))
+            terms = imd_objective(
+                output,
+                batch["label"].to(device),
+                _relevance(batch, device),
+                batch["valid"].to(device),
+                relevance_weight=config.imd.relevance_weight,
+                label_smoothing=config.optim.label_smoothing,
+            )
+            (terms.loss / plan.accum_steps).backward()
+        stats += _batch_stats(terms, output, batch, device)
+    return stats
+
+
+def _apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> float:
+    """Clip (if configured), step the optimiser and the schedule, clear the gradients; the lr that was used."""
+    if config.optim.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr
 
 
 def _relevance(batch: dict, device: torch.device) -> torch.Tensor | None:
@@ -381,11 +484,20 @@ def _batch_stats(terms, output, batch: dict, device: torch.device) -> torch.Tens
         dropped = (present & ~output.keep).sum()
     # NaN marks "no relevance network"; the summary reports it as null.
     rel_bce = terms.rel_bce.detach() if terms.rel_bce is not None else torch.full((), math.nan, device=device)
-    return torch.stack([
-        terms.loss.detach(), terms.ce.detach(), rel_bce,
-        torch.ones((), device=device), (hit[:, 0] & valid).sum(), (hit.any(dim=1) & valid).sum(), valid.sum(),
-        dropped, with_audio, torch.tensor(float(len(batch["skipped"])), device=device),
-    ]).to(torch.float64)  # fmt: skip
+    return torch.stack(
+        [
+            terms.loss.detach(),
+            terms.ce.detach(),
+            rel_bce,
+            torch.ones((), device=device),
+            (hit[:, 0] & valid).sum(),
+            (hit.any(dim=1) & valid).sum(),
+            valid.sum(),
+            dropped,
+            with_audio,
+            torch.tensor(float(len(batch["skipped"])), device=device),
+        ]
+    ).to(torch.float64)
 
 
 def _summary(sums: torch.Tensor, **extra: float) -> dict:
@@ -412,11 +524,14 @@ def _evaluate(model, loader: DataLoader, ctx: DistContext, autocast, config: Tra
     sums = torch.zeros(len(_STATS), dtype=torch.float64, device=ctx.device)
     for batch in loader:
         with autocast:
-            output = model(**_model_inputs(batch, ctx.device))
+            output = model(**model_inputs(batch, ctx.device))
         terms = imd_objective(
-            output, batch["label"].to(ctx.device), _relevance(batch, ctx.device), batch["valid"].to(ctx.device),
+            output,
+            batch["label"].to(ctx.device),
+            _relevance(batch, ctx.device),
+            batch["valid"].to(ctx.device),
             relevance_weight=config.imd.relevance_weight,
-        )  # fmt: skip
+        )
         # Batch means weighted by clip count, so the epoch value is a per-clip mean.
         stats = _batch_stats(terms, output, batch, ctx.device)
         count = stats[_STATS.index("valid")]
@@ -471,7 +586,7 @@ def _oom_message(config: TrainConfig, plan: TrainingPlan) -> str:
     return (
         f"out of GPU memory with optim.micro_batch={micro}; set --set optim.micro_batch={smaller}: gradient "
         f"accumulation ({plan.accum_steps} -> {plan.accum_steps * micro // smaller} micro-steps) keeps the global "
-        f"batch of {config.optim.global_batch}. model.activation_checkpointing=true saves memory too"
+        f"batch of {config.optim.global_batch}. model.grad_checkpointing=true saves memory too"
     )
 
 
@@ -488,4 +603,3 @@ def _say(ctx: DistContext, message: str) -> None:
         from avlabel._console import err_console
 
         err_console().print(message, highlight=False)
-

@@ -2,7 +2,7 @@
 
 A run that fails after an hour because the flow folder lacks one video, or silently trains
 against relevance targets computed for another label set, wastes a GPU day. So
-:func:`plan_training` opens every input the config names and cross-checks them up front:
+`plan_training` opens every input the config names and cross-checks them up front:
 
 * the label set loads and the manifest's labels all belong to it; both splits have clips;
 * the flow folder covers every clip of both splits (or flow is computed on the fly);
@@ -12,11 +12,11 @@ against relevance targets computed for another label set, wastes a GPU day. So
   when ``audio.savld`` is given, from that SAVLD;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
-* the model config (a named config plus the data/IMD settings) is valid, and its RGB
+* the model config (a named config plus the model section and the data settings) is valid, and its RGB
   normalisation is known: the config's ``model.rgb_mean``/``rgb_std``, else the statistics in
   the pretrained checkpoint's own config, else (from scratch) the named model's.
 
-Each failure is an :class:`~avlabel.errors.AvlabelError` naming the config key to change.
+Each failure is an `AvlabelError` naming the config key to change.
 """
 
 from __future__ import annotations
@@ -29,29 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avlabel.errors import AvlabelError
-from avlabel.train.config import TrainConfig
+from avlabel.train.config import TrainConfig, model_config_of
 
 if TYPE_CHECKING:
     from avlabel.labels import LabelSet
     from avlabel.models import ModelConfig
     from avlabel.train.items import TrainingItems
 
-# ModelConfig fields that training sets from other sections, and where users set them.
-_DERIVED_MODEL_FIELDS = {
-    "name": "model.name",
-    "num_classes": "data.label_set",
-    "modalities": "model.modalities",
-    "fusion": "model.fusion",
-    "num_frames": "data.frames",
-    "img_size": "data.size",
-    "imd_alpha": "imd.alpha",
-    "imd_mode": "imd.mode",
-    "grad_checkpointing": "model.activation_checkpointing",
-    "pretrained_image": "model.pretrained",
-    "audio_dim": "audio.cache (the cached embedding width)",
-    "rgb_mean": "model.rgb_mean",
-    "rgb_std": "model.rgb_std",
-}
 # ModelConfig fields that change how a model runs, not what it computes: resuming may change them.
 RUNTIME_ONLY_MODEL_FIELDS = ("grad_checkpointing", "pretrained_image")
 
@@ -134,6 +118,7 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
 
 def resolve_paths(config: TrainConfig) -> TrainConfig:
     """A copy of ``config`` whose file paths are absolute (shipped label-set names stay names)."""
+
     def absolute(path: str | None) -> str | None:
         return str(Path(path).expanduser().resolve()) if path is not None else None
 
@@ -145,39 +130,18 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
         pretrained = absolute(pretrained)
     return dataclasses.replace(
         config,
-        data=dataclasses.replace(data, manifest=absolute(data.manifest), label_set=label_set, flow_dir=absolute(data.flow_dir)),
+        data=dataclasses.replace(
+            data, manifest=absolute(data.manifest), label_set=label_set, flow_dir=absolute(data.flow_dir)
+        ),
         audio=dataclasses.replace(config.audio, cache=absolute(config.audio.cache), savld=absolute(config.audio.savld)),
         model=dataclasses.replace(config.model, pretrained=pretrained),
     )
 
 
-def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None):
-    """The :class:`~avlabel.models.ModelConfig` of ``config``: the named config plus data/IMD settings."""
-    from avlabel.models import model_config
-
-    section = config.model
-    for key in section.overrides:
-        if key in _DERIVED_MODEL_FIELDS:
-            raise AvlabelError(f"model.overrides.{key}: set it through {_DERIVED_MODEL_FIELDS[key]} instead")
-    derived = {
-        "num_classes": num_classes,
-        "modalities": tuple(section.modalities),
-        "fusion": section.fusion,
-        "num_frames": config.data.frames,
-        "img_size": config.data.size,
-        "imd_alpha": config.imd.alpha,
-        "imd_mode": config.imd.mode,
-        "grad_checkpointing": section.activation_checkpointing,
-    }
-    if audio_dim is not None:
-        derived["audio_dim"] = audio_dim
-    if section.pretrained != "auto":
-        derived["pretrained_image"] = section.pretrained
-    try:
-        built = model_config(section.name, **section.overrides, **derived)
-        return dataclasses.replace(built, **_rgb_statistics(section, built.pretrained_image))
-    except AvlabelError as error:
-        raise AvlabelError(_config_path_for(str(error))) from None
+def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None) -> ModelConfig:
+    """The `ModelConfig` of ``config``, with the RGB statistics its weights were trained with."""
+    built = model_config_of(config, num_classes, audio_dim)
+    return dataclasses.replace(built, **_rgb_statistics(config.model, built.pretrained_image))
 
 
 def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, ...]]:
@@ -202,19 +166,6 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
     return {"rgb_mean": statistics[0], "rgb_std": statistics[1]}
 
 
-def _config_path_for(message: str) -> str:
-    """Rewrite ``model.img_size: ...`` (a ModelConfig path) to the training config key that sets it."""
-    if message.startswith("unknown model "):
-        return f"model.name: {message}"
-    field, sep, rest = message.partition(":")
-    name = field.removeprefix("model.")
-    if sep and field.startswith("model.") and name in _DERIVED_MODEL_FIELDS:
-        return f"{_DERIVED_MODEL_FIELDS[name]}:{rest}"
-    if sep and field.startswith("model.") and " " not in field:
-        return f"model.overrides.{name}:{rest}"
-    return message
-
-
 def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:
     per_pass = micro_batch * world_size
     if global_batch % per_pass:
@@ -226,7 +177,7 @@ def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) ->
 
 
 def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
-    """The :class:`~avlabel.train.items.ClipAudio` of both splits, after checking where they came from."""
+    """The `ClipAudio` of both splits, after checking where they came from."""
     from avlabel.audio.cache import AudioCache, read_bad_items
     from avlabel.audio.targets import RelevanceTargets
     from avlabel.train.items import ClipAudio
@@ -234,9 +185,10 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
     audio = config.audio
     cache = AudioCache(audio.cache)
     cache.check_sources(
-        [*train_manifest, *val_manifest], config.data.manifest,
+        [*train_manifest, *val_manifest],
+        config.data.manifest,
         fix=f"set audio.cache to the cache built for data.manifest (avlabel targets --manifest {config.data.manifest} -o DIR)",
-    )  # fmt: skip
+    )
     targets = RelevanceTargets.load(audio.cache)
     meta = targets.meta
     where = f"the relevance targets in {audio.cache}"
@@ -248,15 +200,21 @@ def _open_audio(config: TrainConfig, label_set, train_manifest, val_manifest):
             "`avlabel targets` with a SAVLD built for this label set, or train with its label set"
         )
     if meta.get("k") != audio.k:
-        raise AvlabelError(f"audio.k: {where} use k={meta.get('k')} SAVLD labels per class, the config asks for {audio.k}; rerun `avlabel targets --k {audio.k}` or set audio.k")
+        raise AvlabelError(
+            f"audio.k: {where} use k={meta.get('k')} SAVLD labels per class, the config asks for {audio.k}; rerun `avlabel targets --k {audio.k}` or set audio.k"
+        )
     if meta.get("source") == "ast" and meta.get("ya") != audio.ya:
-        raise AvlabelError(f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya")
+        raise AvlabelError(
+            f"audio.ya: {where} use Y_a={meta.get('ya')}, the config asks for {audio.ya}; rerun `avlabel targets --ya {audio.ya}` or set audio.ya"
+        )
     if targets.overlap != audio.overlap:
-        raise AvlabelError(f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap")
+        raise AvlabelError(
+            f"audio.overlap: {where} use {targets.overlap}, the config asks for {audio.overlap}; rerun `avlabel targets --overlap {audio.overlap}` or set audio.overlap"
+        )
     if targets.normalize != audio.normalize:
         raise AvlabelError(
             f"audio.normalize: {where} were normalised with {targets.normalize!r}, the config asks for {audio.normalize!r} "
-            f"(it changes what imd.alpha means); rerun `avlabel targets --normalize {audio.normalize}` or set audio.normalize"
+            f"(it changes what model.imd_alpha means); rerun `avlabel targets --normalize {audio.normalize}` or set audio.normalize"
         )
     if audio.savld is not None:
         from avlabel.savld import load_savld
@@ -293,7 +251,7 @@ def _check_target_classes(clip_audio, targets, manifest, label_set, where: str) 
 
 
 def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, audio, error_log: Path | None):
-    """The :class:`~avlabel.train.items.TrainingItems` of one split."""
+    """The `TrainingItems` of one split."""
     from avlabel.data.dataset import VideoClipDataset
     from avlabel.train.items import IntraClassAudioSwap, TrainingItems
 
@@ -303,11 +261,23 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
     clips = None
     if visual:
         clips = VideoClipDataset(
-            manifest, label_set, mode=mode, modalities=visual, num_frames=data.frames, stride=data.stride,
-            sample_fps=data.sample_fps, num_clips=1, num_crops=1, size=data.size, flow_dir=data.flow_dir,
-            flow_on_the_fly=data.flow_dir is None, decode_short_side=data.decode_short_side, error_log=error_log,
-            rgb_mean=model_config.rgb_mean, rgb_std=model_config.rgb_std,
-        )  # fmt: skip
+            manifest,
+            label_set,
+            mode=mode,
+            modalities=visual,
+            num_frames=data.frames,
+            stride=data.stride,
+            sample_fps=data.sample_fps,
+            num_clips=1,
+            num_crops=1,
+            size=data.size,
+            flow_dir=data.flow_dir,
+            flow_on_the_fly=data.flow_dir is None,
+            decode_short_side=data.decode_short_side,
+            error_log=error_log,
+            rgb_mean=model_config.rgb_mean,
+            rgb_std=model_config.rgb_std,
+        )
     swap = None
     if mode == "train" and audio is not None and config.imd.augment_p > 0:
         swap = IntraClassAudioSwap(labels, audio.present.any(axis=1), config.imd.augment_p, config.runtime.seed)

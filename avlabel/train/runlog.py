@@ -1,6 +1,6 @@
-"""What a run records: metrics.jsonl, TensorBoard events, environment.json and a progress bar.
+"""What a run records: metrics.jsonl, TensorBoard events and environment.json.
 
-Only the main process creates a :class:`RunLog`. ``metrics.jsonl`` holds one JSON object per
+Only the main process creates a `RunLog`. ``metrics.jsonl`` holds one JSON object per
 line (``{"kind": "train"|"val", "epoch", "step", "loss", ...}``); each numeric field also goes
 to TensorBoard as ``{kind}/{field}`` at the record's step. On resume both are cut back to the
 checkpoint's step (TensorBoard through ``purge_step``), so a run that was killed and resumed
@@ -53,11 +53,18 @@ class RunLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (must hold ``kind`` and ``step``); NaN/inf are written as null."""
-        clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value) for key, value in record.items()}
+        clean = {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in record.items()
+        }
         self._file.write(json.dumps(clean) + "\n")
         self._file.flush()
         for key, value in clean.items():
-            if key not in ("kind", "step", "epoch", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                key not in ("kind", "step", "epoch", "time")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 self._writer.add_scalar(f"{record['kind']}/{key}", value, global_step=record["step"])
         self._writer.flush()
 
@@ -101,7 +108,9 @@ def write_environment(run_dir: Path, *, device: str, world_size: int, extra: dic
         "git": _git_state(),
         "packages": {name: _version(name) for name in _PACKAGES},
         "device": device,
-        "device_name": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(torch.device(device))
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "cuda": torch.version.cuda,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -133,63 +142,21 @@ def _git_state() -> dict[str, Any] | None:
     """The commit of the avlabel source tree in use (None for an installed wheel)."""
     source = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
         if commit.returncode != 0:
             return None
-        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=False)
+        status = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
-
-
-class TrainProgress:
-    """A rich progress bar over optimiser steps (stderr) with loss, accuracy, drop rate, clips/s and ETA.
-
-    It is only created on the main process. Where stderr is not a terminal (a cluster log), rich
-    draws nothing live, so every epoch also ends with one plain summary line.
-    """
-
-    def __init__(self, total_steps: int, done_steps: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from avlabel._console import err_console
-
-        self.console = err_console()
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
-        self._task = self._progress.add_task("train", total=total_steps, completed=done_steps, stats="")
-        self._progress.start()
-
-    def update(self, epoch: int, step: int, stats: dict[str, float]) -> None:
-        text = "  ".join(f"{name} {_short(value)}" for name, value in stats.items())
-        self._progress.update(self._task, completed=step, description=f"epoch {epoch}", stats=text)
-
-    def print(self, message: str) -> None:
-        self._progress.console.print(message, highlight=False)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _short(value: float) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
 class Throughput:

@@ -1,6 +1,6 @@
 """Samplers whose order is a pure function of (seed, epoch, rank), so training can resume mid-epoch.
 
-:class:`ResumableDistributedSampler` is PyTorch's ``DistributedSampler`` (the same shuffle, the
+`ResumableDistributedSampler` is PyTorch's ``DistributedSampler`` (the same shuffle, the
 same shard of every rank) with two additions: it can start part-way through its shard (the
 clips an interrupted run already trained on are skipped, not re-read), and it yields
 ``(epoch, index)`` pairs so that the dataset can derive each item's random augmentation from
@@ -28,8 +28,12 @@ class ResumableDistributedSampler(DistributedSampler):
             it with repeated items.
     """
 
-    def __init__(self, size: int, num_replicas: int, rank: int, seed: int, shuffle: bool = True, drop_last: bool = True):
-        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    def __init__(
+        self, size: int, num_replicas: int, rank: int, seed: int, shuffle: bool = True, drop_last: bool = True
+    ):
+        super().__init__(
+            range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
         self.start = 0
 
     def set_position(self, epoch: int, start: int = 0) -> None:

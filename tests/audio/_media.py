@@ -26,8 +26,15 @@ def write_media(directory: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     media = {
         "tone_wav": write_clip(directory / "tone.wav", None, audio=tone(440, 3.0), sample_rate=16_000),
-        "noise_wav": write_clip(directory / "noise.wav", None, audio=(0.2 * rng.standard_normal(3 * 22_050)).astype(np.float32), sample_rate=22_050),
-        "silence_wav": write_clip(directory / "silence.wav", None, audio=np.zeros(3 * 16_000, np.float32), sample_rate=16_000),
+        "noise_wav": write_clip(
+            directory / "noise.wav",
+            None,
+            audio=(0.2 * rng.standard_normal(3 * 22_050)).astype(np.float32),
+            sample_rate=22_050,
+        ),
+        "silence_wav": write_clip(
+            directory / "silence.wav", None, audio=np.zeros(3 * 16_000, np.float32), sample_rate=16_000
+        ),
         # 12 s stereo 44.1 kHz AAC in H.264 video: downmix + resample + crop to 10 s.
         "stereo_mp4": write_clip(
             directory / "stereo.mp4",

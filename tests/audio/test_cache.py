@@ -23,7 +23,11 @@ _LABELS = ("a", "b", "c")
 
 def _rows(seed: int):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((2, 4)).astype(np.float16), rng.random((2, 3)).astype(np.float16), np.array([0, 3], np.uint8)
+    return (
+        rng.standard_normal((2, 4)).astype(np.float16),
+        rng.random((2, 3)).astype(np.float16),
+        np.array([0, 3], np.uint8),
+    )
 
 
 def _writer(directory, identity=_IDENTITY, labels=_LABELS):

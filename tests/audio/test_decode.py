@@ -82,7 +82,9 @@ def test_window_past_the_end_of_the_audio_is_empty(media):
     assert windows.status.tolist() == [AudioStatus.EMPTY] and windows.lengths.tolist() == [0]
 
 
-@pytest.mark.parametrize(("name", "status"), [("no_audio_mp4", AudioStatus.NO_AUDIO_STREAM), ("silence_wav", AudioStatus.SILENT)])
+@pytest.mark.parametrize(
+    ("name", "status"), [("no_audio_mp4", AudioStatus.NO_AUDIO_STREAM), ("silence_wav", AudioStatus.SILENT)]
+)
 def test_missing_or_silent_audio_is_recorded_not_raised(media, name, status):
     windows = load_windows(media[name], num_windows=2)
     assert windows.status.tolist() == [status, status]
@@ -102,7 +104,10 @@ def test_missing_file_and_inverted_bounds(media, tmp_path):
         load_windows(media["tone_wav"], start=2.0, end=1.0)
 
 
-@pytest.mark.parametrize(("suffix", "codec"), [(".wav", "pcm_s16le"), (".wav", "pcm_u8"), (".wav", "pcm_s32le"), (".wav", "pcm_f32le"), (".flac", "flac")])
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [(".wav", "pcm_s16le"), (".wav", "pcm_u8"), (".wav", "pcm_s32le"), (".wav", "pcm_f32le"), (".flac", "flac")],
+)
 def test_every_sample_format_becomes_the_channel_mean(tmp_path, suffix, codec):
     from avlabel.data.writer import write_clip
 

@@ -13,19 +13,25 @@ _ROWS = [0, 1, 100, 197, 198]  # frames: start, middle, last with audio, first o
 _COLS = list(range(0, 128, 16))
 # transformers 5.23 ASTFeatureExtractor (NumPy Kaldi path) on _fixed_waveform(), recorded once:
 # a change here means AST would see different inputs than it was trained on.
-_RECORDED = torch.tensor([
-    [-0.66797, -0.51441, -0.60503, 0.16636, -1.27759, -1.04117, -1.27759, -0.90424],
-    [-0.56246, -0.44334, -0.60476, 0.16641, -1.27759, -1.02318, -1.27759, -0.90467],
-    [-0.84809, -0.45184, -0.61676, 0.15916, -1.27759, -1.04311, -1.27759, -0.90421],
-    [-0.88171, -0.45097, -0.60475, 0.16654, 0.65088, -1.01517, -1.27759, -0.90463],
-    [0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703],
-])
+_RECORDED = torch.tensor(
+    [
+        [-0.66797, -0.51441, -0.60503, 0.16636, -1.27759, -1.04117, -1.27759, -0.90424],
+        [-0.56246, -0.44334, -0.60476, 0.16641, -1.27759, -1.02318, -1.27759, -0.90467],
+        [-0.84809, -0.45184, -0.61676, 0.15916, -1.27759, -1.04311, -1.27759, -0.90421],
+        [-0.88171, -0.45097, -0.60475, 0.16654, 0.65088, -1.01517, -1.27759, -0.90463],
+        [0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703, 0.46703],
+    ]
+)
 
 
 def _fixed_waveform() -> np.ndarray:
     """2 s of tones and a chirp: deterministic on every platform (no random generator involved)."""
     t = np.arange(32_000) / 16_000
-    parts = [0.25 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 1250 * t), 0.05 * np.sin(2 * np.pi * (200 * t + 400 * t * t))]
+    parts = [
+        0.25 * np.sin(2 * np.pi * 440 * t),
+        0.1 * np.sin(2 * np.pi * 1250 * t),
+        0.05 * np.sin(2 * np.pi * (200 * t + 400 * t * t)),
+    ]
     parts += [0.02 * np.sin(2 * np.pi * f * t) for f in (3100, 5300, 7100)]
     return np.sum(parts, axis=0).astype(np.float32)
 

@@ -19,7 +19,12 @@ def test_report_statistics_and_plots(tmp_path):
     assert report["status_counts"] == {"ok": 3, "no_audio_stream": 1, "empty": 0, "silent": 1}
     assert sum(report["histogram"]["counts"]) == 5 and len(report["histogram"]["edges"]) == 21
     assert [c["label"] for c in report["per_class"]] == ["birds", "drums"]  # most relevant first; unused absent
-    assert report["per_class"][0] == {"label": "birds", "rows": 3, "mean_relevance": pytest.approx(1.6 / 3), "fraction_with_audio": pytest.approx(2 / 3)}
+    assert report["per_class"][0] == {
+        "label": "birds",
+        "rows": 3,
+        "mean_relevance": pytest.approx(1.6 / 3),
+        "fraction_with_audio": pytest.approx(2 / 3),
+    }
     agreement = report["agreement_with_tags_relevant"]
     assert agreement["rows"] == 4
     assert agreement["0.25"] == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0}

@@ -48,7 +48,7 @@ def shared(tmp_path_factory):
     """Read-only inputs shared by the tables: the tiny benchmark and run, ASTs, a flow folder, other datasets."""
     import torch
 
-    from avlabel.data.flow import FlowConfig, run_flow
+    from avlabel.data.flow_extract import FlowConfig, run_flow
     from avlabel.data.manifest import read_manifest
     from avlabel.labels import load_label_set
 
@@ -68,11 +68,38 @@ def shared(tmp_path_factory):
     run_flow(read_manifest(tiny["manifest"]), flow, FlowConfig(preset="ultrafast", short_side=32))
     # Another draw of the benchmark: the same video ids, other files.
     other = root / "other"
-    result = CliRunner().invoke(cli, ["synth", "--out", str(other), "--classes", "3", "--per-class", "5", "--size", "32",
-                                      "--duration", "1.0", "--workers", "1", "--seed", "7"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "synth",
+            "--out",
+            str(other),
+            "--classes",
+            "3",
+            "--per-class",
+            "5",
+            "--size",
+            "32",
+            "--duration",
+            "1.0",
+            "--workers",
+            "1",
+            "--seed",
+            "7",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    return {**tiny, "root": root, "ast": ast, "evil_ast": evil_ast, "evil_run": evil_run, "flow": flow,
-            "other": other / "manifest.csv", "savld": tiny["data"] / "savld.json", "marker": marker}  # fmt: skip
+    return {
+        **tiny,
+        "root": root,
+        "ast": ast,
+        "evil_ast": evil_ast,
+        "evil_run": evil_run,
+        "flow": flow,
+        "other": other / "manifest.csv",
+        "savld": tiny["data"] / "savld.json",
+        "marker": marker,
+    }
 
 
 class Env:
@@ -146,8 +173,11 @@ def env(tmp_path, shared, monkeypatch):
 def _snapshot(roots) -> dict[str, tuple[int, int] | None]:
     """Every path under ``roots``: files with their size and modification time, folders by name only
     (the write check creates and removes a probe file, which touches a folder's time but leaves nothing)."""
-    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
-            for root in roots for path in Path(root).rglob("*")}  # fmt: skip
+    return {
+        str(path): (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+        for root in roots
+        for path in Path(root).rglob("*")
+    }
 
 
 def refused(env: Env, args: list, message: str) -> None:
@@ -204,9 +234,15 @@ SAVLD = [
     (lambda e: ["--backend", "glove", "--vectors", e.work / "nope.bin"], "does not exist"),
     (lambda e: ["--backend", "glove", "--vectors", e.latin, "-o", e.work / "s.json"], "cannot read word vectors"),
     (lambda e: ["--backend", "glove", "--vectors", e.broken_json, "-o", e.work / "s.json"], "cannot read word vectors"),
-    (lambda e: ["--backend", "word2vec", "--vectors", "word2vec-google-news-300"], "pass --trust-vectors to allow that"),
+    (
+        lambda e: ["--backend", "word2vec", "--vectors", "word2vec-google-news-300"],
+        "pass --trust-vectors to allow that",
+    ),
     (lambda e: ["--backend", "glove", "--vectors", _pickle(e, "vectors.kv")], "a pickle that runs code"),
-    (lambda e: ["--backend", "word2vec", "--vectors", _pickle(e, "model.model")], "pass --trust-vectors only if you trust"),
+    (
+        lambda e: ["--backend", "word2vec", "--vectors", _pickle(e, "model.model")],
+        "pass --trust-vectors only if you trust",
+    ),
     (lambda e: ["--backend", "glove", "--vectors", _pickle(e, "vectors.pkl")], "is a gensim save"),
     (lambda e: ["--backend", "glove", "--vectors", _npy(e, "lonely.npy")], "needs its words, one per row"),
     (lambda e: ["--no-such-option"], "No such option '--no-such-option'"),
@@ -247,9 +283,15 @@ DATA_MANIFEST = [
     (lambda e: ["--format", "folders", "--root", _folders(e), "-o", e.under_file / "m.csv"], "is a file, so no folder"),
     (lambda e: ["--format", "folders", "--root", _folders(e), "-o", e.unwritable / "m.csv"], "cannot write in"),
     (lambda e: ["--format", "folders", "--root", _folders(e), "-o", e.adir], "is a directory"),
-    (lambda e: ["--format", "folders", "--root", _folders(e), "-o", "m.csv", "--label-set", "kinetics400"], "did you mean 'whistling'"),
+    (
+        lambda e: ["--format", "folders", "--root", _folders(e), "-o", "m.csv", "--label-set", "kinetics400"],
+        "did you mean 'whistling'",
+    ),
     (lambda e: ["--format", "folders", "--root", _folders(e), "-o", "m.csv", "--label-set", e.latin], "not UTF-8"),
-    (lambda e: ["--format", "folders", "--root", _folders(e), "-o", "m.csv", "--label-set", "nope"], "unknown label set 'nope'"),
+    (
+        lambda e: ["--format", "folders", "--root", _folders(e), "-o", "m.csv", "--label-set", "nope"],
+        "unknown label set 'nope'",
+    ),
     (lambda e: ["--format", "kinetics", "--root", e.adir, "-o", "m.csv"], "no Kinetics annotation CSV"),
     (lambda e: ["--format", "kinetics", "--root", e.adir, "-o", "m.csv", "--annotations", e.latin], "not UTF-8"),
     (lambda e: ["--format", "kinetics", "--root", e.adir, "-o", "m.csv", "--annotations", e.afile], "lacks column(s)"),
@@ -270,8 +312,11 @@ def test_data_manifest(env, args, message):
 def _run(env: Env, name: str, **damage) -> Path:
     run = make_run(env.work, name, evaluation={"top1": 0.5} if "evaluation" in damage else None)
     for file, content in damage.items():
-        target = {"metrics": run / "metrics.jsonl", "config": run / "config.yaml",
-                  "evaluation": run / "eval" / "test-best" / "metrics.json"}[file]  # fmt: skip
+        target = {
+            "metrics": run / "metrics.jsonl",
+            "config": run / "config.yaml",
+            "evaluation": run / "eval" / "test-best" / "metrics.json",
+        }[file]
         target.write_bytes(content)
     return run
 
@@ -285,7 +330,10 @@ REPORT = [
     (lambda e: [_run(e, "r"), "-o", e.adir], "is a directory"),
     (lambda e: [_run(e, "r"), "-o", e.work / "r.json"], "the rows go to a .json file beside the table"),
     (lambda e: [_run(e, "r"), "-o", e.folder("r.json").with_suffix(".md")], "is a folder; pass a file name inside it"),
-    (lambda e: [_run(e, "r", metrics=b'{"kind": "val", "top1": 0.5}\n\xff\xfe\x00garbage\n')], "cannot read training log"),
+    (
+        lambda e: [_run(e, "r", metrics=b'{"kind": "val", "top1": 0.5}\n\xff\xfe\x00garbage\n')],
+        "cannot read training log",
+    ),
     (lambda e: [_run(e, "r", config="data: {manifest: m\xe9}\n".encode("latin-1"))], "not UTF-8"),
     (lambda e: [_run(e, "r", config=b"- a\n- b\n")], "must hold a mapping of sections"),
     (lambda e: [_run(e, "r", config=b"model: 3\n")], "section 'model' must be a mapping"),
@@ -346,7 +394,21 @@ BENCH = [
 
 @pytest.mark.parametrize(("args", "message"), BENCH)
 def test_bench(env, args, message):
-    base = ["bench", "-m", "imd_tiny", "--device", "cpu", "--batch", "1", "--steps", "1", "--warmup", "0", "--frames", "2"]
+    base = [
+        "bench",
+        "-m",
+        "imd_tiny",
+        "--device",
+        "cpu",
+        "--batch",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--frames",
+        "2",
+    ]
     refused(env, [*base, *args(env)], message)
 
 
@@ -357,10 +419,19 @@ FLOW = [
     (lambda e: ["--manifest", e.latin], "not UTF-8 text (byte 0xfc at offset 27); save it as a UTF-8 CSV"),
     (lambda e: ["--manifest", e.file("head.csv", "video_id,path,label,split\n")], "has a header but no rows"),
     (lambda e: ["--manifest", e.file("cols.csv", "id,file\na,b\n")], "lacks column(s) video_id, path, label, split"),
-    (lambda e: ["--manifest", e.write_manifest("dup.csv", [("a", "x.mp4", "l", "train"), ("a", "y.mp4", "l", "train")])], "duplicate video_id"),
-    (lambda e: ["--manifest", e.write_manifest("gone.csv", [("a", "gone/a.mp4", "l", "train")])], "is a file (" ),
+    (
+        lambda e: [
+            "--manifest",
+            e.write_manifest("dup.csv", [("a", "x.mp4", "l", "train"), ("a", "y.mp4", "l", "train")]),
+        ],
+        "duplicate video_id",
+    ),
+    (lambda e: ["--manifest", e.write_manifest("gone.csv", [("a", "gone/a.mp4", "l", "train")])], "is a file ("),
     (lambda e: ["--manifest", e.write_manifest("dirs.csv", [("a", "adir", "l", "train")])], "adir is a folder)"),
-    (lambda e: ["--manifest", e.write_manifest("bad.csv", [("a", "garbage.mp4", "l", "train")])], "all 1 videos failed, e.g. a: cannot open"),
+    (
+        lambda e: ["--manifest", e.write_manifest("bad.csv", [("a", "garbage.mp4", "l", "train")])],
+        "all 1 videos failed, e.g. a: cannot open",
+    ),
     (lambda e: ["--out", e.under_file], "is a file, so no folder"),
     (lambda e: ["--out", e.unwritable], "cannot write in"),
     (lambda e: ["--out", e.afile], "is a file"),
@@ -374,14 +445,28 @@ FLOW = [
     (lambda e: ["--out", e.flow, "--format", "npz"], "holds flow computed with"),
     (lambda e: ["--out", e.flow, "--manifest", e.other], "clips are other files under the same video_id"),
     (lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow.lock")], "another `avlabel flow` is writing"),
-    (lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow_workers.lock")], "worker processes of one are still running"),
+    (
+        lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow_workers.lock")],
+        "worker processes of one are still running",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), FLOW)
 def test_flow(env, args, message):
-    base = ["flow", "--manifest", env.manifest, "--out", env.work / "flow", "--workers", "1", "--preset", "ultrafast",
-            "--short-side", "32"]  # fmt: skip
+    base = [
+        "flow",
+        "--manifest",
+        env.manifest,
+        "--out",
+        env.work / "flow",
+        "--workers",
+        "1",
+        "--preset",
+        "ultrafast",
+        "--short-side",
+        "32",
+    ]
     refused(env, _merge(base, args(env)), message)
 
 
@@ -406,12 +491,28 @@ def _merge(base: list, extra: list) -> list:
 TARGETS = [
     (lambda e: ["--manifest", e.missing], "manifest not found"),
     (lambda e: ["--manifest", e.latin], "not UTF-8 text (byte 0xfc at offset 27); save it as a UTF-8 CSV"),
-    (lambda e: ["--manifest", e.write_manifest("gone.csv", [("a", "gone/a.mp4", "whistling", "train")]),
-                "--tags", e.file("a.csv", "video_id,audio_labels\na,Whistling\n")], "gone/a.mp4 does not exist"),
-    (lambda e: ["--manifest", e.write_manifest("bad.csv", [(r["video_id"], str(e.garbage), r["label"], r["split"]) for r in e.test_rows()])],
-     "all 15 videos failed, e.g. playing_drums_0000: cannot open"),
-    (lambda e: ["--manifest", e.write_manifest("alien.csv", [("a", str(e.garbage), "juggling balls", "train")])],
-     "manifest labels are not video labels of the SAVLD"),
+    (
+        lambda e: [
+            "--manifest",
+            e.write_manifest("gone.csv", [("a", "gone/a.mp4", "whistling", "train")]),
+            "--tags",
+            e.file("a.csv", "video_id,audio_labels\na,Whistling\n"),
+        ],
+        "gone/a.mp4 does not exist",
+    ),
+    (
+        lambda e: [
+            "--manifest",
+            e.write_manifest(
+                "bad.csv", [(r["video_id"], str(e.garbage), r["label"], r["split"]) for r in e.test_rows()]
+            ),
+        ],
+        "all 15 videos failed, e.g. playing_drums_0000: cannot open",
+    ),
+    (
+        lambda e: ["--manifest", e.write_manifest("alien.csv", [("a", str(e.garbage), "juggling balls", "train")])],
+        "manifest labels are not video labels of the SAVLD",
+    ),
     (lambda e: ["--savld", e.missing], "SAVLD"),
     (lambda e: ["--savld", e.adir], "is a folder; pass the .json or .txt file"),
     (lambda e: ["--savld", e.latin], "not UTF-8"),
@@ -420,7 +521,10 @@ TARGETS = [
     (lambda e: ["--tags", e.missing], "tags file not found"),
     (lambda e: ["--tags", e.afile], "must have the columns video_id,audio_labels"),
     (lambda e: ["--tags", e.file("t.csv", "video_id,audio_labels\nplaying_drums_0000,Drumm\n")], "did you mean"),
-    (lambda e: ["--tags", e.file("t.csv", "video_id,audio_labels\nplaying_drums_0000,Drum\n")], "manifest videos have no row in"),
+    (
+        lambda e: ["--tags", e.file("t.csv", "video_id,audio_labels\nplaying_drums_0000,Drum\n")],
+        "manifest videos have no row in",
+    ),
     (lambda e: ["--embedder", "logmel", "--tags", None], "predicts no audio labels; pass --tags FILE"),
     (lambda e: ["--embedder", "beats"], "'beats' is not one of"),
     (lambda e: ["--k", "0"], "0 is not in the range x>=1"),
@@ -438,17 +542,40 @@ TARGETS = [
     (lambda e: ["-o", e.afile], "is a file, not a folder"),
     (lambda e: ["--embedder", "ast", "--tags", None, "--ast", e.evil_ast], "refused to load AST checkpoint"),
     (lambda e: ["--embedder", "ast", "--tags", None, "--ast", e.adir], "has no config.json"),
-    (lambda e: ["--embedder", "ast", "--tags", None, "--ast", e.work / "no" / "ast"], "AST checkpoint directory not found"),
+    (
+        lambda e: ["--embedder", "ast", "--tags", None, "--ast", e.work / "no" / "ast"],
+        "AST checkpoint directory not found",
+    ),
     (lambda e: ["-o", e.audio, "--manifest", e.other], "clips are other files under the same video_id"),
     (lambda e: ["-o", e.audio, "--windows", "3"], "was built with a different windows"),
-    (lambda e: ["-o", e.audio, *e.holding(e.audio / ".audio_cache.lock")], "another process is writing the audio cache"),
+    (
+        lambda e: ["-o", e.audio, *e.holding(e.audio / ".audio_cache.lock")],
+        "another process is writing the audio cache",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), TARGETS)
 def test_targets(env, args, message):
-    base = ["targets", "--manifest", env.manifest, "--savld", env.savld, "--tags", env.tags, "--embedder", "logmel",
-            "--k", "5", "--windows", "2", "--workers", "0", "-o", env.work / "audio"]  # fmt: skip
+    base = [
+        "targets",
+        "--manifest",
+        env.manifest,
+        "--savld",
+        env.savld,
+        "--tags",
+        env.tags,
+        "--embedder",
+        "logmel",
+        "--k",
+        "5",
+        "--windows",
+        "2",
+        "--workers",
+        "0",
+        "-o",
+        env.work / "audio",
+    ]
     refused(env, _merge(base, args(env)), message)
 
 
@@ -466,7 +593,10 @@ TAG = [
     (lambda e: [_video(e), "--ast", e.evil_ast], "refused to load AST checkpoint"),
     (lambda e: [_video(e), "--ast", e.adir], "has no config.json"),
     (lambda e: [_video(e), "--ast", e.afile], "AST checkpoint directory not found"),
-    (lambda e: [_video(e), "--ast", e.file("config.json", '{"model_type": "bert"}').parent], "not an Audio Spectrogram Transformer"),
+    (
+        lambda e: [_video(e), "--ast", e.file("config.json", '{"model_type": "bert"}').parent],
+        "not an Audio Spectrogram Transformer",
+    ),
 ]
 
 
@@ -509,7 +639,10 @@ EVAL = [
     (lambda e: ["--checkpoint", "newest"], "checkpoint 'newest' not found"),
     (lambda e: ["--manifest", e.missing], "manifest not found"),
     (lambda e: ["--manifest", e.latin], "not UTF-8 text (byte 0xfc at offset 27); save it as a UTF-8 CSV"),
-    (lambda e: ["--manifest", e.write_manifest("alien.csv", [("a", str(e.garbage), "juggling balls", "test")])], "the model does not know"),
+    (
+        lambda e: ["--manifest", e.write_manifest("alien.csv", [("a", str(e.garbage), "juggling balls", "test")])],
+        "the model does not know",
+    ),
     (lambda e: ["--manifest", e.other], "clips are other files under the same video_id"),
     (lambda e: ["--split", "holdout"], "no rows in split 'holdout'"),
     (lambda e: ["--views", "2x4"], "spatial crops must be 1"),
@@ -531,13 +664,35 @@ def _renamed(env: Env) -> Path:
     """The benchmark's test clips under their ids, one of them another file: the flow folder's ids, other bytes."""
     rows = [row for row in env.test_rows() if row["split"] == "test"]
     rows[0]["path"] = str(next((env.shared["data"] / "videos" / "whistling").glob("*.mp4")))
-    return env.write_manifest("renamed.csv", [(r["video_id"], str(env.shared["data"] / r["path"]) if not r["path"].startswith("/")
-                                         else r["path"], r["label"], r["split"]) for r in rows])  # fmt: skip
+    return env.write_manifest(
+        "renamed.csv",
+        [
+            (
+                r["video_id"],
+                str(env.shared["data"] / r["path"]) if not r["path"].startswith("/") else r["path"],
+                r["label"],
+                r["split"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @pytest.mark.parametrize(("args", "message"), EVAL)
 def test_eval(env, args, message):
-    base = ["eval", "--run", env.run, "--manifest", env.manifest, "--views", "1x1", "--workers", "0", "-o", env.work / "eval"]
+    base = [
+        "eval",
+        "--run",
+        env.run,
+        "--manifest",
+        env.manifest,
+        "--views",
+        "1x1",
+        "--workers",
+        "0",
+        "-o",
+        env.work / "eval",
+    ]
     refused(env, _merge(base, args(env)), message)
 
 
@@ -571,8 +726,17 @@ TRAIN = [
 
 @pytest.mark.parametrize(("args", "message"), TRAIN)
 def test_train(env, args, message):
-    base = ["train", "--config", env.run / "config.yaml", "--out", env.work / "run", "--set", "optim.global_batch=8",
-            "--set", "optim.micro_batch=4"]  # fmt: skip
+    base = [
+        "train",
+        "--config",
+        env.run / "config.yaml",
+        "--out",
+        env.work / "run",
+        "--set",
+        "optim.global_batch=8",
+        "--set",
+        "optim.micro_batch=4",
+    ]
     refused(env, _merge(base, args(env)), message)
 
 
@@ -581,8 +745,21 @@ DEVICE = [
     lambda e: ["tag", _video(e), "--ast", e.ast],
     lambda e: ["predict", _video(e), "--run", e.run],
     lambda e: ["eval", "--run", e.run, "--manifest", e.manifest, "-o", e.work / "eval"],
-    lambda e: ["targets", "--manifest", e.manifest, "--savld", e.savld, "--tags", e.tags, "--embedder", "logmel", "--k", "5",
-               "-o", e.work / "audio"],
+    lambda e: [
+        "targets",
+        "--manifest",
+        e.manifest,
+        "--savld",
+        e.savld,
+        "--tags",
+        e.tags,
+        "--embedder",
+        "logmel",
+        "--k",
+        "5",
+        "-o",
+        e.work / "audio",
+    ],
     lambda e: ["savld", "-o", e.work / "s.json", "--no-cache"],
 ]
 
@@ -596,6 +773,20 @@ def test_the_tables_cover_every_command():
     """Each command has a table here, except synth (its options are checked in tests/cli/test_synth.py)."""
     from avlabel.cli import _COMMANDS
 
-    tables = {"savld", "data", "report", "compare", "inspect", "labels", "models", "bench", "flow", "targets", "tag",
-              "predict", "eval", "train"}  # fmt: skip
+    tables = {
+        "savld",
+        "data",
+        "report",
+        "compare",
+        "inspect",
+        "labels",
+        "models",
+        "bench",
+        "flow",
+        "targets",
+        "tag",
+        "predict",
+        "eval",
+        "train",
+    }
     assert set(_COMMANDS) - tables == {"synth"}

@@ -13,8 +13,25 @@ from avlabel.cli import cli
 
 def test_bench_compares_two_models_and_writes_json(tmp_path):
     output = tmp_path / "bench.json"
-    args = ["bench", "-m", "imd_tiny", "-m", "timesformer_tiny", "--device", "cpu", "--batch", "2",
-            "--steps", "2", "--warmup", "1", "--frames", "2", "-o", str(output)]
+    args = [
+        "bench",
+        "-m",
+        "imd_tiny",
+        "-m",
+        "timesformer_tiny",
+        "--device",
+        "cpu",
+        "--batch",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--frames",
+        "2",
+        "-o",
+        str(output),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(output.read_text())

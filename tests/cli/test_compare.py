@@ -36,7 +36,9 @@ def test_mean_jaccard_and_most_different_labels(pair):
     assert summary["mean_jaccard"] == pytest.approx((1 + 1 / 3 + 1 / 3) / 3)
     assert summary["identical_rows"] == 1
     worst = summary["most_different"][0]
-    assert worst["video_label"] == "applauding" and worst["only_first"] == ["Music"] and worst["only_second"] == ["Drum"]
+    assert (
+        worst["video_label"] == "applauding" and worst["only_first"] == ["Music"] and worst["only_second"] == ["Drum"]
+    )
 
 
 def test_table_output(pair):

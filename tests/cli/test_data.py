@@ -21,12 +21,26 @@ def test_kinetics_manifest_with_missing_videos(tmp_path):
     _touch(tmp_path / "train" / "playing drums" / "abc_000000_000010.mp4")
     output = tmp_path / "out" / "k400.csv"
     result = CliRunner().invoke(
-        cli, ["data", "manifest", "--format", "kinetics", "--root", str(tmp_path), "-o", str(output), "--label-set", "kinetics400"]
+        cli,
+        [
+            "data",
+            "manifest",
+            "--format",
+            "kinetics",
+            "--root",
+            str(tmp_path),
+            "-o",
+            str(output),
+            "--label-set",
+            "kinetics400",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "1 clips, 1 classes, splits: train 1" in result.output
     assert "1 listed videos are missing" in result.output
-    assert (tmp_path / "out" / "k400.csv.missing.txt").read_text().splitlines()[1] == "train\twhistling\tgone_000000_000010"
+    assert (tmp_path / "out" / "k400.csv.missing.txt").read_text().splitlines()[
+        1
+    ] == "train\twhistling\tgone_000000_000010"
     assert result.output.rstrip().endswith(str(output))
     assert [r.video_id for r in read_manifest(output)] == ["abc_000000_000010"]
 
@@ -44,6 +58,8 @@ def test_folders_manifest_and_label_set_check(tmp_path):
 
 
 def test_errors_are_one_line_with_exit_2(tmp_path):
-    result = CliRunner().invoke(cli, ["data", "manifest", "--format", "ucf101", "--root", str(tmp_path), "-o", str(tmp_path / "m.csv")])
+    result = CliRunner().invoke(
+        cli, ["data", "manifest", "--format", "ucf101", "--root", str(tmp_path), "-o", str(tmp_path / "m.csv")]
+    )
     assert result.exit_code == 2
     assert result.output.startswith("Error: UCF-101's classInd.txt") and result.output.count("\n") == 1

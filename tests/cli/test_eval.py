@@ -21,8 +21,18 @@ def tiny(tmp_path_factory):
 
 
 def _eval(tiny, output, *extra, manifest=None):
-    args = ["eval", "--run", str(tiny["run"]), "--manifest", str(manifest or tiny["manifest"]), "--workers", "0",
-            "-o", str(output), *extra]
+    args = [
+        "eval",
+        "--run",
+        str(tiny["run"]),
+        "--manifest",
+        str(manifest or tiny["manifest"]),
+        "--workers",
+        "0",
+        "-o",
+        str(output),
+        *extra,
+    ]
     return CliRunner().invoke(cli, args)
 
 
@@ -72,9 +82,19 @@ def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
     loaded = load_run(tiny["run"])
     label_set = load_label_set(tiny["data"] / "classes.txt")
     rows = read_manifest(tiny["manifest"]).split("test")
-    clips = VideoClipDataset(rows, label_set, mode="test", num_frames=4, stride=4, num_clips=1, num_crops=1,
-                             size=32, flow_on_the_fly=True, rgb_mean=loaded.model_config.rgb_mean,
-                             rgb_std=loaded.model_config.rgb_std)  # fmt: skip
+    clips = VideoClipDataset(
+        rows,
+        label_set,
+        mode="test",
+        num_frames=4,
+        stride=4,
+        num_clips=1,
+        num_crops=1,
+        size=32,
+        flow_on_the_fly=True,
+        rgb_mean=loaded.model_config.rgb_mean,
+        rgb_std=loaded.model_config.rgb_std,
+    )
     from avlabel.audio.cache import AudioCache
 
     cache = AudioCache(tiny["audio"])
@@ -82,8 +102,12 @@ def test_single_view_probabilities_match_a_direct_forward_pass(tiny, tmp_path):
     with torch.no_grad():
         for i, record in enumerate(rows):
             item = clips[i]
-            output = loaded.model(rgb=item["rgb"][None], flow=item["flow"][None], audio=torch.from_numpy(embedding[i : i + 1]),
-                                  audio_present=torch.tensor([bool(present[i])]))
+            output = loaded.model(
+                rgb=item["rgb"][None],
+                flow=item["flow"][None],
+                audio=torch.from_numpy(embedding[i : i + 1]),
+                audio_present=torch.tensor([bool(present[i])]),
+            )
             probabilities = torch.softmax(output.logits[0].double(), dim=0)
             expected = predictions[record.video_id]
             assert loaded.classes[int(probabilities.argmax())] == expected["predicted"]
@@ -116,9 +140,28 @@ def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
         writer.writerows(rows)
     # The audio cache of this manifest: the broken file is one of its unreadable items.
     audio = tmp_path / "audio"
-    targets = CliRunner().invoke(cli, ["targets", "--manifest", str(manifest), "--savld", str(tiny["data"] / "savld.json"),
-                                       "--tags", str(tiny["tags"]), "--embedder", "logmel", "--k", "5", "--windows", "2",
-                                       "--workers", "0", "-o", str(audio)])  # fmt: skip
+    targets = CliRunner().invoke(
+        cli,
+        [
+            "targets",
+            "--manifest",
+            str(manifest),
+            "--savld",
+            str(tiny["data"] / "savld.json"),
+            "--tags",
+            str(tiny["tags"]),
+            "--embedder",
+            "logmel",
+            "--k",
+            "5",
+            "--windows",
+            "2",
+            "--workers",
+            "0",
+            "-o",
+            str(audio),
+        ],
+    )
     assert targets.exit_code == 0, targets.output
     result = _eval(tiny, tmp_path / "eval", "--views", "1x2", "--audio", str(audio), manifest=manifest)
     assert result.exit_code == 0, result.output
@@ -131,12 +174,31 @@ def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
 def test_a_manifest_of_other_videos_under_the_same_ids_is_refused(tiny, tmp_path):
     """Another draw of the benchmark has the run's video ids but other files: its audio cache must not be used."""
     other = tmp_path / "other"
-    args = ["synth", "--out", str(other), "--classes", "3", "--per-class", "5", "--size", "32", "--duration", "1.0",
-            "--workers", "1", "--seed", "7"]  # fmt: skip
+    args = [
+        "synth",
+        "--out",
+        str(other),
+        "--classes",
+        "3",
+        "--per-class",
+        "5",
+        "--size",
+        "32",
+        "--duration",
+        "1.0",
+        "--workers",
+        "1",
+        "--seed",
+        "7",
+    ]
     assert CliRunner().invoke(cli, args).exit_code == 0
     result = _eval(tiny, tmp_path / "eval", "--views", "1x1", manifest=other / "manifest.csv")
-    _one_line_error(result, f"the audio cache {tiny['audio']} was built from {tiny['manifest']}, not from {other / 'manifest.csv'}",
-                    "clips are other files under the same video_id", "pass --audio DIR")  # fmt: skip
+    _one_line_error(
+        result,
+        f"the audio cache {tiny['audio']} was built from {tiny['manifest']}, not from {other / 'manifest.csv'}",
+        "clips are other files under the same video_id",
+        "pass --audio DIR",
+    )
     assert not (tmp_path / "eval").exists()
 
 

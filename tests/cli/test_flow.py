@@ -26,7 +26,12 @@ def _panning(num_frames, height, width, seed):
 
 def _manifest(root: Path, count: int, num_frames=8, height=64, width=96) -> Path:
     records = [
-        ClipRecord(f"clip{i}", write_clip(root / f"clip{i}.mp4", _panning(num_frames, height, width, i), fps=25), "whistling", "train")
+        ClipRecord(
+            f"clip{i}",
+            write_clip(root / f"clip{i}.mp4", _panning(num_frames, height, width, i), fps=25),
+            "whistling",
+            "train",
+        )
         for i in range(count)
     ]
     return write_manifest(records, root / "manifest.csv")
@@ -58,7 +63,9 @@ def test_tvl1_torch_runs_on_the_global_device(tmp_path):
     assert "1 videos computed (2 frame pairs" in result.output
     if not torch.cuda.is_available():
         refused = CliRunner().invoke(cli, ["--device", "cuda", *args, "--out", str(tmp_path / "gpu_flow")])
-        assert refused.exit_code == 2 and refused.output.startswith("Error: --device cuda was asked for but no CUDA GPU")
+        assert refused.exit_code == 2 and refused.output.startswith(
+            "Error: --device cuda was asked for but no CUDA GPU"
+        )
         assert not (tmp_path / "gpu_flow").exists()
 
 
@@ -68,7 +75,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.output.startswith("Error: manifest not found") and result.output.count("\n") == 1
     manifest = _manifest(tmp_path, 1)
     CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(tmp_path / "f")])
-    other = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(tmp_path / "f"), "--method", "farneback"])
+    other = CliRunner().invoke(
+        cli, ["flow", "--manifest", str(manifest), "--out", str(tmp_path / "f"), "--method", "farneback"]
+    )
     assert other.exit_code == 2 and "method 'dis' (asked 'farneback')" in other.output
 
 
@@ -86,8 +95,21 @@ def test_resumes_after_kill_9_without_half_written_videos(tmp_path):
     count, pairs = 8, 19
     manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
     out = tmp_path / "flow"
-    command = [sys.executable, "-m", "avlabel", "flow", "--manifest", str(manifest), "--out", str(out), "--workers", "1"]
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "avlabel",
+        "flow",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     finished = []
     while time.monotonic() < deadline and not finished:
@@ -136,15 +158,30 @@ def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_
     count, pairs = 10, 49
     manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
     out = tmp_path / "flow"
-    command = [sys.executable, "-m", "avlabel", "flow", "--manifest", str(manifest), "--out", str(out), "--workers", "2"]
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "avlabel",
+        "flow",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    process = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_children(process.pid)) < 3:  # two workers and the resource tracker
         time.sleep(0.05)
     while time.monotonic() < deadline and not any(p.is_dir() for p in out.glob("clip*")):
         time.sleep(0.05)
     descendants = _children(process.pid)
-    assert process.poll() is None and len(descendants) >= 3, "the run should be going, with its workers and resource tracker"
+    assert process.poll() is None and len(descendants) >= 3, (
+        "the run should be going, with its workers and resource tracker"
+    )
 
     # While it runs, a second run on the same folder is refused in one line.
     busy = CliRunner().invoke(cli, ["flow", "--manifest", str(manifest), "--out", str(out), "--workers", "1"])

@@ -45,7 +45,9 @@ def test_reverse_lookup_of_an_audio_label():
 def toy_file(tmp_path):
     video = LabelSet("toy_video", ("playing drums", "applauding"))
     audio = LabelSet("toy_audio", ("Drum", "Applause", "Silence"))
-    savld = Savld(video, audio, 2, "euclidean", np.array([[0, 2], [1, 2]]), np.array([[0.5, 1.5], [0.25, 2.0]], np.float32))
+    savld = Savld(
+        video, audio, 2, "euclidean", np.array([[0, 2], [1, 2]]), np.array([[0.5, 1.5], [0.25, 2.0]], np.float32)
+    )
     return save_savld(savld, tmp_path / "toy.json")
 
 

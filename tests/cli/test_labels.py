@@ -10,7 +10,13 @@ from avlabel.cli import cli
 def test_lists_shipped_sets_with_sizes():
     result = CliRunner().invoke(cli, ["labels"])
     assert result.exit_code == 0
-    for name, size in (("audioset", "527"), ("kinetics400", "400"), ("ucf101", "101"), ("vggsound", "309"), ("esc50", "50")):
+    for name, size in (
+        ("audioset", "527"),
+        ("kinetics400", "400"),
+        ("ucf101", "101"),
+        ("vggsound", "309"),
+        ("esc50", "50"),
+    ):
         assert name in result.stdout and size in result.stdout
 
 

@@ -46,3 +46,14 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["no-such-command"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_verbose_prints_the_traceback_above_the_one_error_line(tmp_path):
+    missing = str(tmp_path / "missing.yaml")
+    quiet = CliRunner().invoke(cli, ["train", "--config", missing])
+    assert quiet.exit_code == 2 and "Traceback" not in quiet.output
+    assert quiet.output.startswith("Error: config file ") and quiet.output.count("\n") == 1
+    verbose = CliRunner().invoke(cli, ["--verbose", "train", "--config", missing])
+    assert verbose.exit_code == 2 and verbose.output.startswith("Traceback (most recent call last):")
+    assert "AvlabelError" in verbose.output
+    assert verbose.output.splitlines()[-1] == quiet.output.rstrip("\n")  # the Error: line still comes last

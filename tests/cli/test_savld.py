@@ -50,8 +50,19 @@ def test_text_output_with_templates_and_user_label_file(run, tmp_path):
     labels.write_text("playing drums\nApplauding\nwalking the dog\n", encoding="utf-8")
     out = tmp_path / "d.txt"
     result = run(
-        "savld", "--video", str(labels), "--audio", "esc50", "-k", "3",
-        "--video-template", "a video of {}", "--audio-template", "the sound of {}", "-o", str(out),
+        "savld",
+        "--video",
+        str(labels),
+        "--audio",
+        "esc50",
+        "-k",
+        "3",
+        "--video-template",
+        "a video of {}",
+        "--audio-template",
+        "the sound of {}",
+        "-o",
+        str(out),
     )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
@@ -68,12 +79,29 @@ def test_glove_and_word2vec_backends(run, tmp_path):
     assert "Caterwaul" in result.stderr  # reported: no known word, never matched
     vectors = tmp_path / "w2v.bin"
     sentences = [["dog", "bark", "puppy"], ["drum", "beat", "music"], ["clap", "crowd", "cheer"]] * 10
-    Word2Vec(sentences, vector_size=8, min_count=1, workers=1, seed=0).wv.save_word2vec_format(str(vectors), binary=True)
+    Word2Vec(sentences, vector_size=8, min_count=1, workers=1, seed=0).wv.save_word2vec_format(
+        str(vectors), binary=True
+    )
     video, audio = tmp_path / "v.txt", tmp_path / "a.txt"
     video.write_text("dog\ndrum\n", encoding="utf-8")
     audio.write_text("bark\nbeat\nclap\n", encoding="utf-8")
-    result = run("savld", "--backend", "word2vec", "--vectors", str(vectors), "--video", str(video), "--audio", str(audio),
-                 "-k", "2", "--metric", "euclidean", "-o", str(tmp_path / "w.json"))
+    result = run(
+        "savld",
+        "--backend",
+        "word2vec",
+        "--vectors",
+        str(vectors),
+        "--video",
+        str(video),
+        "--audio",
+        str(audio),
+        "-k",
+        "2",
+        "--metric",
+        "euclidean",
+        "-o",
+        str(tmp_path / "w.json"),
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "w.json").read_text(encoding="utf-8"))
     assert data["provenance"]["backend"] == "word2vec" and data["metric"] == "euclidean"
@@ -94,7 +122,7 @@ def test_glove_and_word2vec_backends(run, tmp_path):
         (["--backend", "glove", "--vectors", "broken.bin"], "cannot read word vectors"),
         (["--backend", "glove", "--vectors", "nope.bin"], "does not exist"),
         (["--video-template", "a video of"], "must contain exactly one '{}'"),
-        (["-o", "out.yaml"], "end the file name in .json or .txt"),
+        (["-o", "out.yaml"], "end the file name in .json, .txt or .tsv"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(run, tmp_path, monkeypatch, args, message):

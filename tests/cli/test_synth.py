@@ -11,9 +11,27 @@ from avlabel.cli import cli
 
 
 def test_synth_writes_a_small_benchmark(tmp_path):
-    args = ["synth", "--out", str(tmp_path / "bench"), "--classes", "2", "--per-class", "5", "--duration", "1",
-            "--size", "32", "--workers", "1", "--audio-mix", "0.4,0.6,0", "--class-audio-mix", "playing trumpet=1,0,0",
-            "--visual-cue", "shape-motion"]  # fmt: skip
+    args = [
+        "synth",
+        "--out",
+        str(tmp_path / "bench"),
+        "--classes",
+        "2",
+        "--per-class",
+        "5",
+        "--duration",
+        "1",
+        "--size",
+        "32",
+        "--workers",
+        "1",
+        "--audio-mix",
+        "0.4,0.6,0",
+        "--class-audio-mix",
+        "playing trumpet=1,0,0",
+        "--visual-cue",
+        "shape-motion",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "10 clips (2 classes x 5)" in result.output
@@ -27,11 +45,16 @@ def test_synth_writes_a_small_benchmark(tmp_path):
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [(["--classes", "40"], "--classes must be between 2 and 12"),
-     (["--audio-mix", "0.5,0.5"], "--audio-mix '0.5,0.5': expected three shares OWN,OTHER,BACKGROUND"),
-     (["--audio-mix", "0.5,0.4,0.4"], "--audio-mix takes three non-negative shares OWN,OTHER,BACKGROUND that sum to 1"),
-     (["--class-audio-mix", "0.5,0.5,0"], "--class-audio-mix '0.5,0.5,0': expected CLASS=OWN,OTHER,BACKGROUND"),
-     (["--hue-sigma", "-1"], "--hue-sigma and --drift-sigma must be >= 0 radians")],  # fmt: skip
+    [
+        (["--classes", "40"], "--classes must be between 2 and 12"),
+        (["--audio-mix", "0.5,0.5"], "--audio-mix '0.5,0.5': expected three shares OWN,OTHER,BACKGROUND"),
+        (
+            ["--audio-mix", "0.5,0.4,0.4"],
+            "--audio-mix takes three non-negative shares OWN,OTHER,BACKGROUND that sum to 1",
+        ),
+        (["--class-audio-mix", "0.5,0.5,0"], "--class-audio-mix '0.5,0.5,0': expected CLASS=OWN,OTHER,BACKGROUND"),
+        (["--hue-sigma", "-1"], "--hue-sigma and --drift-sigma must be >= 0 radians"),
+    ],
 )
 def test_bad_options_exit_2(tmp_path, options, message):
     result = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path), *options])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.audio._media import save_tiny_ast, write_media
 from click.testing import CliRunner
 
 from avlabel.cli import cli
+from tests.audio._media import save_tiny_ast, write_media
 
 
 @pytest.fixture(scope="module")

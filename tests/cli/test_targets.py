@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from tests.audio._media import make_savld, save_tiny_ast, write_media
 from click.testing import CliRunner
 
 from avlabel.audio.cache import AudioCache
 from avlabel.audio.targets import RelevanceTargets
 from avlabel.cli import cli
 from avlabel.data.manifest import ClipRecord, write_manifest
+from tests.audio._media import make_savld, save_tiny_ast, write_media
 
 _CLASSES = ("playing drums", "whistling")
 _SAVLD = (("Drum", "Drum kit", "Snare drum"), ("Whistling", "Whistle", "Speech"))
@@ -51,7 +51,17 @@ def dataset(tmp_path_factory):
 
 
 def _run(dataset, output, *extra):
-    args = ["targets", "--manifest", str(dataset["manifest"]), "--savld", str(dataset["savld"]), "--workers", "0", "-o", str(output)]
+    args = [
+        "targets",
+        "--manifest",
+        str(dataset["manifest"]),
+        "--savld",
+        str(dataset["savld"]),
+        "--workers",
+        "0",
+        "-o",
+        str(output),
+    ]
     return CliRunner().invoke(cli, [*args, *extra])
 
 
@@ -59,8 +69,16 @@ def test_targets_with_ast_writes_cache_targets_and_report(dataset, tmp_path):
     result = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5")
     assert result.exit_code == 0, result.output
     assert "4 computed, 1 unreadable" in result.stdout and "targets: 4 windows" in result.stdout
-    for name in ("audio_cache.json", "audio_bad_items.tsv", "targets.npz", "targets.json", "targets.csv",
-                 "report.json", "target_histogram.png", "class_relevance.png"):
+    for name in (
+        "audio_cache.json",
+        "audio_bad_items.tsv",
+        "targets.npz",
+        "targets.json",
+        "targets.csv",
+        "report.json",
+        "target_histogram.png",
+        "class_relevance.png",
+    ):
         assert (tmp_path / name).is_file(), name
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["rows"] == 4 and report["extraction"]["bad_items"] == 1
@@ -73,12 +91,16 @@ def test_targets_with_ast_writes_cache_targets_and_report(dataset, tmp_path):
     rows = cache.lookup(["c1", "c2", "c3", "c4"])
     with open(tmp_path / "targets.csv", newline="") as handle:
         written = {row["video_id"]: row for row in csv.DictReader(handle)}
-    np.testing.assert_allclose(targets.for_items(rows), [float(written[v]["target"]) for v in ("c1", "c2", "c3", "c4")], atol=1e-4)
+    np.testing.assert_allclose(
+        targets.for_items(rows), [float(written[v]["target"]) for v in ("c1", "c2", "c3", "c4")], atol=1e-4
+    )
     assert written["c3"]["status"] == "no_audio_stream" and float(written["c3"]["target"]) == 0.0
     assert (targets.audio_sets[rows[[0, 1, 3]]] >= 0).sum(axis=1).tolist() == [5, 5, 5]  # top-Y_a of AST
     assert targets.meta["video_labels"]["name"] == "videos" and targets.meta["audio_labels"]["name"] == "audioset"
 
-    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice", "--normalize", "none")
+    again = _run(
+        dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--overlap", "dice", "--normalize", "none"
+    )
     assert again.exit_code == 0, again.output
     assert "(4 cached, 0 computed, 1 unreadable" in again.stdout  # resumed: nothing recomputed
     recomputed = RelevanceTargets.load(tmp_path)
@@ -143,13 +165,22 @@ def test_user_errors_exit_2_with_one_line(dataset, tmp_path, make_args, message)
 def test_a_cache_is_not_reused_for_other_files_under_the_same_ids(dataset, tmp_path):
     assert _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel").exit_code == 0
     # Another manifest names another file "c1": the cached c1 is not its audio.
-    records = [ClipRecord(video_id, dataset["root"] / "media" / ("noise.wav" if video_id == "c1" else "tone.wav"), _CLASSES[c], "train")
-               for video_id, _, c, _, _ in _CLIPS]  # fmt: skip
+    records = [
+        ClipRecord(
+            video_id,
+            dataset["root"] / "media" / ("noise.wav" if video_id == "c1" else "tone.wav"),
+            _CLASSES[c],
+            "train",
+        )
+        for video_id, _, c, _, _ in _CLIPS
+    ]
     other = write_manifest(records, dataset["root"] / "colliding.csv")
     result = _run(dataset, tmp_path, "--tags", str(dataset["tags"]), "--embedder", "logmel", "--manifest", str(other))
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
     assert f"the audio cache {tmp_path} was built from {dataset['manifest']}, not from {other}" in result.stderr
-    assert "c1: tone.wav, " in result.stderr and "noise.wav" in result.stderr and "use another -o folder" in result.stderr
+    assert (
+        "c1: tone.wav, " in result.stderr and "noise.wav" in result.stderr and "use another -o folder" in result.stderr
+    )
 
 
 def test_a_cache_from_before_source_records_is_reused_with_a_warning(dataset, tmp_path):

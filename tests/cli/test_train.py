@@ -15,7 +15,9 @@ from avlabel.cli import cli
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(f"data:\n  manifest: {tmp_path / 'missing.csv'}\naudio:\n  cache: {tmp_path / 'audio'}\nruntime:\n  device: cpu\n")
+    path.write_text(
+        f"data:\n  manifest: {tmp_path / 'missing.csv'}\naudio:\n  cache: {tmp_path / 'audio'}\nruntime:\n  device: cpu\n"
+    )
     return path
 
 
@@ -70,6 +72,8 @@ def test_run_directory_guards(config_file, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_global_device_option_reaches_the_config(config_file, tmp_path):
-    result = CliRunner().invoke(cli, ["--device", "cuda", "train", "--config", str(config_file), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        cli, ["--device", "cuda", "train", "--config", str(config_file), "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2
     assert "runtime.device is 'cuda' but no CUDA GPU is visible" in result.output

@@ -53,7 +53,9 @@ def test_ucf101_official_lists(tmp_path):
     (lists / "trainlist01.txt").write_text(
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nHandstandPushups/v_HandStandPushups_g08_c01.avi 2\n"
     )
-    (lists / "testlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi\n")
+    (lists / "testlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi\n"
+    )
     _touch(tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g08_c01.avi")
     _touch(tmp_path / "UCF-101" / "HandstandPushups" / "v_HandStandPushups_g08_c01.avi")
     _touch(tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi")
@@ -75,7 +77,9 @@ def test_ucf101_official_lists(tmp_path):
 def test_hmdb51_split_files(tmp_path):
     splits = tmp_path / "testTrainMulti_7030_splits"
     splits.mkdir()
-    (splits / "brush_hair_test_split1.txt").write_text("a_brush_hair_1.avi 1 \nb_brush_hair_2.avi 2 \nc_brush_hair_3.avi 0 \n")
+    (splits / "brush_hair_test_split1.txt").write_text(
+        "a_brush_hair_1.avi 1 \nb_brush_hair_2.avi 2 \nc_brush_hair_3.avi 0 \n"
+    )
     (splits / "brush_hair_test_split2.txt").write_text("a_brush_hair_1.avi 2 \n")
     for name in ("a_brush_hair_1.avi", "b_brush_hair_2.avi", "c_brush_hair_3.avi"):
         _touch(tmp_path / "hmdb51" / "brush_hair" / name)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avlabel.data.dataset import VideoClipDataset, collate_clips
-from avlabel.data.flow import FlowConfig, run_flow
+from avlabel.data.flow_extract import FlowConfig, run_flow
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError
@@ -52,7 +52,9 @@ def clips(tmp_path_factory):
         ClipRecord("short", write_clip(root / "short.mkv", brightness_frames(5), fps=25), "applauding", "train"),
         ClipRecord("moving", write_clip(root / "moving.mp4", moving, fps=25), "whistling", "train"),
         ClipRecord("broken", broken, "whistling", "train"),
-        ClipRecord("soundonly", write_clip(root / "sound.m4a", None, audio=np.zeros(8000, np.float32)), "applauding", "train"),
+        ClipRecord(
+            "soundonly", write_clip(root / "sound.m4a", None, audio=np.zeros(8000, np.float32)), "applauding", "train"
+        ),
     ]
     return Manifest(records, root / "manifest.csv")
 
@@ -62,7 +64,9 @@ def _by_id(manifest, *video_ids):
 
 
 def test_train_item_layout_and_sampling(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32, **RGB)
+    dataset = VideoClipDataset(
+        _by_id(clips, "grey60"), KINETICS, modalities=("rgb",), num_frames=8, stride=4, size=32, **RGB
+    )
     torch.manual_seed(0)
     item = dataset[0]
     assert set(item) == {"rgb", "label", "index", "video_id", "clip_index", "crop_index"}
@@ -77,18 +81,35 @@ def test_train_item_layout_and_sampling(clips):
 
 
 def test_window_short_clip_and_other_frame_rates(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey40", "window", "short"), KINETICS, modalities=("rgb",), **RGB,
-                               num_frames=4, stride=3, size=16)  # fmt: skip
+    dataset = VideoClipDataset(
+        _by_id(clips, "grey40", "window", "short"),
+        KINETICS,
+        modalities=("rgb",),
+        **RGB,
+        num_frames=4,
+        stride=3,
+        size=16,
+    )
     for _ in range(10):
         grey40, window, short = (frame_index_of(dataset[i]["rgb"]) for i in range(3))
-        assert 0 <= grey40[0] and grey40[-1] <= 39
-        assert 25 <= window[0] and window[-1] < 50  # [1 s, 2 s) at 25 fps
+        assert grey40[0] >= 0 and grey40[-1] <= 39
+        assert window[0] >= 25 and window[-1] < 50  # [1 s, 2 s) at 25 fps
         assert short == [0, 3, 4, 4]  # a 5-frame clip repeats its last frame
 
 
 def test_test_mode_views_are_uniform_clips_times_three_crops(clips):
-    dataset = VideoClipDataset(_by_id(clips, "grey60", "grey40"), KINETICS, mode="test", modalities=("rgb",), **RGB,
-                               num_frames=4, stride=8, num_clips=4, num_crops=3, size=16)  # fmt: skip
+    dataset = VideoClipDataset(
+        _by_id(clips, "grey60", "grey40"),
+        KINETICS,
+        mode="test",
+        modalities=("rgb",),
+        **RGB,
+        num_frames=4,
+        stride=8,
+        num_clips=4,
+        num_crops=3,
+        size=16,
+    )
     assert len(dataset) == 2 * 4 * 3
     items = [dataset[i] for i in range(12)]
     assert [(item["clip_index"], item["crop_index"]) for item in items] == [(c, k) for c in range(4) for k in range(3)]
@@ -109,10 +130,14 @@ def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_p
     assert a["flow"].shape == (2, 4, 32, 32) and a["rgb"].shape == (3, 4, 32, 32)
     torch.testing.assert_close(a["flow"], b["flow"], atol=0.05, rtol=0)
     # The block moves right by 1 px/frame; resizing the 48x48 centre crop to 32 scales that by 2/3.
-    native = VideoClipDataset(moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **{**common, "size": 48})
+    native = VideoClipDataset(
+        moving, KINETICS, mode="test", num_crops=1, flow_dir=tmp_path / "flow", **{**common, "size": 48}
+    )
     native_x, flow_x = native[0]["flow"][0] * 20, a["flow"][0] * 20
     assert native_x[native_x.abs() > 0.45].median() > 0.75  # DIS sees (most of) the 1 px motion
-    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(2 / 3 * native_x[native_x.abs() > 0.45].median(), rel=0.1)
+    assert flow_x[flow_x.abs() > 0.3].median() == pytest.approx(
+        2 / 3 * native_x[native_x.abs() > 0.45].median(), rel=0.1
+    )
     train = VideoClipDataset(moving, KINETICS, flow_dir=tmp_path / "flow", scale=(0.9, 1.0), **common)
     signs = {int(torch.sign(train[0]["flow"][0].sum())) for _ in range(30)}
     assert signs == {-1, 1}  # flipped items move left
@@ -120,7 +145,9 @@ def test_flow_from_a_folder_and_on_the_fly_agree_and_flip_negates_x(clips, tmp_p
 
 def test_bad_files_are_skipped_and_counted_across_workers(clips, tmp_path):
     log = tmp_path / "skipped.log"
-    dataset = VideoClipDataset(clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log, **RGB)
+    dataset = VideoClipDataset(
+        clips, KINETICS, modalities=("rgb",), num_frames=4, stride=2, size=16, error_log=log, **RGB
+    )
     loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=collate_clips)
     seen, skipped = [], []
     for batch in loader:
@@ -147,7 +174,9 @@ def test_configuration_errors(clips, tmp_path):
     with pytest.raises(AvlabelError, match="lacks flow for 1 of 1 videos"):
         VideoClipDataset(grey, KINETICS, flow_dir=tmp_path / "flow", **RGB)
     with pytest.raises(AvlabelError, match="unknown label"):
-        VideoClipDataset(Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",), **RGB)
+        VideoClipDataset(
+            Manifest([ClipRecord("x", "x.mp4", "dancing badly", "train")]), KINETICS, modalities=("rgb",), **RGB
+        )
     with pytest.raises(AvlabelError, match="num_crops"):
         VideoClipDataset(grey, KINETICS, modalities=("rgb",), num_crops=2, **RGB)
     with pytest.raises(AvlabelError, match="RGB clips need rgb_mean and rgb_std"):

@@ -84,7 +84,12 @@ def test_probe_reports_stream_metadata(videos):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("garbage", "cannot open"), ("empty", r"empty \(0 bytes\)"), ("audio_only", "no video stream"), ("truncated", "truncated")],
+    [
+        ("garbage", "cannot open"),
+        ("empty", r"empty \(0 bytes\)"),
+        ("audio_only", "no video stream"),
+        ("truncated", "truncated"),
+    ],
 )
 def test_broken_inputs_raise_one_clear_error(videos, name, message):
     with pytest.raises(AvlabelError, match=message):
@@ -95,7 +100,6 @@ def test_broken_inputs_raise_one_clear_error(videos, name, message):
 def test_open_container_names_a_missing_file(tmp_path):
     with pytest.raises(AvlabelError, match="not found"):
         open_container(tmp_path / "nope.mp4")
-
 
 
 @pytest.mark.parametrize("name", ["mp4_long", "webm", "mkv"])

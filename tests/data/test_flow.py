@@ -8,16 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from avlabel.data.flow import (
-    ERRORS_NAME,
-    FlowConfig,
-    FlowStore,
-    compute_video_flow,
-    dequantize,
-    flow_between,
-    quantize,
-    run_flow,
-)
+from avlabel.data.flow_estimators import flow_between
+from avlabel.data.flow_extract import FlowConfig, iter_video_flow, run_flow
+from avlabel.data.flow_format import ERRORS_NAME, FlowStore, dequantize, quantize
 from avlabel.data.manifest import ClipRecord, Manifest
 from avlabel.data.writer import write_clip
 from avlabel.errors import AvlabelError
@@ -36,7 +29,12 @@ def panning_frames(num_frames=8, step=2, height=64, width=96, seed=0):
 def flow_manifest(tmp_path_factory):
     root = tmp_path_factory.mktemp("flow_videos")
     records = [
-        ClipRecord(f"clip{i}", write_clip(root / f"clip{i}.mp4", panning_frames(8, step=2, seed=i), fps=25), "whistling", "train")
+        ClipRecord(
+            f"clip{i}",
+            write_clip(root / f"clip{i}.mp4", panning_frames(8, step=2, seed=i), fps=25),
+            "whistling",
+            "train",
+        )
         for i in range(3)
     ]
     return Manifest(records, root / "manifest.csv")
@@ -82,7 +80,7 @@ def test_run_writes_each_layout_and_the_store_reads_it_back(flow_manifest, tmp_p
     record = flow_manifest[0]
     assert store.num_flows(record) == 7
     stored = store.read(record, [0, 3, 6, 9])  # 9 is past the end: clamped to the last flow
-    expected = dequantize(compute_video_flow(record.path, config))
+    expected = dequantize(np.stack(list(iter_video_flow(record.path, config))))
     tolerance = 0.5 if format == "jpg" else 0.0  # JPEG is lossy, npz exact
     np.testing.assert_allclose(stored, expected[[0, 3, 6, 6]], atol=tolerance)
     assert stored[:, 16:48, 24:72, 0].mean() == pytest.approx(2.0, abs=0.4)
@@ -122,10 +120,15 @@ def test_a_folder_is_never_read_or_extended_for_other_files_under_the_same_ids(f
     # Another dataset whose ids collide: clip1 is another video here.
     other = tmp_path / "other.mp4"
     write_clip(other, panning_frames(12, step=3, seed=9), fps=25)
-    records = [record if record.video_id != "clip1" else ClipRecord("clip1", other, "whistling", "train") for record in flow_manifest]
+    records = [
+        record if record.video_id != "clip1" else ClipRecord("clip1", other, "whistling", "train")
+        for record in flow_manifest
+    ]
     collide = Manifest(records, tmp_path / "other.csv")
-    message = (rf"flow folder {tmp_path / 'flow'} was built from {flow_manifest.path}, not from {collide.path}: 1 of 3 clips "
-               r"are other files under the same video_id \(clip1: clip1.mp4, \d+ bytes there, other.mp4, \d+ bytes here\)")  # fmt: skip
+    message = (
+        rf"flow folder {tmp_path / 'flow'} was built from {flow_manifest.path}, not from {collide.path}: 1 of 3 clips "
+        r"are other files under the same video_id \(clip1: clip1.mp4, \d+ bytes there, other.mp4, \d+ bytes here\)"
+    )
     with pytest.raises(AvlabelError, match=message + ".*--out DIR"):
         FlowStore(tmp_path / "flow").check_covers(collide, collide.path)
     with pytest.raises(AvlabelError, match=message + "; use another --out"):
@@ -149,11 +152,15 @@ def test_every_video_failing_is_an_error_and_leaves_nothing_behind(tmp_path):
     for path in broken:
         path.write_bytes(b"not a video")
     manifest = Manifest([ClipRecord(path.stem, path, "whistling", "train") for path in broken], tmp_path / "m.csv")
-    with pytest.raises(AvlabelError, match=r"all 2 videos failed, e\.g\. broken0: cannot open .*; broken1: cannot open"):
+    with pytest.raises(
+        AvlabelError, match=r"all 2 videos failed, e\.g\. broken0: cannot open .*; broken1: cannot open"
+    ):
         run_flow(manifest, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
     missing = Manifest([ClipRecord("gone", tmp_path / "gone.mp4", "whistling", "train")], tmp_path / "m.csv")
-    with pytest.raises(AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"):
+    with pytest.raises(
+        AvlabelError, match=r"none of the 1 videos of .*m\.csv is a file \(.*gone\.mp4 does not exist\); fix the paths"
+    ):
         run_flow(missing, tmp_path / "flow", FlowConfig())
     assert not (tmp_path / "flow").exists()
 

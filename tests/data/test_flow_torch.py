@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avlabel.data.flow import FlowConfig, FlowStore, _frame_pairs, flow_estimator, run_flow, to_grey
+from avlabel.data.flow_estimators import flow_estimator, to_grey
+from avlabel.data.flow_extract import FlowConfig, _frame_pairs, run_flow
+from avlabel.data.flow_format import FlowStore
 from avlabel.data.flow_torch import PRESETS, TVL1Flow, _median, tvl1_flow
 from avlabel.data.flow_truth import end_point_error, motion_pair
 from avlabel.data.manifest import ClipRecord, Manifest
@@ -106,8 +108,10 @@ def test_compiled_solver_matches_eager():
 @pytest.mark.parametrize("size", [3, 5])
 def test_median_filter_equals_the_sorting_median(size):
     rng = np.random.default_rng(0)
-    for values in (torch.from_numpy(rng.standard_normal((2, 2, 19, 23)).astype(np.float32)),
-                   torch.from_numpy(rng.integers(0, 4, (2, 2, 19, 23)).astype(np.float32))):  # fmt: skip (ties)
+    for values in (
+        torch.from_numpy(rng.standard_normal((2, 2, 19, 23)).astype(np.float32)),
+        torch.from_numpy(rng.integers(0, 4, (2, 2, 19, 23)).astype(np.float32)),
+    ):  # the second with ties
         windows = F.pad(values, (size // 2,) * 4, mode="replicate").unfold(2, size, 1).unfold(3, size, 1)
         expected = windows.reshape(*values.shape, size * size).median(dim=-1).values
         assert torch.equal(_median(values, size), expected)
@@ -127,7 +131,9 @@ def test_flow_run_with_tvl1_torch_stores_what_the_estimator_computes(tmp_path):
     frames = np.stack([scene.first, scene.second, scene.first])  # the motion, then back
     video = write_clip(tmp_path / "clip.mp4", frames, fps=25, video_options={"crf": "0"})
     manifest = Manifest([ClipRecord("clip", video, "whistling", "train")])
-    summary = run_flow(manifest, tmp_path / "flow", FlowConfig(method="tvl1-torch", preset="fast", format="npz"), device="cpu")
+    summary = run_flow(
+        manifest, tmp_path / "flow", FlowConfig(method="tvl1-torch", preset="fast", format="npz"), device="cpu"
+    )
     assert summary.flow_frames == 2
     store = FlowStore(tmp_path / "flow")
     assert store.meta["method"] == "tvl1-torch" and store.meta["preset"] == "fast"

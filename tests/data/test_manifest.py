@@ -19,7 +19,9 @@ def dataset(tmp_path):
     for index, (label, split) in enumerate([("playing drums", "train"), ("whistling", "train"), ("whistling", "test")]):
         path = root / "videos" / f"v{index}.mp4"
         path.write_bytes(b"x")
-        records.append(ClipRecord(f"v{index}", path, label, split, 1.5 if index == 2 else None, 4.0 if index == 2 else None))
+        records.append(
+            ClipRecord(f"v{index}", path, label, split, 1.5 if index == 2 else None, 4.0 if index == 2 else None)
+        )
     write_manifest(records, root / "manifest.csv")
     return root, records
 
@@ -73,8 +75,15 @@ def test_every_problem_is_reported_in_one_error(tmp_path):
     with pytest.raises(AvlabelError) as error:
         read_manifest(tmp_path / "m.csv", load_label_set("kinetics400"))
     message = str(error.value)
-    for expected in ("duplicate video_id: a", "playing drumz", "did you mean", "missing file (1 of", "b.mp4",
-                     "empty field: line 5 (split)", "start/end out of order: line 6"):  # fmt: skip
+    for expected in (
+        "duplicate video_id: a",
+        "playing drumz",
+        "did you mean",
+        "missing file (1 of",
+        "b.mp4",
+        "empty field: line 5 (split)",
+        "start/end out of order: line 6",
+    ):
         assert expected in message
     assert "\n" not in message
 

@@ -59,10 +59,15 @@ def test_default_classes_get_clean_relevance_targets_from_the_shipped_dictionary
     savld = load_savld(SHIPPED_SAVLD)
     classes = SynthConfig().class_table
     rows = {c.name: {label for label, _ in savld.audio_labels(c.name)} for c in classes}
-    targets = np.array([
-        [overlap_target(len(set(sound.audio_labels) & rows[c.name]), len(sound.audio_labels), savld.k) for c in classes]
-        for sound in classes
-    ])  # fmt: skip
+    targets = np.array(
+        [
+            [
+                overlap_target(len(set(sound.audio_labels) & rows[c.name]), len(sound.audio_labels), savld.k)
+                for c in classes
+            ]
+            for sound in classes
+        ]
+    )
     np.testing.assert_array_equal(targets, np.eye(len(classes)))
 
 
@@ -76,7 +81,11 @@ def test_plan_has_exact_sound_mixtures_per_class_and_split():
     assert Counter(plan.class_index for plan in plans) == {index: 100 for index in range(8)}
     for class_index in range(8):
         # 50/35/15 of 60, 20 and 20 clips.
-        assert [_mix_counts(plans, class_index, split) for split in ("train", "val", "test")] == [(30, 21, 9), (10, 7, 3), (10, 7, 3)]
+        assert [_mix_counts(plans, class_index, split) for split in ("train", "val", "test")] == [
+            (30, 21, 9),
+            (10, 7, 3),
+            (10, 7, 3),
+        ]
         own = CLASSES[class_index]
         for plan in (plan for plan in plans if plan.class_index == class_index):
             assert plan.relevant == (plan.audio_kind == "own") == (plan.audio_labels == own.audio_labels)
@@ -88,7 +97,9 @@ def test_plan_has_exact_sound_mixtures_per_class_and_split():
 
 
 def test_per_class_mixtures_and_extremes():
-    config = SynthConfig(classes=3, per_class=20, audio_mix=(0.0, 1.0, 0.0), class_audio_mix={"whistling": (1.0, 0.0, 0.0)})
+    config = SynthConfig(
+        classes=3, per_class=20, audio_mix=(0.0, 1.0, 0.0), class_audio_mix={"whistling": (1.0, 0.0, 0.0)}
+    )
     plans = plan_clips(config)
     for split, size in (("train", 12), ("val", 4), ("test", 4)):
         assert _mix_counts(plans, 0, split) == (0, size, 0)
@@ -102,8 +113,11 @@ def test_plan_is_deterministic_per_seed():
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}  # fmt: skip
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_same_seed_same_bytes_in_any_process_and_encode_order_and_files_are_real(tmp_path, monkeypatch):
@@ -155,10 +169,16 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"classes": 13}, "between 2 and 12"), ({"per_class": 2}, "at least 5"), ({"audio_mix": (0.5, 0.6, 0.0)}, "sum to 1"),
-     ({"audio_mix": (0.5, 0.5)}, "three"), ({"class_audio_mix": {"dancing": (1.0, 0.0, 0.0)}}, "not one of the benchmark"),
-     ({"visual": VisualParams(size=33)}, "even"), ({"visual": VisualParams(cue="texture")}, "hue-drift, shape-motion"),
-     ({"visual": VisualParams(hue_drift=HueDriftParams(hue_sigma=-0.1))}, ">= 0 radians")],  # fmt: skip
+    [
+        ({"classes": 13}, "between 2 and 12"),
+        ({"per_class": 2}, "at least 5"),
+        ({"audio_mix": (0.5, 0.6, 0.0)}, "sum to 1"),
+        ({"audio_mix": (0.5, 0.5)}, "three"),
+        ({"class_audio_mix": {"dancing": (1.0, 0.0, 0.0)}}, "not one of the benchmark"),
+        ({"visual": VisualParams(size=33)}, "even"),
+        ({"visual": VisualParams(cue="texture")}, "hue-drift, shape-motion"),
+        ({"visual": VisualParams(hue_drift=HueDriftParams(hue_sigma=-0.1))}, ">= 0 radians"),
+    ],
 )
 def test_bad_parameters(changes, message):
     with pytest.raises(AvlabelError, match=message):
@@ -186,8 +206,9 @@ def test_sounds_sit_where_their_instrument_does(name, low, high):
 
 @pytest.mark.parametrize(("motion", "horizontal"), [("sway", True), ("bounce", False)])
 def test_motion_patterns_move_the_object_the_class_way(motion, horizontal):
-    clean = ShapeMotionParams(clutter=0, distractors=0, noise_sigma=(0, 0), shake_px=0, hard_fraction=0.0,
-                              visibility=(1.0, 1.0))  # fmt: skip
+    clean = ShapeMotionParams(
+        clutter=0, distractors=0, noise_sigma=(0, 0), shake_px=0, hard_fraction=0.0, visibility=(1.0, 1.0)
+    )
     synth_class = dataclasses.replace(CLASSES[0], shape="disk", motion=motion, speed=1.0)
     frames, _ = render_shape_motion(np.random.default_rng(0), synth_class, 50, 25.0, 96, clean)
     changed = np.abs(frames.astype(int) - np.median(frames, axis=0)).sum(-1) > 60  # (T, H, W) object pixels
@@ -223,9 +244,17 @@ def test_hue_and_pan_survive_the_training_transforms(exact_cue_bench):
     root, config = exact_cue_bench
     classes = load_label_set(root / "classes.txt")
     defaults = ModelConfig()  # any RGB statistics: the check below does not depend on them
-    dataset = VideoClipDataset(read_manifest(root / "manifest.csv", classes), classes, mode="train", num_frames=4,
-                               stride=4, size=32, flow_on_the_fly=True, rgb_mean=defaults.rgb_mean,
-                               rgb_std=defaults.rgb_std)  # fmt: skip
+    dataset = VideoClipDataset(
+        read_manifest(root / "manifest.csv", classes),
+        classes,
+        mode="train",
+        num_frames=4,
+        stride=4,
+        size=32,
+        flow_on_the_fly=True,
+        rgb_mean=defaults.rgb_mean,
+        rgb_std=defaults.rgb_std,
+    )
     torch.manual_seed(0)
     items = [dataset[index] for _ in range(3) for index in range(len(dataset))]
     labels = np.array([item["label"] for item in items])

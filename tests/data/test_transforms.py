@@ -25,7 +25,9 @@ def _marked_clip(height=40, width=80, frames=2):
     return rgb
 
 
-@pytest.mark.parametrize(("mean", "std"), [(IMAGENET_MEAN, IMAGENET_STD), (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)])
+@pytest.mark.parametrize(
+    ("mean", "std"), [(IMAGENET_MEAN, IMAGENET_STD), (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)]
+)
 def test_output_layout_and_normalisation_with_the_given_statistics(mean, std):
     rgb = np.zeros((3, 16, 16, 3), dtype=np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 51, 0
@@ -83,7 +85,11 @@ def test_same_box_on_rgb_and_lower_resolution_flow():
 
 
 def test_three_crops_span_the_long_side():
-    assert three_crop_boxes(100, 200) == [CropBox(0.0, 0.0, 0.5, 1.0), CropBox(0.25, 0.0, 0.5, 1.0), CropBox(0.5, 0.0, 0.5, 1.0)]
+    assert three_crop_boxes(100, 200) == [
+        CropBox(0.0, 0.0, 0.5, 1.0),
+        CropBox(0.25, 0.0, 0.5, 1.0),
+        CropBox(0.5, 0.0, 0.5, 1.0),
+    ]
     portrait = three_crop_boxes(200, 100)
     assert [box.top for box in portrait] == [0.0, 0.25, 0.5] and all(box.height == 0.5 for box in portrait)
 
@@ -93,8 +99,8 @@ def test_random_resized_crop_stays_inside_with_area_and_ratio_in_range(height, w
     rng = np.random.default_rng(0)
     for _ in range(200):
         box = random_resized_crop_box(height, width, rng, scale=(0.25, 1.0))
-        assert 0 <= box.left and box.left + box.width <= 1 + 1e-9
-        assert 0 <= box.top and box.top + box.height <= 1 + 1e-9
+        assert box.left >= 0 and box.left + box.width <= 1 + 1e-9
+        assert box.top >= 0 and box.top + box.height <= 1 + 1e-9
         area = box.width * box.height
         ratio = (box.width * width) / (box.height * height)
         assert 0.25 - 1e-9 <= area <= 1 + 1e-9 or ratio == pytest.approx(min(max(width / height, 0.75), 4 / 3))

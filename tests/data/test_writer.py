@@ -34,7 +34,9 @@ def test_video_with_audio_in_each_container(tmp_path, suffix, expected):
     assert _streams(path) == expected
 
 
-@pytest.mark.parametrize(("suffix", "codec"), [(".wav", "pcm_s16le"), (".m4a", "aac"), (".ogg", "opus"), (".flac", "flac")])
+@pytest.mark.parametrize(
+    ("suffix", "codec"), [(".wav", "pcm_s16le"), (".m4a", "aac"), (".ogg", "opus"), (".flac", "flac")]
+)
 def test_audio_only_files(tmp_path, suffix, codec):
     path = write_clip(tmp_path / f"sound{suffix}", None, audio=np.zeros((2, 4000), dtype=np.float32))
     assert _streams(path) == {"audio": codec}

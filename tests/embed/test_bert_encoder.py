@@ -13,8 +13,15 @@ from avlabel.embed.bert_encoder import bert_encoder_supported, filter_bert_state
 def _tiny_config(**overrides):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=48, max_position_embeddings=40, **overrides)
+    return BertConfig(
+        vocab_size=101,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=40,
+        **overrides,
+    )
 
 
 def _reference_hidden(model, ids, mask):
@@ -48,11 +55,15 @@ def test_tf_era_layer_norm_names_and_qkv_fusion():
 
     torch.manual_seed(0)
     state_dict = BertModel(_tiny_config()).state_dict()
-    tf_style = {key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
-                for key, value in state_dict.items()}
+    tf_style = {
+        key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+        for key, value in state_dict.items()
+    }
     filtered = filter_bert_state_dict(tf_style)
     assert "layers.1.norm2.weight" in filtered and not any("pooler" in key or "gamma" in key for key in filtered)
-    query, key, value = (state_dict[f"encoder.layer.0.attention.self.{name}.weight"] for name in ("query", "key", "value"))
+    query, key, value = (
+        state_dict[f"encoder.layer.0.attention.self.{name}.weight"] for name in ("query", "key", "value")
+    )
     torch.testing.assert_close(filtered["layers.0.qkv.weight"], torch.cat([query, key, value]))
 
 
@@ -66,7 +77,9 @@ def test_checkpoint_for_another_shape_fails_loudly(tmp_path):
         load_bert_encoder(tmp_path)
 
 
-@pytest.mark.parametrize("change", [{"model_type": "roberta"}, {"position_embedding_type": "relative_key"}, {"hidden_act": "silu"}])
+@pytest.mark.parametrize(
+    "change", [{"model_type": "roberta"}, {"position_embedding_type": "relative_key"}, {"hidden_act": "silu"}]
+)
 def test_other_architectures_are_left_to_sentence_transformers(tmp_path, change):
     from transformers import BertModel
 

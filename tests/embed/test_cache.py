@@ -118,7 +118,11 @@ def test_two_concurrent_builds_merge_their_entries_instead_of_the_last_writer_wi
     ready = [tmp_path / "first.ready", tmp_path / "second.ready"]
     labels = ["dog,cat,bird", "drum,guitar,cat"]
     processes = [
-        subprocess.Popen([sys.executable, str(script), labels[i], str(ready[i]), str(ready[1 - i])], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), labels[i], str(ready[i]), str(ready[1 - i])],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     for process in processes:

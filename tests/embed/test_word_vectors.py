@@ -161,7 +161,9 @@ def test_unreadable_vectors_file_fails_on_first_use_with_one_message(tmp_path):
 
 
 def test_gensim_data_name_needs_trust_vectors():
-    with pytest.raises(AvlabelError, match="gensim-data download, for which gensim downloads a Python module and runs it"):
+    with pytest.raises(
+        AvlabelError, match="gensim-data download, for which gensim downloads a Python module and runs it"
+    ):
         create_embedder("word2vec", vectors="word2vec-google-news-300")
 
 
@@ -174,7 +176,9 @@ def test_gensim_data_name_when_offline(monkeypatch):
     monkeypatch.setattr(gensim.downloader, "load", offline)
     embedder = create_embedder("word2vec", vectors="word2vec-google-news-300", trust_vectors=True)
     assert embedder.model_name == "gensim-data:word2vec-google-news-300"
-    with pytest.raises(AvlabelError, match="cannot fetch gensim-data vectors 'word2vec-google-news-300' \\(no network\\)"):
+    with pytest.raises(
+        AvlabelError, match="cannot fetch gensim-data vectors 'word2vec-google-news-300' \\(no network\\)"
+    ):
         embedder.embed(["drum"])
 
 

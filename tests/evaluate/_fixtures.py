@@ -9,8 +9,21 @@ from avlabel.evaluate.report import eval_dir
 from avlabel.train.config import config_from_dict, dump_config
 
 
-def make_run(root, name, *, fusion="imd", modalities=("rgb", "flow", "audio"), alpha=0.25, mode="M", augment_p=0.5,
-             seed=0, evaluation=None, val_records=(), k=10, ya=20):
+def make_run(
+    root,
+    name,
+    *,
+    fusion="imd",
+    modalities=("rgb", "flow", "audio"),
+    alpha=0.25,
+    mode="M",
+    augment_p=0.5,
+    seed=0,
+    evaluation=None,
+    val_records=(),
+    k=10,
+    ya=20,
+):
     """A run directory with a real config.yaml, optional eval metrics.json and metrics.jsonl."""
     run_dir = root / name
     run_dir.mkdir()
@@ -58,7 +71,9 @@ def shared_tiny_run(tmp_path_factory) -> dict:
             shutil.rmtree(root)
         root.mkdir()
         paths = build_tiny_run(root)
-        marker.write_text(json.dumps({key: str(value) if not isinstance(value, list) else value for key, value in paths.items()}))
+        marker.write_text(
+            json.dumps({key: str(value) if not isinstance(value, list) else value for key, value in paths.items()})
+        )
     loaded = json.loads(marker.read_text())
     return {key: value if isinstance(value, list) else Path(value) for key, value in loaded.items()}
 
@@ -74,14 +89,33 @@ def build_ast_run(tiny: dict, root) -> Path:
 
     ast_dir = save_tiny_ast(root / "ast", load_label_set("audioset").labels)
     audio = root / "audio"
-    invoke(["targets", "--manifest", str(tiny["manifest"]), "--savld", str(tiny["data"] / "savld.json"),
-            "--ast", str(ast_dir), "--tags", str(tiny["tags"]), "--embedder", "ast", "--k", "5",
-            "--workers", "0", "-o", str(audio)])
+    invoke(
+        [
+            "targets",
+            "--manifest",
+            str(tiny["manifest"]),
+            "--savld",
+            str(tiny["data"] / "savld.json"),
+            "--ast",
+            str(ast_dir),
+            "--tags",
+            str(tiny["tags"]),
+            "--embedder",
+            "ast",
+            "--k",
+            "5",
+            "--workers",
+            "0",
+            "-o",
+            str(audio),
+        ]
+    )
     return _save_fresh_run(root / "run", tiny["manifest"], tiny["data"] / "classes.txt", audio, list(tiny["classes"]))
 
 
-def _save_fresh_run(run_dir: Path, manifest: Path, labels: Path, audio: Path, classes: list[str],
-                    modalities=("rgb", "flow", "audio")) -> Path:  # fmt: skip
+def _save_fresh_run(
+    run_dir: Path, manifest: Path, labels: Path, audio: Path, classes: list[str], modalities=("rgb", "flow", "audio")
+) -> Path:
     """config.yaml plus a freshly initialised imd_tiny saved by the training engine's checkpoint writer."""
     import torch
 
@@ -90,7 +124,14 @@ def _save_fresh_run(run_dir: Path, manifest: Path, labels: Path, audio: Path, cl
     from avlabel.train.checkpoint import save_checkpoint
 
     raw = {
-        "data": {"manifest": str(manifest), "label_set": str(labels), "frames": 4, "stride": 4, "size": 32, "workers": 0},
+        "data": {
+            "manifest": str(manifest),
+            "label_set": str(labels),
+            "frames": 4,
+            "stride": 4,
+            "size": 32,
+            "workers": 0,
+        },
         "audio": {"cache": str(audio), "k": 5},
         "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None},
         "runtime": {"device": "cpu"},
@@ -98,8 +139,14 @@ def _save_fresh_run(run_dir: Path, manifest: Path, labels: Path, audio: Path, cl
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(config_from_dict(raw)))
     torch.manual_seed(0)
-    config = model_config("imd_tiny", num_classes=len(classes), num_frames=4, img_size=32, modalities=tuple(modalities),
-                          audio_dim=AudioCache(audio).dim)  # fmt: skip
+    config = model_config(
+        "imd_tiny",
+        num_classes=len(classes),
+        num_frames=4,
+        img_size=32,
+        modalities=tuple(modalities),
+        audio_dim=AudioCache(audio).dim,
+    )
     model = build_model(config)
     state = {"model_config": config.to_dict(), "classes": classes, "label_set": labels.stem, "epoch": 0, "step": 0}
     save_checkpoint(run_dir, "best", model, torch.optim.SGD(model.parameters(), lr=0.01), None, state)
@@ -115,14 +162,66 @@ def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     `avlabel train` would leave behind. Returns a dict of paths.
     """
     data = root / "synth"
-    invoke(["synth", "--out", str(data), "--classes", "3", "--per-class", "5", "--size", "32",
-            "--duration", "1.0", "--workers", "1"])
+    invoke(
+        [
+            "synth",
+            "--out",
+            str(data),
+            "--classes",
+            "3",
+            "--per-class",
+            "5",
+            "--size",
+            "32",
+            "--duration",
+            "1.0",
+            "--workers",
+            "1",
+        ]
+    )
     classes = (data / "classes.txt").read_text().splitlines()  # the label file `avlabel synth` writes
-    invoke(["savld", "--video", str(data / "classes.txt"), "--audio", "audioset", "-k", "5",
-            "-o", str(data / "savld.json")])
-    invoke(["targets", "--manifest", str(data / "manifest.csv"), "--savld", str(data / "savld.json"),
-            "--tags", str(data / "audio_tags.csv"), "--embedder", "logmel", "--k", "5", "--windows", "2",
-            "--workers", "0", "-o", str(data / "audio")])
-    run_dir = _save_fresh_run(root / "run", data / "manifest.csv", data / "classes.txt", data / "audio", classes, modalities)
-    return {"data": data, "manifest": data / "manifest.csv", "run": run_dir, "classes": classes,
-            "audio": data / "audio", "tags": data / "audio_tags.csv"}
+    invoke(
+        [
+            "savld",
+            "--video",
+            str(data / "classes.txt"),
+            "--audio",
+            "audioset",
+            "-k",
+            "5",
+            "-o",
+            str(data / "savld.json"),
+        ]
+    )
+    invoke(
+        [
+            "targets",
+            "--manifest",
+            str(data / "manifest.csv"),
+            "--savld",
+            str(data / "savld.json"),
+            "--tags",
+            str(data / "audio_tags.csv"),
+            "--embedder",
+            "logmel",
+            "--k",
+            "5",
+            "--windows",
+            "2",
+            "--workers",
+            "0",
+            "-o",
+            str(data / "audio"),
+        ]
+    )
+    run_dir = _save_fresh_run(
+        root / "run", data / "manifest.csv", data / "classes.txt", data / "audio", classes, modalities
+    )
+    return {
+        "data": data,
+        "manifest": data / "manifest.csv",
+        "run": run_dir,
+        "classes": classes,
+        "audio": data / "audio",
+        "tags": data / "audio_tags.csv",
+    }

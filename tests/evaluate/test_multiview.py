@@ -80,13 +80,17 @@ def _view_batches(num_videos: int, grid: ViewGrid, batch_size: int, seed: int = 
 def test_run_views_averages_softmax_over_every_view(grid):
     num_videos = 4
     accumulator = MultiViewAccumulator(num_videos, NUM_CLASSES, grid)
-    result = run_views(_ViewEchoModel(), _view_batches(num_videos, grid, batch_size=5), accumulator, lambda b: {"rgb": b["rgb"]})
+    result = run_views(
+        _ViewEchoModel(), _view_batches(num_videos, grid, batch_size=5), accumulator, lambda b: {"rgb": b["rgb"]}
+    )
     assert result.complete.all() and result.views_seen.shape == (num_videos, grid.temporal_clips, grid.spatial_crops)
     for video in range(num_videos):
         np.testing.assert_allclose(result.probabilities[video], _expected_mean(video, grid), rtol=1e-6)
     # Averaging probabilities is not averaging logits: check the test can tell them apart.
     if grid.count > 1:
-        mean_logits = np.mean([_view_logits(1, c, s) for c in range(grid.temporal_clips) for s in range(grid.spatial_crops)], axis=0)
+        mean_logits = np.mean(
+            [_view_logits(1, c, s) for c in range(grid.temporal_clips) for s in range(grid.spatial_crops)], axis=0
+        )
         assert not np.allclose(result.probabilities[1], _softmax(mean_logits))
     # Relevance averages over the audible views only (crop 1 is silent when there are 2+ crops).
     clips = np.arange(grid.temporal_clips)

@@ -21,19 +21,56 @@ def _rows(table: str) -> list[list[str]]:
 
 
 def test_table_columns_follow_the_run_settings(tmp_path):
-    imd = make_run(tmp_path, "imd", evaluation={"top1": 0.828, "top5": 0.957, "mean_class_accuracy": 0.8,
-                                                "relevance": {"drop_rate": 0.125}})
-    gmu = make_run(tmp_path, "gmu", fusion="gmu", evaluation={"top1": 0.809, "top5": 0.948, "mean_class_accuracy": 0.79,
-                                                             "relevance": None})
-    visual = make_run(tmp_path, "visual", modalities=("rgb", "flow"), val_records=[{"top1": 0.5, "top5": 0.9},
-                                                                                   {"top1": 0.7, "top5": 0.95}])
+    imd = make_run(
+        tmp_path,
+        "imd",
+        evaluation={"top1": 0.828, "top5": 0.957, "mean_class_accuracy": 0.8, "relevance": {"drop_rate": 0.125}},
+    )
+    gmu = make_run(
+        tmp_path,
+        "gmu",
+        fusion="gmu",
+        evaluation={"top1": 0.809, "top5": 0.948, "mean_class_accuracy": 0.79, "relevance": None},
+    )
+    visual = make_run(
+        tmp_path,
+        "visual",
+        modalities=("rgb", "flow"),
+        val_records=[{"top1": 0.5, "top5": 0.9}, {"top1": 0.7, "top5": 0.95}],
+    )
     table = markdown_table([summarize_run(d) for d in (imd, gmu, visual)])
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
-    assert header == ["Run", "Model", "Fusion", "Modalities", "k–Y_a", "α", "M/W", "Aug. p",
-                      "Top-1 (%)", "Top-5 (%)", "Mean class (%)", "Drop (%)", "Source"]
+    assert header == [
+        "Run",
+        "Model",
+        "Fusion",
+        "Modalities",
+        "k–Y_a",
+        "α",
+        "M/W",
+        "Aug. p",
+        "Top-1 (%)",
+        "Top-5 (%)",
+        "Mean class (%)",
+        "Drop (%)",
+        "Source",
+    ]
     rows = _rows(table)
-    assert rows[0] == ["imd", "imd_tiny", "imd", "rgb+flow+audio", "10–20", "0.25", "M", "0.5",
-                       "82.8", "95.7", "80.0", "12.5", "test 3x4 (best)"]
+    assert rows[0] == [
+        "imd",
+        "imd_tiny",
+        "imd",
+        "rgb+flow+audio",
+        "10–20",
+        "0.25",
+        "M",
+        "0.5",
+        "82.8",
+        "95.7",
+        "80.0",
+        "12.5",
+        "test 3x4 (best)",
+    ]
     # Non-IMD heads have no alpha/mode/targets and no drop rate.
     assert rows[1][2:8] == ["gmu", "rgb+flow+audio", "–", "–", "–", "0.5"] and rows[1][11] == "–"
     # A run never evaluated shows its best validation epoch, and says so.
@@ -43,7 +80,9 @@ def test_table_columns_follow_the_run_settings(tmp_path):
 
 def test_grouping_merges_seeds_into_mean_and_std(tmp_path):
     runs = [
-        make_run(tmp_path, f"imd-s{seed}", seed=seed, evaluation={"top1": top1, "top5": 0.9, "relevance": {"drop_rate": 0.2}})
+        make_run(
+            tmp_path, f"imd-s{seed}", seed=seed, evaluation={"top1": top1, "top5": 0.9, "relevance": {"drop_rate": 0.2}}
+        )
         for seed, top1 in [(0, 0.70), (1, 0.80), (2, 0.75)]
     ]
     runs.append(make_run(tmp_path, "imd-w", mode="W", evaluation={"top1": 0.6, "top5": 0.9}))

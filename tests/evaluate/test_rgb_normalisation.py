@@ -13,8 +13,9 @@ import torch
 
 from avlabel.data.manifest import ClipRecord, write_manifest
 from avlabel.data.writer import write_clip
+from avlabel.evaluate.evaluation import evaluate_run
 from avlabel.evaluate.multiview import ViewGrid
-from avlabel.evaluate.runner import evaluate_run, predict_video
+from avlabel.evaluate.prediction import predict_video
 from avlabel.models import build_model, model_config
 from avlabel.models.config import IMAGENET_MEAN, IMAGENET_STD
 from avlabel.models.video_vit import VideoViT
@@ -25,8 +26,17 @@ COLOUR = (255, 51, 0)  # pixels / 255 = (1.0, 0.2, 0.0)
 
 def _checkpoint(tmp_path, predates=(), **overrides):
     """A tiny RGB-only checkpoint; ``predates`` leaves fields out of its config, as older checkpoints do."""
-    config = model_config("imd_tiny", modalities=("rgb",), num_classes=2, depth=2, embed_dim=32, num_heads=2,
-                          audio_hidden_dim=32, space_time_blocks=1, **overrides)  # fmt: skip
+    config = model_config(
+        "imd_tiny",
+        modalities=("rgb",),
+        num_classes=2,
+        depth=2,
+        embed_dim=32,
+        num_heads=2,
+        audio_hidden_dim=32,
+        space_time_blocks=1,
+        **overrides,
+    )
     model = build_model(config)
     saved = {key: value for key, value in config.to_dict().items() if key not in predates}
     state = {"model_config": saved, "classes": ["whistling", "applauding"], "label_set": "two"}
@@ -57,8 +67,10 @@ def video(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("settings", "mean", "std"),
-    [({"rgb_mean": (0.5, 0.5, 0.5), "rgb_std": (0.5, 0.5, 0.5)}, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-     ({"predates": ("rgb_mean", "rgb_std")}, IMAGENET_MEAN, IMAGENET_STD)],  # fmt: skip
+    [
+        ({"rgb_mean": (0.5, 0.5, 0.5), "rgb_std": (0.5, 0.5, 0.5)}, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ({"predates": ("rgb_mean", "rgb_std")}, IMAGENET_MEAN, IMAGENET_STD),
+    ],
     ids=["recorded-0.5", "older-checkpoint-imagenet"],
 )
 def test_predict_and_eval_normalise_rgb_as_the_checkpoint_says(tmp_path, video, settings, mean, std):
@@ -75,6 +87,9 @@ def test_predict_and_eval_normalise_rgb_as_the_checkpoint_says(tmp_path, video, 
 
     manifest = tmp_path / "manifest.csv"
     write_manifest([ClipRecord("orange", video, "whistling", "test")], manifest)
-    evaluated = _received_rgb(lambda: evaluate_run(checkpoint, manifest, views=one_view, output_dir=tmp_path / "eval",
-                                                   workers=0, progress=False))  # fmt: skip
+    evaluated = _received_rgb(
+        lambda: evaluate_run(
+            checkpoint, manifest, views=one_view, output_dir=tmp_path / "eval", workers=0, progress=False
+        )
+    )
     torch.testing.assert_close(pixels(evaluated), torch.tensor([COLOUR], dtype=torch.float32), atol=3.0, rtol=0)

@@ -19,8 +19,9 @@ def test_per_frame_stream_costs_t_image_forwards():
     """With no space-time block an RGB stream is the image ViT run on each of the T frames."""
     config = model_config("imd_tiny", modalities=("rgb",), space_time_blocks=0, num_frames=3)
     with torch.device("meta"):
-        vit = timm.create_model("vit_base_patch16_224", img_size=32, patch_size=8, embed_dim=64, depth=4,
-                                num_heads=2, num_classes=0)
+        vit = timm.create_model(
+            "vit_base_patch16_224", img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2, num_classes=0
+        )
     image_flops = count_flops(vit, torch.empty(1, 3, 32, 32, device="meta"))
     visual_gflops = model_complexity(config)["gflops"]["visual"]
     assert abs(visual_gflops * 1e9 - 3 * image_flops) < 1e-3 * image_flops

@@ -48,7 +48,7 @@ def test_overrides_are_validated_and_lists_become_tuples():
         ({"space_time_blocks": 5}, "model.space_time_blocks"),
         ({"img_size": 30}, "model.img_size: 30 is not a multiple of patch_size 8"),
         ({"num_heads": 3}, "model.num_heads"),
-        ({"dept": 4}, "model.dept: unknown model setting"),
+        ({"dept": 4}, "unknown config key 'model.dept'; did you mean 'model.depth'?"),
     ],
 )
 def test_bad_values_name_the_dotted_path(overrides, message):

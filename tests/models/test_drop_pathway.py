@@ -71,7 +71,9 @@ def test_it_is_imds_fusion_layers_with_a_coin_for_a_gate():
         imd.relevance.score.bias.fill_(50.0)  # sigmoid(50) == 1 in float32
         visual, audio = _embeddings(16)
         present = torch.ones(16, dtype=torch.bool)
-        torch.testing.assert_close(drop.eval()(visual, audio, present).z, imd.eval()(visual, audio, present).z, rtol=0, atol=0)
+        torch.testing.assert_close(
+            drop.eval()(visual, audio, present).z, imd.eval()(visual, audio, present).z, rtol=0, atol=0
+        )
 
 
 def test_model_config_builds_it_and_validates_p():

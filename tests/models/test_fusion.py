@@ -83,7 +83,9 @@ def test_se_gate_rescales_visual_channels_by_an_audio_excitation():
     torch.testing.assert_close(z, torch.tensor(expected[None], dtype=torch.float32))
 
 
-@pytest.mark.parametrize(("dim", "reduction", "width"), [(768, 16, 48), (1024, 16, 64), (32, 16, 8), (64, 4, 16), (4, 16, 8)])
+@pytest.mark.parametrize(
+    ("dim", "reduction", "width"), [(768, 16, 48), (1024, 16, 64), (32, 16, 8), (64, 4, 16), (4, 16, 8)]
+)
 def test_se_gate_bottleneck_is_d_over_r_never_below_eight(dim, reduction, width):
     gate = SEGateFusion(dim, reduction=reduction).gate
     assert (gate[0].in_features, gate[0].out_features, gate[2].out_features) == (dim, width, dim)
@@ -175,7 +177,9 @@ def test_avc_loss_is_bce_of_own_audio_as_positives_and_a_shifted_clips_audio_as_
         (shift,) = [s for s, value in candidates.items() if math.isclose(loss, value, rel_tol=1e-5)]
         seen.add(shift)
     assert seen == {1, 2, 3}  # a random non-zero shift: no clip is ever its own negative
-    torch.testing.assert_close(out.z, head.proj(torch.cat([torch.tensor(v)[:, None], torch.tensor(a)[:, None]], dim=-1)))
+    torch.testing.assert_close(
+        out.z, head.proj(torch.cat([torch.tensor(v)[:, None], torch.tensor(a)[:, None]], dim=-1))
+    )
 
 
 def test_avc_single_clip_has_only_its_positive_and_eval_has_no_loss():

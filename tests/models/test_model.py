@@ -11,9 +11,7 @@ from avlabel.errors import AvlabelError
 from avlabel.models import FUSION_NAMES, FusionOutput, build_model, model_config
 
 B, T, SIZE, CLASSES = 3, 4, 32, 10
-SUBSETS = [
-    subset for size in (1, 2, 3) for subset in itertools.combinations(("rgb", "flow", "audio"), size)
-]
+SUBSETS = [subset for size in (1, 2, 3) for subset in itertools.combinations(("rgb", "flow", "audio"), size)]
 
 
 def _inputs(modalities, batch=B, frames=T):

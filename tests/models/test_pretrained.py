@@ -82,8 +82,14 @@ def test_report_lists_intended_exclusions_and_the_ignored_classifier(loaded):
     model, report = loaded
     assert report.ignored == ("head.bias", "head.weight")
     not_loaded = set(report.not_loaded)
-    assert {"streams.rgb.time_embed", "streams.flow.blocks.3.time_fc.weight", "visual_fusion.0.weight",
-            "audio_bottleneck.fc1.weight", "fusion.relevance.score.bias", "head.mlp.fc2.weight"} <= not_loaded
+    assert {
+        "streams.rgb.time_embed",
+        "streams.flow.blocks.3.time_fc.weight",
+        "visual_fusion.0.weight",
+        "audio_bottleneck.fc1.weight",
+        "fusion.relevance.score.bias",
+        "head.mlp.fc2.weight",
+    } <= not_loaded
     assert all(not key.startswith("streams.") or "time_" in key for key in not_loaded)
     assert set(report.loaded) | not_loaded == set(model.state_dict())
     assert "not loaded" in report.summary() and "head.weight" in report.summary()
@@ -133,8 +139,10 @@ def test_own_checkpoints_pass_through_with_wrapper_prefixes_stripped(tmp_path):
     ("make", "message"),
     [
         (lambda tmp: tmp / "missing.safetensors", "checkpoint file not found"),
-        (lambda tmp: (tmp / "bad.safetensors").write_bytes(b"not a checkpoint") and tmp / "bad.safetensors",
-         "cannot read checkpoint"),
+        (
+            lambda tmp: (tmp / "bad.safetensors").write_bytes(b"not a checkpoint") and tmp / "bad.safetensors",
+            "cannot read checkpoint",
+        ),
         (lambda tmp: (tmp / "bad.pth").write_bytes(b"\x00garbage") and tmp / "bad.pth", "cannot read checkpoint"),
         (lambda tmp: tmp, "no checkpoint in folder"),
         (lambda tmp: (tmp / "w.npz").write_bytes(b"x") and tmp / "w.npz", "pass timm_name="),
@@ -173,5 +181,6 @@ def test_hub_ids_go_through_timm_and_failures_are_user_errors(monkeypatch):
     model = build_model(model_config("imd_tiny", modalities=("rgb",)))
     with pytest.raises(AvlabelError, match="from the Hugging Face hub .*pass its local path"):
         load_pretrained(model, "vit_base_patch16_224.augreg_in21k")
-    assert calls == [("vit_base_patch16_224.augreg_in21k",
-                      {"pretrained": True, "num_classes": 0, "pretrained_cfg_overlay": None})]
+    assert calls == [
+        ("vit_base_patch16_224.augreg_in21k", {"pretrained": True, "num_classes": 0, "pretrained_cfg_overlay": None})
+    ]

@@ -39,19 +39,26 @@ def synth_bench(tmp_path_factory) -> SynthBench:
     # 32 px, the shape-motion cue with clutter and noise off, so that a tiny model sees the
     # class object within the few dozen steps a test can afford; 9 clips in 10 carry their
     # class's sound.
-    clean = ShapeMotionParams(clutter=0, distractors=0, noise_sigma=(1.0, 2.0), shake_px=0.0, object_radius=(5.0, 7.0),
-                              hard_fraction=0.0)
+    clean = ShapeMotionParams(
+        clutter=0, distractors=0, noise_sigma=(1.0, 2.0), shake_px=0.0, object_radius=(5.0, 7.0), hard_fraction=0.0
+    )
     config = SynthConfig(
-        classes=4, per_class=20, split_fractions=(0.6, 0.4, 0.0), duration=1.6, audio_mix=(0.9, 0.05, 0.05),
+        classes=4,
+        per_class=20,
+        split_fractions=(0.6, 0.4, 0.0),
+        duration=1.6,
+        audio_mix=(0.9, 0.05, 0.05),
         visual=VisualParams(size=32, cue="shape-motion", shape_motion=clean),
-    )  # fmt: skip
+    )
     generate_benchmark(root, config)
     classes = tuple(c.name for c in config.class_table)
     # A 4-way label set: a 400-way Kinetics head would spend the tiny budget unlearning 396 classes.
     labels = root / "synth_classes.txt"
     labels.write_text("\n".join(classes) + "\n")
     savld = _oracle_savld(root / "savld.json", labels, config.class_table)
-    make_targets(root / "manifest.csv", savld, root / "audio", tags=root / "audio_tags.csv", embedder="logmel", progress=False)
+    make_targets(
+        root / "manifest.csv", savld, root / "audio", tags=root / "audio_tags.csv", embedder="logmel", progress=False
+    )
     return SynthBench(root, root / "manifest.csv", root / "audio", savld, labels, classes)
 
 
@@ -63,7 +70,10 @@ def _oracle_savld(path: Path, labels: Path, classes) -> Path:
     video, audio = load_label_set(labels), load_label_set("audioset")
     k = 10
     # Fillers: AudioSet labels no synthetic clip plays, so only the class's own sound overlaps.
-    fillers = [audio.index(name) for name in ("Speech", "Car", "Dog", "Rain", "Wind", "Thunder", "Engine", "Bird", "Cat", "Train")]
+    fillers = [
+        audio.index(name)
+        for name in ("Speech", "Car", "Dog", "Rain", "Wind", "Thunder", "Engine", "Bird", "Cat", "Train")
+    ]
     neighbours = np.tile(np.array(fillers[:k]), (len(video), 1))
     for synth_class in classes:
         own = [audio.index(name) for name in synth_class.audio_labels]
@@ -95,7 +105,11 @@ def tiny_overrides(bench: SynthBench, **extra) -> list[str]:
         "audio.savld": str(bench.savld),
         "model.name": "imd_tiny",
         "model.pretrained": "null",
-        "model.overrides": "{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}",
+        "model.depth": 2,
+        "model.embed_dim": 32,
+        "model.num_heads": 2,
+        "model.audio_hidden_dim": 32,
+        "model.space_time_blocks": 1,
         "optim.name": "adamw",
         "optim.lr": 3e-3,
         "optim.weight_decay": 0.01,

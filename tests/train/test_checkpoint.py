@@ -26,16 +26,30 @@ CLASSES = ("playing drums", "whistling", "applauding")
 def _save(run_dir, tag="last", step=7, seed=0, predates=(), **overrides):
     """A checkpoint of a tiny model; ``predates`` names config fields left out, as in older checkpoints."""
     torch.manual_seed(seed)
-    settings = {"num_classes": len(CLASSES), "depth": 2, "embed_dim": 32, "audio_hidden_dim": 32, "space_time_blocks": 1}
+    settings = {
+        "num_classes": len(CLASSES),
+        "depth": 2,
+        "embed_dim": 32,
+        "audio_hidden_dim": 32,
+        "space_time_blocks": 1,
+    }
     config = model_config("imd_tiny", **{**settings, **overrides})
     model = build_model(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    model(rgb=torch.randn(2, 3, 4, 32, 32), flow=torch.randn(2, 2, 4, 32, 32), audio=torch.randn(2, 768)).logits.sum().backward()
+    model(
+        rgb=torch.randn(2, 3, 4, 32, 32), flow=torch.randn(2, 2, 4, 32, 32), audio=torch.randn(2, 768)
+    ).logits.sum().backward()
     optimizer.step()
     saved_config = {key: value for key, value in config.to_dict().items() if key not in predates}
-    state = {"model_config": saved_config, "classes": list(CLASSES), "label_set": "mini", "step": step,
-             "rng": {"cpu": [torch.get_rng_state()]}, "best_top1": None}  # fmt: skip
+    state = {
+        "model_config": saved_config,
+        "classes": list(CLASSES),
+        "label_set": "mini",
+        "step": step,
+        "rng": {"cpu": [torch.get_rng_state()]},
+        "best_top1": None,
+    }
     return model, save_checkpoint(run_dir, tag, model, optimizer, scheduler, state)
 
 

@@ -16,14 +16,14 @@ BASE = ["data.manifest=m.csv", "audio.cache=audio"]
 def test_yaml_file_with_overrides_gives_typed_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data:\n  manifest: m.csv\n  frames: 16\naudio:\n  cache: a\noptim:\n  lr: 1e-3\n")
-    config = load_config(path, ["optim.global_batch=128", "model.modalities=[rgb, audio]", "model.overrides.depth=2"])
+    config = load_config(path, ["optim.global_batch=128", "model.modalities=[rgb, audio]", "model.depth=2"])
     assert isinstance(config, TrainConfig)
     assert config.data.frames == 16 and config.data.stride == 8  # file value, default
     assert config.optim.lr == 0.001  # YAML 1.1 reads "1e-3" as a string; a float field takes it
     assert config.optim.global_batch == 128
-    assert config.model.modalities == ["rgb", "audio"]
-    assert config.model.overrides == {"depth": 2}
-    assert config.imd.alpha == 0.25 and config.imd.mode == "M"  # paper defaults
+    assert config.model.modalities == ("rgb", "audio")
+    assert config.model.depth == 2
+    assert config.model.imd_alpha == 0.25 and config.model.imd_mode == "M"  # paper defaults
 
 
 def test_dumped_config_loads_back_identically(tmp_path):
@@ -44,13 +44,19 @@ def test_dumped_config_loads_back_identically(tmp_path):
         (["data.frames=2.5"], r"data\.frames: expected int, got float 2\.5"),
         (["data.frames=true"], r"data\.frames: expected int, got bool True"),
         (["data.frames=0"], r"data\.frames: must be >= 1, got 0"),
-        (["imd.mode=X"], r"imd\.mode: expected one of M, W, got str 'X'"),
-        (["imd.alpha=1.5"], r"imd\.alpha: must be in \[0, 1\], got 1\.5"),
+        (["model.imd_mode=X"], r"model\.imd_mode: expected one of M, W, got str 'X'"),
+        (["model.imd_alpha=1.5"], r"model\.imd_alpha: 1\.5 must lie in \[0, 1\]"),
         (["imd.augment_p=-0.1"], r"imd\.augment_p: must be in \[0, 1\]"),
         (["model.fusion=avc", "imd.augment_p=0.5"], r"imd\.augment_p: must be 0 with model\.fusion=avc: .*, got 0\.5"),
-        (["model.modalities=[rgb, sound]"], r"model\.modalities\[1\]: expected one of rgb, flow, audio, got str 'sound'"),
+        (
+            ["model.modalities=[rgb, sound]"],
+            r"model\.modalities\[1\]: expected one of rgb, flow, audio, got str 'sound'",
+        ),
         (["model.modalities=[]"], r"model\.modalities: must name at least one"),
-        (["optim.global_batch=20", "optim.micro_batch=8"], r"optim\.global_batch: must be a multiple of optim\.micro_batch \(8\)"),
+        (
+            ["optim.global_batch=20", "optim.micro_batch=8"],
+            r"optim\.global_batch: must be a multiple of optim\.micro_batch \(8\)",
+        ),
         (["optim.min_lr=0.1"], r"optim\.min_lr: must be in \[0, optim\.lr\]"),
         (["runtime.device=gpu"], r"runtime\.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         (["data=3"], r"data: expected a mapping of keys, got int 3"),
@@ -65,9 +71,16 @@ def test_bad_values_name_their_dotted_path(overrides, message):
 
 @pytest.mark.parametrize(
     ("overrides", "augment_p"),
-    [([], 0.5), (["model.fusion=late_concat"], 0.0), (["model.fusion=avc"], 0.0), (["model.fusion=gmu"], 0.0),
-     (["model.modalities=[audio]"], 0.0), (["model.modalities=[rgb]"], 0.0), (["model.fusion=gmu", "imd.augment_p=0.3"], 0.3),
-     (["model.fusion=avc", "model.modalities=[audio]", "imd.augment_p=0.5"], 0.5)],  # fmt: skip
+    [
+        ([], 0.5),
+        (["model.fusion=late_concat"], 0.0),
+        (["model.fusion=avc"], 0.0),
+        (["model.fusion=gmu"], 0.0),
+        (["model.modalities=[audio]"], 0.0),
+        (["model.modalities=[rgb]"], 0.0),
+        (["model.fusion=gmu", "imd.augment_p=0.3"], 0.3),
+        (["model.fusion=avc", "model.modalities=[audio]", "imd.augment_p=0.5"], 0.5),
+    ],
 )
 def test_intra_class_augmentation_defaults_to_imd_only(overrides, augment_p, tmp_path):
     # Table 5: the baselines train without it; only IMD* applies it. The resolved value is recorded.
@@ -109,8 +122,78 @@ def test_shipped_examples_are_valid(name):
 def test_imd_b_example_has_the_paper_settings():
     config = load_config(EXAMPLES / "imd_b_kinetics400.yaml")
     assert (config.data.frames, config.data.size) == (8, 224)
-    assert config.model.name == "imd_b" and config.model.modalities == ["rgb", "flow", "audio"]
-    assert (config.optim.name, config.optim.momentum, config.optim.lr, config.optim.weight_decay) == ("sgd", 0.9, 0.005, 1e-4)
+    assert config.model.name == "imd_b" and config.model.modalities == ("rgb", "flow", "audio")
+    assert (config.optim.name, config.optim.momentum, config.optim.lr, config.optim.weight_decay) == (
+        "sgd",
+        0.9,
+        0.005,
+        1e-4,
+    )
     assert config.optim.global_batch == 64 and config.schedule.epochs == 15
     assert (config.audio.k, config.audio.ya, config.audio.overlap) == (10, 20, "iou")
-    assert (config.imd.alpha, config.imd.mode) == (0.25, "M") and config.imd.augment_p > 0
+    assert (config.model.imd_alpha, config.model.imd_mode) == (0.25, "M") and config.imd.augment_p > 0
+
+
+# The model section of a run directory's config.yaml as versions before the generated model section wrote it.
+OLD_LAYOUT = """\
+data: {manifest: m.csv}
+audio: {cache: a}
+model:
+  name: imd_tiny
+  fusion: gmu
+  modalities: [rgb, audio]
+  pretrained: null
+  rgb_mean: null
+  rgb_std: null
+  activation_checkpointing: true
+  compile: false
+  overrides: {depth: 2, embed_dim: 32}
+imd: {alpha: 0.5, mode: W, relevance_weight: 0.1, augment_p: 0.0}
+"""
+
+
+def test_old_run_directories_load_into_the_current_layout(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(OLD_LAYOUT)
+    config = load_config(path)
+    current = load_config(
+        None,
+        [
+            "data.manifest=m.csv",
+            "audio.cache=a",
+            "model.name=imd_tiny",
+            "model.fusion=gmu",
+            "model.modalities=[rgb, audio]",
+            "model.pretrained=null",
+            "model.grad_checkpointing=true",
+            "model.depth=2",
+            "model.embed_dim=32",
+            "model.imd_alpha=0.5",
+            "model.imd_mode=W",
+            "imd.relevance_weight=0.1",
+            "imd.augment_p=0",
+        ],
+    )
+    assert config == current
+    path.write_text(dump_config(config))
+    assert load_config(path) == config  # what a resumed run writes back is the current layout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["imd.alpha=0.5", "model.imd_alpha=0.3"],
+            r"imd\.alpha and model\.imd_alpha set the same thing; keep only model\.imd_alpha",
+        ),
+        (
+            ["model.overrides={depth: 2}", "model.depth=3"],
+            r"model\.overrides\.depth: set it through model\.depth instead",
+        ),
+        (["model.overrides={num_frames: 2}"], r"model\.overrides\.num_frames: set it through data\.frames instead"),
+        (["model.num_frames=2"], r"model\.num_frames: set it through data\.frames instead"),
+    ],
+)
+def test_a_setting_has_one_key(overrides, message):
+    with pytest.raises(AvlabelError, match=message):
+        load_config(None, [*BASE, *overrides])

@@ -25,12 +25,27 @@ REPO = Path(avlabel.__file__).resolve().parents[1]
 def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(synth_bench, tmp_path, one_thread):
     # Global batch 16: 2 ranks x 8 clips, or 1 process x 8 clips x 2 accumulation steps. SGD,
     # not Adam: Adam would hide a wrongly scaled gradient (it normalises the scale away).
-    overrides = tiny_overrides(synth_bench, schedule__epochs=1, optim__name="sgd", optim__lr=0.05, optim__weight_decay=1e-4)
+    overrides = tiny_overrides(
+        synth_bench, schedule__epochs=1, optim__name="sgd", optim__lr=0.05, optim__weight_decay=1e-4
+    )
     config_path = tmp_path / "tiny.yaml"
     atomic_write_text(config_path, dump_config(load_config(None, overrides)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "avlabel", "train", "--config", str(config_path), "--out", str(tmp_path / "ddp")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "avlabel",
+        "train",
+        "--config",
+        str(config_path),
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
     finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("finished: 3 steps") == 1  # only rank 0 reports
@@ -79,7 +94,16 @@ def test_teardown_after_ddp_leaves_no_gloo_thread_running(tmp_path):
     script = tmp_path / "teardown.py"
     script.write_text(_TEARDOWN_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
     finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
     threads = {rank: json.loads((tmp_path / f"threads-rank{rank}.json").read_text()) for rank in (0, 1)}

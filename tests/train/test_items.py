@@ -29,7 +29,12 @@ def test_swap_takes_audio_of_another_clip_of_the_same_class_reproducibly():
     # A pure function of (seed, epoch, index): same answers again, in any order.
     again = IntraClassAudioSwap(labels, has_audio, p=0.4, seed=3)
     assert all(again.donor(i, epoch) == donors[epoch, i] for epoch in reversed(range(20)) for i in range(0, 100, 9))
-    assert (np.array([[IntraClassAudioSwap(labels, has_audio, 0.4, seed=4).donor(i, e) for i in range(100)] for e in range(20)]) != donors).any()
+    assert (
+        np.array(
+            [[IntraClassAudioSwap(labels, has_audio, 0.4, seed=4).donor(i, e) for i in range(100)] for e in range(20)]
+        )
+        != donors
+    ).any()
 
 
 def test_swap_edge_cases():
@@ -88,7 +93,9 @@ def test_unreadable_clip_becomes_a_zero_weight_placeholder(synth_bench, tmp_path
     config = load_config(None, tiny_overrides(synth_bench))
     plan = plan_training(config, world_size=1, error_log=tmp_path / "bad.tsv")
     items = plan.train_items
-    items.clips.records[3] = type(items.clips.records[3])(**{**vars(items.clips.records[3]), "path": tmp_path / "gone.mp4"})
+    items.clips.records[3] = type(items.clips.records[3])(
+        **{**vars(items.clips.records[3]), "path": tmp_path / "gone.mp4"}
+    )
     item = items[(0, 3)]
     assert item["valid"] is False and item["rgb"].abs().sum() == 0 and item["label"] == items.labels[3]
     batch = collate_items([items[(0, 2)], item])

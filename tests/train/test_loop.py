@@ -22,9 +22,16 @@ def test_training_beats_chance_on_the_synthetic_benchmark(synth_bench, tmp_path,
     # 36 steps of 8 clips, RGB + flow + audio, IMD with intra-class augmentation. lambda = 0.1:
     # at this tiny width the relevance loss at weight 1 pulls the shared audio features towards
     # "relevant or not" and the classifier stalls at two of the four classes for dozens of steps.
-    config = load_config(None, tiny_overrides(
-        synth_bench, schedule__epochs=6, schedule__val_every=3, optim__global_batch=8, imd__relevance_weight=0.1,
-    ))  # fmt: skip
+    config = load_config(
+        None,
+        tiny_overrides(
+            synth_bench,
+            schedule__epochs=6,
+            schedule__val_every=3,
+            optim__global_batch=8,
+            imd__relevance_weight=0.1,
+        ),
+    )
     result = train(config, tmp_path / "run")
 
     val = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "val"]
@@ -47,11 +54,7 @@ def _comparable(records):
 
 def test_resume_after_a_kill_mid_epoch_reproduces_the_uninterrupted_run(synth_bench, tmp_path, one_thread, monkeypatch):
     # Dropout and stochastic depth on: resuming must restore the RNG too, not just data order.
-    common = {
-        "model__overrides": "{depth: 2, embed_dim: 32, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1, "
-        "drop_path_rate: 0.2, head_dropout: 0.2}",
-        "schedule__checkpoint_every": 2,
-    }
+    common = {"model__drop_path_rate": 0.2, "model__head_dropout": 0.2, "schedule__checkpoint_every": 2}
     reference = train(load_config(None, tiny_overrides(synth_bench, **common)), tmp_path / "ref")
     assert reference.step == 6 and reference.epochs_done == 2  # 48 clips / 16 per step = 3 steps per epoch
 
@@ -72,7 +75,9 @@ def test_resume_after_a_kill_mid_epoch_reproduces_the_uninterrupted_run(synth_be
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert max(r["step"] for r in read_metrics(tmp_path / "run")) == 5
 
-    resumed = train(load_config(None, tiny_overrides(synth_bench, **common, data__workers=2)), tmp_path / "run", resume="last")
+    resumed = train(
+        load_config(None, tiny_overrides(synth_bench, **common, data__workers=2)), tmp_path / "run", resume="last"
+    )
     assert resumed.step == 6
 
     reference_weights = load_run(tmp_path / "ref", "last").model.state_dict()
@@ -116,14 +121,13 @@ def test_resume_guards(synth_bench, tmp_path, one_thread):
         train(config, run)
     with pytest.raises(AvlabelError, match=r"already made schedule\.max_steps=1 steps; raise or remove it"):
         train(config, run, resume="last")
-    wider = load_config(None, tiny_overrides(
-        synth_bench, schedule__max_steps=2,
-        model__overrides="{depth: 2, embed_dim: 64, num_heads: 2, audio_hidden_dim: 32, space_time_blocks: 1}",
-    ))  # fmt: skip
+    wider = load_config(None, tiny_overrides(synth_bench, schedule__max_steps=2, model__embed_dim=64))
     with pytest.raises(AvlabelError, match=r"another model config \(embed_dim: 32 -> 64\).*--force"):
         train(wider, run, resume="last")
     # Changing how the model runs (not what it computes) is fine, and so is a new step budget.
-    checkpointed = load_config(None, tiny_overrides(synth_bench, schedule__max_steps=2, model__activation_checkpointing="true"))
+    checkpointed = load_config(
+        None, tiny_overrides(synth_bench, schedule__max_steps=2, model__grad_checkpointing="true")
+    )
     result = train(checkpointed, run, resume="last")
     assert result.step == 2
     assert json.loads((run / "replicas.json").read_text())["step"] == 2
@@ -134,6 +138,9 @@ def test_out_of_memory_suggests_gradient_accumulation(synth_bench, tmp_path, one
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(loop, "imd_objective", out_of_memory)
-    with pytest.raises(AvlabelError, match=r"out of GPU memory with optim\.micro_batch=8; set --set optim\.micro_batch=4: "
-                                           r"gradient accumulation \(2 -> 4 micro-steps\) keeps the global batch of 16"):  # fmt: skip
+    with pytest.raises(
+        AvlabelError,
+        match=r"out of GPU memory with optim\.micro_batch=8; set --set optim\.micro_batch=4: "
+        r"gradient accumulation \(2 -> 4 micro-steps\) keeps the global batch of 16",
+    ):
         train(load_config(None, tiny_overrides(synth_bench)), tmp_path / "run")

@@ -35,7 +35,9 @@ def test_relevance_gradient_reaches_only_through_rev_logit_and_scales_with_lambd
     target = torch.tensor([1.0, 0.0, 0.5, 1.0])
     for weight in (0.0, 2.0):
         logits.grad = rev_logit.grad = None
-        imd_objective(_output(logits, rev_logit), torch.tensor([0, 1, 2, 0]), target, relevance_weight=weight).loss.backward()
+        imd_objective(
+            _output(logits, rev_logit), torch.tensor([0, 1, 2, 0]), target, relevance_weight=weight
+        ).loss.backward()
         # d/dx BCE-with-logits = (sigmoid(x) - y) / B
         torch.testing.assert_close(rev_logit.grad, weight * (0.5 - target) / 4)
 

@@ -34,18 +34,39 @@ def test_a_good_config_plans_the_batch_arithmetic(synth_bench):
 @pytest.mark.parametrize(
     ("settings", "world_size", "message"),
     [
-        ({"optim__global_batch": 16}, 3, r"optim\.global_batch 16 is not a multiple of optim\.micro_batch 8 x 3 process\(es\) = 24"),
-        ({"optim__global_batch": 64, "optim__micro_batch": 16}, 1, r"optim\.global_batch: 64 is more than the 48 training clips"),
+        (
+            {"optim__global_batch": 16},
+            3,
+            r"optim\.global_batch 16 is not a multiple of optim\.micro_batch 8 x 3 process\(es\) = 24",
+        ),
+        (
+            {"optim__global_batch": 64, "optim__micro_batch": 16},
+            1,
+            r"optim\.global_batch: 64 is more than the 48 training clips",
+        ),
         ({"data__val_split": "test"}, 1, r"data\.val_split: manifest .* has no rows in split 'test'"),
-        ({"data__label_set": "ucf101"}, 1, r"manifest .* is invalid — label not in label set 'ucf101': 'playing drums'"),
-        ({"data__label_set": "kinetics400"}, 1, r"data\.label_set: the relevance targets .* computed for the label set 'synth_classes' \(4 classes\), not 'kinetics400'"),
+        (
+            {"data__label_set": "ucf101"},
+            1,
+            r"manifest .* is invalid — label not in label set 'ucf101': 'playing drums'",
+        ),
+        (
+            {"data__label_set": "kinetics400"},
+            1,
+            r"data\.label_set: the relevance targets .* computed for the label set 'synth_classes' \(4 classes\), not 'kinetics400'",
+        ),
         ({"audio__k": 5}, 1, r"audio\.k: the relevance targets .* use k=10 .* asks for 5"),
         ({"audio__overlap": "dice"}, 1, r"audio\.overlap: .* use iou"),
         ({"audio__normalize": "none"}, 1, r"audio\.normalize: .* normalised with 'max', the config asks for 'none'"),
         ({"data__size": 36}, 1, r"data\.size: 36 is not a multiple of patch_size 8"),
         ({"model__name": "imd_huge"}, 1, r"model\.name: unknown model 'imd_huge'"),
-        ({"model__overrides": "{num_classes: 10}"}, 1, r"model\.overrides\.num_classes: set it through data\.label_set"),
-        ({"model__overrides": "{depth: 0}"}, 1, r"model\.overrides\.depth: 0 must be a positive integer"),
+        ({"model__num_classes": 10}, 1, r"model\.num_classes: set it through data\.label_set"),
+        (
+            {"model__overrides": "{num_classes: 10}"},
+            1,
+            r"model\.overrides\.num_classes: set it through data\.label_set",
+        ),
+        ({"model__depth": 0}, 1, r"model\.depth: 0 must be a positive integer"),
         ({"model__fusion": "attention"}, 1, r"model\.fusion: unknown fusion head 'attention'"),
     ],
 )
@@ -61,12 +82,16 @@ def test_audio_cache_for_other_items_or_another_labelling(synth_bench, tmp_path)
     shutil.copy(records[0].path, tmp_path / "extra.mp4")
     extra = type(records[0])(video_id="extra_0001", path=tmp_path / "extra.mp4", label=records[0].label, split="train")
     write_manifest([*records, extra], tmp_path / "grown.csv")
-    with pytest.raises(AvlabelError, match=r"no rows for 1 of 49 clips \(e\.g\. extra_0001\); it was built for other items"):
+    with pytest.raises(
+        AvlabelError, match=r"no rows for 1 of 49 clips \(e\.g\. extra_0001\); it was built for other items"
+    ):
         _plan(synth_bench, data__manifest=tmp_path / "grown.csv")
     # The same clips with two labels swapped: the targets were computed for the old labels.
     swapped = [type(r)(**{**vars(r), "label": records[-1].label}) if i == 0 else r for i, r in enumerate(records)]
     write_manifest(swapped, tmp_path / "relabelled.csv")
-    with pytest.raises(AvlabelError, match=rf"give clip '{records[0].video_id}' the class 'playing drums', but the manifest says"):
+    with pytest.raises(
+        AvlabelError, match=rf"give clip '{records[0].video_id}' the class 'playing drums', but the manifest says"
+    ):
         _plan(synth_bench, data__manifest=tmp_path / "relabelled.csv")
 
 
@@ -74,7 +99,10 @@ def test_savld_other_than_the_one_the_targets_used(synth_bench, tmp_path):
     other = _oracle_savld(tmp_path / "other.json", synth_bench.labels, [])  # fillers only: another dictionary
     payload = other.read_text().replace('"backend": "oracle"', '"backend": "another"')
     other.write_text(payload)
-    with pytest.raises(AvlabelError, match=r"audio\.savld: the relevance targets .* were computed from .*savld\.json, not from .*other\.json"):
+    with pytest.raises(
+        AvlabelError,
+        match=r"audio\.savld: the relevance targets .* were computed from .*savld\.json, not from .*other\.json",
+    ):
         _plan(synth_bench, audio__savld=other)
 
 
@@ -98,8 +126,14 @@ def test_unreadable_audio_listed_by_the_cache_trains_without_audio(synth_bench, 
     with AudioCacheWriter(tmp_path, header["embedder"], source.dim, None, header["windows"]) as writer:
         for row in kept:
             writer.append(source.video_ids[row], source.embedding[row : row + 1], None, source.status[row : row + 1])
-    RelevanceTargets(targets.audio_sets[kept], targets.class_sets, targets.row_class[kept], targets.num_labels,
-                     targets.overlap, targets.meta).save(tmp_path)  # fmt: skip
+    RelevanceTargets(
+        targets.audio_sets[kept],
+        targets.class_sets,
+        targets.row_class[kept],
+        targets.num_labels,
+        targets.overlap,
+        targets.meta,
+    ).save(tmp_path)
     shutil.copy(synth_bench.audio / SOURCES, tmp_path / SOURCES)  # which file each cached video came from
     with pytest.raises(AvlabelError, match=rf"no rows for 1 of 48 clips \(e\.g\. {lost}\)"):
         _plan(synth_bench, audio__cache=tmp_path)
@@ -147,9 +181,11 @@ def test_rgb_statistics_explicit_from_scratch_or_refused(synth_bench, tmp_path):
     assert _plan(synth_bench).model_config.rgb_mean == (0.5, 0.5, 0.5)  # from scratch: the named model's
     bare = tmp_path / "bare.safetensors"
     bare.write_bytes(b"")
-    with pytest.raises(AvlabelError, match=r"model\.rgb_mean: .*bare\.safetensors has no config saying which RGB mean/std"):
+    with pytest.raises(
+        AvlabelError, match=r"model\.rgb_mean: .*bare\.safetensors has no config saying which RGB mean/std"
+    ):
         _plan(synth_bench, model__pretrained=bare)
     with pytest.raises(AvlabelError, match=r"model\.rgb_std: must be given together with model\.rgb_mean"):
         _plan(synth_bench, model__rgb_mean="[0.5, 0.5, 0.5]")
     with pytest.raises(AvlabelError, match=r"model\.overrides\.rgb_mean: set it through model\.rgb_mean"):
-        _plan(synth_bench, model__overrides="{rgb_mean: [0.5, 0.5, 0.5]}")
+        _plan(synth_bench, model__rgb_mean="[0.5, 0.5, 0.5]", model__overrides="{rgb_mean: [0.5, 0.5, 0.5]}")

@@ -1,6 +1,6 @@
 """The synthetic audio-visual benchmark: class table, sound and picture generators, the writer.
 
-See :mod:`avlabel.data.synth.generate` for the output format and the choices behind the defaults.
+See `avlabel.data.synth.generate` for the output format and the choices behind the defaults.
 """
 
 from avlabel.data.synth.generate import SynthConfig, generate_benchmark, load_synth_description, plan_clips

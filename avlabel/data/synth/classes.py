@@ -18,7 +18,7 @@ datasets do.
 Visually (the ``shape-motion`` cue), each shape is shared by two classes and each motion by two
 others, and no two classes share both: one frame narrows a class to two candidates, the motion
 (seen in flow or across RGB frames) to two others, and only both together decide it. The
-``hue-drift`` cue uses only a class's position in the table (:mod:`avlabel.data.synth.hue_drift`).
+``hue-drift`` cue uses only a class's position in the table (`avlabel.data.synth.hue_drift`).
 """
 
 from __future__ import annotations

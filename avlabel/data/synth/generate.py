@@ -16,7 +16,7 @@ every class and split the three kinds of sound are given to exact shares (``audi
 other class, background; 50/35/15 by default, rounded by largest remainder), optionally per
 class (``class_audio_mix``). An other-class clip plays the sound of a randomly chosen other
 class, a background clip one of white/pink noise, mains hum or silence; ``audio_tags.csv`` names
-the sound actually played. The picture follows :mod:`avlabel.data.synth.visuals`.
+the sound actually played. The picture follows `avlabel.data.synth.visuals`.
 
 Defaults and why: 8 classes x 100 clips (60 training clips per class: enough for a small ViT
 from scratch to learn the default visual cue), 64x64 pixels, 25 fps, 2 s (50 frames: 4 frames
@@ -73,26 +73,36 @@ class SynthConfig:
 
     def __post_init__(self):
         if not 2 <= self.classes <= len(CLASSES):
-            raise AvlabelError(f"--classes must be between 2 and {len(CLASSES)} (the classes with a synthetic sound), got {self.classes}")
+            raise AvlabelError(
+                f"--classes must be between 2 and {len(CLASSES)} (the classes with a synthetic sound), got {self.classes}"
+            )
         if self.per_class < 5:
             raise AvlabelError(f"--per-class must be at least 5 (one clip per split), got {self.per_class}")
         _check_mix(self.audio_mix, "--audio-mix")
         names = [synth_class.name for synth_class in self.class_table]
         for name, mix in self.class_audio_mix.items():
             if name not in names:
-                raise AvlabelError(f"--class-audio-mix: {name!r} is not one of the benchmark's classes ({', '.join(names)})")
+                raise AvlabelError(
+                    f"--class-audio-mix: {name!r} is not one of the benchmark's classes ({', '.join(names)})"
+                )
             _check_mix(mix, f"--class-audio-mix {name!r}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
             raise AvlabelError(f"split fractions must be non-negative and sum to 1, got {self.split_fractions}")
         if self.visual.size < 32 or self.visual.size % 2:
-            raise AvlabelError(f"--size must be an even number of pixels >= 32 (H.264 stores 4:2:0), got {self.visual.size}")
+            raise AvlabelError(
+                f"--size must be an even number of pixels >= 32 (H.264 stores 4:2:0), got {self.visual.size}"
+            )
         if self.visual.cue not in VISUAL_CUES:
             raise AvlabelError(f"--visual-cue must be one of {', '.join(VISUAL_CUES)}, got {self.visual.cue!r}")
         cue = self.visual.hue_drift
         if cue.hue_sigma < 0 or cue.drift_sigma < 0:
-            raise AvlabelError(f"--hue-sigma and --drift-sigma must be >= 0 radians, got {cue.hue_sigma} and {cue.drift_sigma}")
+            raise AvlabelError(
+                f"--hue-sigma and --drift-sigma must be >= 0 radians, got {cue.hue_sigma} and {cue.drift_sigma}"
+            )
         if self.duration <= 0.2 or self.fps <= 0:
-            raise AvlabelError(f"duration must exceed 0.2 s and fps be positive, got {self.duration} s at {self.fps} fps")
+            raise AvlabelError(
+                f"duration must exceed 0.2 s and fps be positive, got {self.duration} s at {self.fps} fps"
+            )
 
     @property
     def num_frames(self) -> int:
@@ -109,7 +119,9 @@ class SynthConfig:
 
 def _check_mix(mix, option: str) -> None:
     if len(mix) != len(AUDIO_KINDS) or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
-        raise AvlabelError(f"{option} takes three non-negative shares OWN,OTHER,BACKGROUND that sum to 1, got {tuple(mix)}")
+        raise AvlabelError(
+            f"{option} takes three non-negative shares OWN,OTHER,BACKGROUND that sum to 1, got {tuple(mix)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,9 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
         for split, count in zip(SPLITS, counts, strict=True):
             # round(share x clips) of each kind within the split (largest remainder), in random order.
             members = rng.permutation(np.flatnonzero(splits == split))
-            kinds[members] = np.repeat(np.array(AUDIO_KINDS), _largest_remainder(count, config.mix_of(synth_class.name)))
+            kinds[members] = np.repeat(
+                np.array(AUDIO_KINDS), _largest_remainder(count, config.mix_of(synth_class.name))
+            )
         for clip_number in range(config.per_class):
             kind = str(kinds[clip_number])
             if kind == "own":
@@ -154,11 +168,18 @@ def plan_clips(config: SynthConfig) -> list[ClipPlan]:
             else:
                 other = classes[(class_index + 1 + rng.integers(len(classes) - 1)) % len(classes)]
                 sound, labels, source = other.sound, other.audio_labels, other.name
-            plans.append(ClipPlan(
-                video_id=f"{_slug(synth_class.name)}_{clip_number:04d}", class_index=class_index,
-                clip_number=clip_number, split=str(splits[clip_number]), audio_kind=kind,
-                sound=sound, audio_labels=tuple(labels), sound_source=source,
-            ))  # fmt: skip
+            plans.append(
+                ClipPlan(
+                    video_id=f"{_slug(synth_class.name)}_{clip_number:04d}",
+                    class_index=class_index,
+                    clip_number=clip_number,
+                    split=str(splits[clip_number]),
+                    audio_kind=kind,
+                    sound=sound,
+                    audio_labels=tuple(labels),
+                    sound_source=source,
+                )
+            )
     return plans
 
 
@@ -167,8 +188,9 @@ def render_plan(plan: ClipPlan, config: SynthConfig) -> tuple[np.ndarray, np.nda
     synth_class = config.class_table[plan.class_index]
     visual_rng = np.random.default_rng([config.seed, plan.class_index, plan.clip_number, 0])
     audio_rng = np.random.default_rng([config.seed, plan.class_index, plan.clip_number, 1])
-    frames, draws = render_visual(visual_rng, synth_class, plan.class_index, config.classes, config.num_frames,
-                                  config.fps, config.visual)  # fmt: skip
+    frames, draws = render_visual(
+        visual_rng, synth_class, plan.class_index, config.classes, config.num_frames, config.fps, config.visual
+    )
     num_samples = round(config.num_frames / config.fps * config.sample_rate)
     peak = audio_rng.uniform(*config.loudness)
     audio = render_sound(plan.sound, audio_rng, num_samples, config.sample_rate, peak)
@@ -208,8 +230,10 @@ def generate_benchmark(
             pool.shutdown(cancel_futures=True)
 
     classes = config.class_table
-    records = [ClipRecord(plan.video_id, out / _video_path(plan, config), classes[plan.class_index].name, plan.split)
-               for plan in plans]  # fmt: skip
+    records = [
+        ClipRecord(plan.video_id, out / _video_path(plan, config), classes[plan.class_index].name, plan.split)
+        for plan in plans
+    ]
     write_manifest(records, out / "manifest.csv")
     atomic_write_text(out / "classes.txt", "".join(f"{synth_class.name}\n" for synth_class in classes))
     tags = "video_id,audio_labels,relevant\n" + "".join(
@@ -226,9 +250,17 @@ def _clip_task(task: tuple[ClipPlan, SynthConfig, Path]) -> dict:
 
     plan, config, path = task
     frames, audio, draws = render_plan(plan, config)
-    write_clip(path, frames, fps=config.fps, audio=audio, sample_rate=config.sample_rate,
-               video_codec="libx264", audio_codec="aac", video_options=config.video_options,
-               audio_options=config.audio_options)  # fmt: skip
+    write_clip(
+        path,
+        frames,
+        fps=config.fps,
+        audio=audio,
+        sample_rate=config.sample_rate,
+        video_codec="libx264",
+        audio_codec="aac",
+        video_options=config.video_options,
+        audio_options=config.audio_options,
+    )
     return draws
 
 
@@ -238,14 +270,26 @@ def _describe(config: SynthConfig, plans: list[ClipPlan], draws: list[dict]) -> 
         "avlabel_version": __version__,
         "config": {**asdict(config), "visual": config.visual.describe()},
         "num_frames": config.num_frames,
-        "video": {"container": "mp4", "codec": "libx264 (yuv420p, single-threaded)", "audio_codec": "aac",
-                  "size": [config.visual.size, config.visual.size]},  # fmt: skip
+        "video": {
+            "container": "mp4",
+            "codec": "libx264 (yuv420p, single-threaded)",
+            "audio_codec": "aac",
+            "size": [config.visual.size, config.visual.size],
+        },
         "classes": [asdict(synth_class) for synth_class in config.class_table],
         "backgrounds": [{"sound": sound, "audio_labels": list(labels)} for sound, labels in BACKGROUNDS],
         "clips": [
-            {"video_id": plan.video_id, "label": config.class_table[plan.class_index].name, "split": plan.split,
-             "relevant": plan.relevant, "audio_kind": plan.audio_kind, "sound": plan.sound, "sound_source": plan.sound_source,
-             "audio_labels": list(plan.audio_labels), **clip_draws}  # fmt: skip
+            {
+                "video_id": plan.video_id,
+                "label": config.class_table[plan.class_index].name,
+                "split": plan.split,
+                "relevant": plan.relevant,
+                "audio_kind": plan.audio_kind,
+                "sound": plan.sound,
+                "sound_source": plan.sound_source,
+                "audio_labels": list(plan.audio_labels),
+                **clip_draws,
+            }
             for plan, clip_draws in zip(plans, draws, strict=True)
         ],
     }

@@ -70,7 +70,9 @@ def render_hue_drift(
     elevation = class_elevation(class_index, num_classes) + rng.normal(0, params.drift_sigma)
     side = rng.choice([-1.0, 1.0])  # pans left or right: the flip-invariant cue is the elevation
     speed = rng.uniform(*params.speed) * size
-    velocity = speed * np.array([side * np.cos(elevation), -np.sin(elevation)])  # pixels per frame, (x, y); y points down
+    velocity = speed * np.array(
+        [side * np.cos(elevation), -np.sin(elevation)]
+    )  # pixels per frame, (x, y); y points down
     texture = _panning_texture(rng, num_frames, size, velocity, params.wavelength)  # (T, H, W), mean 0, std 1
     saturation = rng.uniform(*params.saturation)
     value = np.clip(rng.uniform(*params.brightness) + rng.uniform(*params.contrast) * texture, 0.0, 1.0)
@@ -78,9 +80,14 @@ def render_hue_drift(
     frames = value[..., None] * (255 * tint).astype(np.float32)  # (T, H, W, 3)
     sigma = rng.uniform(*params.noise_sigma)
     frames += rng.standard_normal((*frames.shape[:3], 1), dtype=np.float32) * np.float32(sigma)  # luminance noise
-    draws = {"hue": round(float(hue), 4), "elevation": round(float(elevation), 4), "side": int(side),
-             "speed_px": round(float(speed), 3), "saturation": round(float(saturation), 3),
-             "noise_sigma": round(float(sigma), 3)}  # fmt: skip
+    draws = {
+        "hue": round(float(hue), 4),
+        "elevation": round(float(elevation), 4),
+        "side": int(side),
+        "speed_px": round(float(speed), 3),
+        "saturation": round(float(saturation), 3),
+        "noise_sigma": round(float(sigma), 3),
+    }
     return np.clip(frames, 0, 255, out=frames).astype(np.uint8), draws
 
 
@@ -90,7 +97,9 @@ def _pure_hue(hue: float) -> np.ndarray:
     return 1 - np.clip(np.minimum(sector, 4 - sector), 0, 1)
 
 
-def _panning_texture(rng, num_frames: int, size: int, velocity: np.ndarray, wavelength: tuple[float, float]) -> np.ndarray:
+def _panning_texture(
+    rng, num_frames: int, size: int, velocity: np.ndarray, wavelength: tuple[float, float]
+) -> np.ndarray:
     """Periodic band-limited noise translated by ``velocity`` pixels per frame: ``(T, size, size)`` float32.
 
     Random complex amplitudes on the spatial frequencies whose wavelength lies in ``wavelength``

@@ -59,7 +59,9 @@ def shape_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius, angle) ->
         vertical = np.minimum(radius - np.abs(v), arm - np.abs(u))
         return np.maximum(horizontal, vertical)
     if shape == "triangle":
-        edges = [np.cos(a) * u + np.sin(a) * v for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3)]
+        edges = [
+            np.cos(a) * u + np.sin(a) * v for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3)
+        ]
         return 0.55 * radius - np.maximum(np.maximum(edges[0], edges[1]), edges[2])
     raise ValueError(f"unknown shape {shape!r}; shapes are {SHAPES}")
 
@@ -111,9 +113,14 @@ def render_shape_motion(
     sigma = rng.uniform(*params.noise_sigma)
     # Luminance noise (the same on all channels): as random as colour noise for a model, 3x cheaper.
     frames += rng.standard_normal((*frames.shape[:3], 1), dtype=np.float32) * np.float32(sigma)
-    draws = {"radius": round(float(radius), 3), "amplitude": round(float(amplitude), 3),
-             "frequency": round(float(frequency), 4), "visibility": round(float(visibility), 4), "hard": hard,
-             "noise_sigma": round(float(sigma), 3)}  # fmt: skip
+    draws = {
+        "radius": round(float(radius), 3),
+        "amplitude": round(float(amplitude), 3),
+        "frequency": round(float(frequency), 4),
+        "visibility": round(float(visibility), 4),
+        "hard": hard,
+        "noise_sigma": round(float(sigma), 3),
+    }
     return np.clip(frames, 0, 255, out=frames).astype(np.uint8), draws
 
 
@@ -152,8 +159,15 @@ def _background(rng, size, params) -> np.ndarray:
     for _ in range(params.clutter):
         shape = SHAPES[rng.integers(len(SHAPES))]
         centre = rng.uniform(0, size, size=(1, 2))
-        _draw_moving(background[None], shape, centre, np.array([rng.uniform(4, 12)]), np.array([rng.uniform(0, 2 * np.pi)]),
-                     rng.uniform(0, 255, size=3), rng.uniform(0.25, 0.6))  # fmt: skip
+        _draw_moving(
+            background[None],
+            shape,
+            centre,
+            np.array([rng.uniform(4, 12)]),
+            np.array([rng.uniform(0, 2 * np.pi)]),
+            rng.uniform(0, 255, size=3),
+            rng.uniform(0.25, 0.6),
+        )
     return background
 
 
@@ -178,7 +192,9 @@ def _draw_distractor(rng, frames, t, shake) -> None:
     folded = span - np.abs(span - np.mod(path, 2 * span)) + radius  # reflect at both walls
     shape = SHAPES[rng.integers(len(SHAPES))]
     angles = np.full(len(t), rng.uniform(0, 2 * np.pi))
-    _draw_moving(frames, shape, folded + shake, np.full(len(t), radius), angles, _bright_colour(rng), rng.uniform(0.4, 0.9))
+    _draw_moving(
+        frames, shape, folded + shake, np.full(len(t), radius), angles, _bright_colour(rng), rng.uniform(0.4, 0.9)
+    )
 
 
 def _camera_shake(rng, num_frames, amplitude) -> np.ndarray:

@@ -112,7 +112,9 @@ def trumpet(rng, num_samples, sample_rate):
     """Brass: many strong harmonics (bright), tongued notes, light vibrato, 230-900 Hz."""
     f0, starts = _melody(rng, num_samples, sample_rate, 230, 900, (0.15, 0.45))
     amplitudes = [1.0 / n**0.6 for n in range(1, 16)]
-    return _additive(f0, amplitudes, sample_rate, (0.004, 5.5), rng) * _note_envelope(num_samples, starts, sample_rate, 0.03, 0.03)
+    return _additive(f0, amplitudes, sample_rate, (0.004, 5.5), rng) * _note_envelope(
+        num_samples, starts, sample_rate, 0.03, 0.03
+    )
 
 
 def whistling(rng, num_samples, sample_rate):
@@ -122,7 +124,9 @@ def whistling(rng, num_samples, sample_rate):
     smooth[:400], smooth[-400:] = f0[:400], f0[-400:]
     tone = _additive(smooth, [1.0, 0.05], sample_rate, (0.01, 6.0), rng)
     breath = _filtered_noise(rng, num_samples, sample_rate, 800, 4000)
-    return tone * _note_envelope(num_samples, starts, sample_rate, 0.04, 0.06) + 0.03 * breath / (np.abs(breath).max() + 1e-9)
+    return tone * _note_envelope(num_samples, starts, sample_rate, 0.04, 0.06) + 0.03 * breath / (
+        np.abs(breath).max() + 1e-9
+    )
 
 
 def applause(rng, num_samples, sample_rate):
@@ -165,8 +169,11 @@ def xylophone(rng, num_samples, sample_rate):
     out = np.zeros(num_samples)
     for start in starts:
         f = f0[start]
-        bar = sum(a * np.sin(2 * np.pi * m * f * t_hit) * np.exp(-t_hit / d)
-                  for m, a, d in ((1.0, 1.0, 0.15), (3.93, 0.4, 0.05), (9.2, 0.15, 0.02)) if m * f < 0.45 * sample_rate)  # fmt: skip
+        bar = sum(
+            a * np.sin(2 * np.pi * m * f * t_hit) * np.exp(-t_hit / d)
+            for m, a, d in ((1.0, 1.0, 0.15), (3.93, 0.4, 0.05), (9.2, 0.15, 0.02))
+            if m * f < 0.45 * sample_rate
+        )
         hit = bar[: num_samples - start]
         out[start : start + len(hit)] += hit
     return out
@@ -196,7 +203,9 @@ def accordion(rng, num_samples, sample_rate):
 def bagpipes(rng, num_samples, sample_rate):
     """Bagpipes: a continuous low drone (A2 + A3) under a bright, loud chanter melody."""
     drone_hz = rng.uniform(110, 125)
-    drone = sum(_additive(np.full(num_samples, drone_hz * k), [1.0 / n for n in range(1, 20)], sample_rate) for k in (1, 2))
+    drone = sum(
+        _additive(np.full(num_samples, drone_hz * k), [1.0 / n for n in range(1, 20)], sample_rate) for k in (1, 2)
+    )
     f0, _ = _melody(rng, num_samples, sample_rate, 440, 1000, (0.12, 0.35))
     chanter = _additive(f0, [1.0 / n**0.5 for n in range(1, 12)], sample_rate)
     return 0.4 * drone + chanter
@@ -221,8 +230,11 @@ def lawn_mower(rng, num_samples, sample_rate):
     phase = np.cumsum(firing) / sample_rate % 1.0
     rattle = _filtered_noise(rng, num_samples, sample_rate, 300, 3000) * np.exp(-phase / 0.15)
     blade = _filtered_noise(rng, num_samples, sample_rate, 800, 5000)
-    return (pulses / (np.abs(pulses).max() + 1e-9) + 0.6 * rattle / (np.abs(rattle).max() + 1e-9)
-            + 0.2 * blade / (np.abs(blade).max() + 1e-9))
+    return (
+        pulses / (np.abs(pulses).max() + 1e-9)
+        + 0.6 * rattle / (np.abs(rattle).max() + 1e-9)
+        + 0.2 * blade / (np.abs(blade).max() + 1e-9)
+    )
 
 
 def white_noise(rng, num_samples, sample_rate):
@@ -248,8 +260,24 @@ def silence(rng, num_samples, sample_rate):
 
 SOUNDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     function.__name__: function
-    for function in (drums, trumpet, whistling, applause, violin, cello, xylophone, harmonica, accordion,
-                     bagpipes, organ, lawn_mower, white_noise, pink_noise, hum, silence)  # fmt: skip
+    for function in (
+        drums,
+        trumpet,
+        whistling,
+        applause,
+        violin,
+        cello,
+        xylophone,
+        harmonica,
+        accordion,
+        bagpipes,
+        organ,
+        lawn_mower,
+        white_noise,
+        pink_noise,
+        hum,
+        silence,
+    )
 }
 
 

@@ -2,11 +2,11 @@
 
 Two cues are available (``avlabel synth --visual-cue``):
 
-* ``hue-drift`` (default, :mod:`avlabel.data.synth.hue_drift`): the class sets the hue of the
+* ``hue-drift`` (default, `avlabel.data.synth.hue_drift`): the class sets the hue of the
   frame (RGB) and the elevation of a camera pan (optical flow), each with its own Gaussian noise,
   so vision is informative, imperfect and learnable from scratch, with its accuracy set by
   ``hue_sigma`` and ``drift_sigma``: the fusion benchmark.
-* ``shape-motion`` (:mod:`avlabel.data.synth.shape_motion`): the original design, a small class
+* ``shape-motion`` (`avlabel.data.synth.shape_motion`): the original design, a small class
   object with a class shape and motion over clutter; a tiny from-scratch ViT does not learn it.
 """
 
@@ -39,7 +39,12 @@ class VisualParams:
 
 
 def render_visual(
-    rng: np.random.Generator, synth_class: SynthClass, class_index: int, num_classes: int, num_frames: int, fps: float,
+    rng: np.random.Generator,
+    synth_class: SynthClass,
+    class_index: int,
+    num_classes: int,
+    num_frames: int,
+    fps: float,
     params: VisualParams,
 ) -> tuple[np.ndarray, dict]:
     """Frames ``(T, size, size, 3)`` uint8 of one clip of ``synth_class`` and the random draws made."""

@@ -3,7 +3,7 @@
 What is measured, per model, on random inputs of the model's shapes (data loading excluded):
 
 * training: after ``warmup`` steps, ``steps`` optimiser steps of forward + IMD objective
-  (:func:`avlabel.train.objective.imd_objective`) + backward + SGD (momentum 0.9, the paper's
+  (`avlabel.train.objective.imd_objective`) + backward + SGD (momentum 0.9, the paper's
   optimiser; the fused CUDA kernel on GPUs), timed with one synchronisation before and one after
   the loop: nothing in the step reads a value back to the host, so the GPU queue never drains;
 * inference: ``steps`` forward passes in ``inference_mode``;
@@ -24,64 +24,27 @@ with single-stream TimeSformer per stream (paper section 3.2's efficiency claim)
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
-import os
-import platform
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avlabel._device import resolve_device
+from avlabel.bench.measure import (
+    PeakMemory,
+    autocast,
+    count_train_step_flops,
+    device_description,
+    matmul_flops_per_s,
+    timed,
+)
 from avlabel.errors import AvlabelError
 
 if TYPE_CHECKING:
     import torch
 
 
-def _synchronize(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device):
-    import torch
-
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def matmul_flops_per_s(device: str | torch.device, size: int | None = None, repeats: int | None = None) -> float:
-    """The device's measured dense matmul rate in FLOP/s (bf16 on CUDA, fp32 on the CPU).
-
-    A square ``size`` x ``size`` product costs ``2 * size**3`` FLOPs; the best of a few timed
-    batches of ``repeats`` products is kept, so a moment of contention from other processes does
-    not lower the ceiling MFU is measured against.
-    """
-    import torch
-
-    device = torch.device(device)
-    on_cuda = device.type == "cuda"
-    size = size or (8192 if on_cuda else 2048)
-    repeats = repeats or (20 if on_cuda else 3)
-    dtype = torch.bfloat16 if on_cuda else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # warm-up (kernel selection, thread pool start)
-    best = float("inf")
-    for _ in range(3):
-        _synchronize(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        _synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 * repeats / best
-
-
-def _random_inputs(config, batch: int, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def _random_inputs(
+    config, batch: int, device: torch.device
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Model inputs of the config's modalities, labels and relevance targets (random, on ``device``)."""
     import torch
 
@@ -97,76 +60,6 @@ def _random_inputs(config, batch: int, device: torch.device) -> tuple[dict[str, 
     labels = torch.randint(0, config.num_classes, (batch,), device=device)
     relevance_target = torch.rand(batch, device=device)
     return inputs, labels, relevance_target
-
-
-class _PeakMemory:
-    """Peak memory of a phase: CUDA allocator peak, or growth of the process' peak RSS on the CPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.baseline = 0
-
-    def reset(self) -> None:
-        import torch
-
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back so the baseline is honest
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        self.baseline = _proc_status_bytes("VmHWM")
-
-    def peak_bytes(self) -> int | None:
-        import torch
-
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        peak = _proc_status_bytes("VmHWM")
-        return None if peak is None or self.baseline is None else peak - self.baseline
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` in bytes (None off Linux)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def count_train_step_flops(model: torch.nn.Module, inputs: dict, labels: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
-    """``(forward, forward + backward)`` FLOPs of one training step, from ``torch.utils.flop_counter``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from avlabel.train.objective import imd_objective
-
-    device = labels.device
-    with FlopCounterMode(display=False) as forward_counter, _autocast(device):
-        output = model(**inputs)
-        loss = imd_objective(output, labels, target).loss
-    with FlopCounterMode(display=False) as backward_counter:
-        loss.backward()
-    model.zero_grad(set_to_none=True)
-    forward = forward_counter.get_total_flops()
-    return forward, forward + backward_counter.get_total_flops()
-
-
-def _timed(device: torch.device, step: Callable[[], None], steps: int) -> tuple[float, float]:
-    """Wall-clock and process CPU seconds for ``steps`` calls of ``step``, with a
-    synchronisation only before and after (CPU seconds tell figures from a shared machine apart
-    from contention: they barely change when other processes compete for the cores)."""
-    _synchronize(device)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        step()
-    _synchronize(device)
-    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def _checked_configs(names: Sequence[str], batch: int, steps: int, warmup: int, frames: int | None, size: int | None):
@@ -208,52 +101,27 @@ def benchmark_model(
     import torch
 
     from avlabel.models import build_model
-    from avlabel.train.objective import imd_objective
 
     (config,) = _checked_configs([name], batch, steps, warmup, frames, size)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    device = resolve_device(device)
     if peak_flops is None:
         peak_flops = matmul_flops_per_s(device)
 
-    memory = _PeakMemory(device)
+    memory = PeakMemory(device)
     memory.reset()
     model = build_model(config).to(device)
     inputs, labels, target = _random_inputs(config, batch, device)
     forward_flops, step_flops = count_train_step_flops(model, inputs, labels, target)
-    # foreach on the CPU (no fused CPU SGD in every torch version), the fused kernel on CUDA.
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, weight_decay=1e-4, **fused)
     runner = torch.compile(model) if compile else model
-
-    def train_step() -> None:
-        with _autocast(device):
-            loss = imd_objective(runner(**inputs), labels, target).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    model.train()
-    _timed(device, train_step, warmup)
-    train_seconds, train_cpu_seconds = _timed(device, train_step, steps)
+    train_seconds, train_cpu_seconds = _time_training(model, runner, inputs, labels, target, steps, warmup)
     train_peak = memory.peak_bytes()
-    optimizer.zero_grad(set_to_none=True)
-    optimizer.state.clear()  # momentum buffers: not part of what inference holds
-
-    def inference_step() -> None:
-        with torch.inference_mode(), _autocast(device):
-            runner(**inputs)
-
-    model.eval()
     memory.reset()
-    _timed(device, inference_step, warmup)
-    inference_seconds, _ = _timed(device, inference_step, steps)
+    inference_seconds = _time_inference(model, runner, inputs, steps, warmup)
     inference_peak = memory.peak_bytes()
 
     train_clips_per_s = batch * steps / train_seconds
     visual_streams = len(config.visual_modalities)
-    result = {
+    return {
         "model": name,
         "modalities": list(config.modalities),
         "fusion": config.fusion if config.is_audio_visual else None,
@@ -278,23 +146,47 @@ def benchmark_model(
         "inference_clips_per_s": batch * steps / inference_seconds,
         "inference_peak_memory_mib": None if inference_peak is None else inference_peak / 2**20,
     }
-    return result
 
 
-def device_description(device: str | torch.device) -> dict[str, Any]:
-    """What the figures were measured on: device name, threads, library versions."""
+def _time_training(model, runner, inputs: dict, labels, target, steps: int, warmup: int) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of ``steps`` training steps (forward, IMD objective, backward, SGD) after ``warmup``."""
     import torch
 
-    device = torch.device(device)
-    described = {"device": str(device), "torch": torch.__version__, "python": platform.python_version()}
-    if device.type == "cuda":
-        described["name"] = torch.cuda.get_device_name(device)
-        described["cuda"] = torch.version.cuda
-    else:
-        described["name"] = platform.processor() or platform.machine()
-        described["threads"] = torch.get_num_threads()
-        described["cpus"] = os.cpu_count()
-    return described
+    from avlabel.train.objective import imd_objective
+
+    device = labels.device
+    # foreach on the CPU (no fused CPU SGD in every torch version), the fused kernel on CUDA.
+    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, weight_decay=1e-4, **fused)
+
+    def train_step() -> None:
+        with autocast(device):
+            loss = imd_objective(runner(**inputs), labels, target).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    timed(device, train_step, warmup)
+    seconds = timed(device, train_step, steps)
+    optimizer.zero_grad(set_to_none=True)
+    optimizer.state.clear()  # momentum buffers: not part of what inference holds
+    return seconds
+
+
+def _time_inference(model, runner, inputs: dict, steps: int, warmup: int) -> float:
+    """Wall-clock seconds of ``steps`` forward passes in ``inference_mode`` after ``warmup``."""
+    import torch
+
+    device = next(model.parameters()).device
+
+    def inference_step() -> None:
+        with torch.inference_mode(), autocast(device):
+            runner(**inputs)
+
+    model.eval()
+    timed(device, inference_step, warmup)
+    return timed(device, inference_step, steps)[0]
 
 
 def run_benchmarks(
@@ -315,10 +207,7 @@ def run_benchmarks(
         holds, for each later model, the first model's clips/s divided by that model's
         ("imd_b / timesformer_b": training, training per visual stream, inference).
     """
-    import torch
-
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise AvlabelError(f"--device {device} was asked for but no CUDA GPU is visible; use --device cpu")
+    resolve_device(device)  # before the first model runs for minutes
     _checked_configs(names, batch, steps, warmup, frames, size)  # all of them, before the first runs for minutes
     peak_flops = matmul_flops_per_s(device)
     results = []
@@ -328,7 +217,9 @@ def run_benchmarks(
             on_result(results[-1])
     first = results[0]
     keys = ("train_clips_per_s", "train_stream_clips_per_s", "inference_clips_per_s")
-    ratios = {f"{first['model']} / {other['model']}": {key: first[key] / other[key] for key in keys} for other in results[1:]}
+    ratios = {
+        f"{first['model']} / {other['model']}": {key: first[key] / other[key] for key in keys} for other in results[1:]
+    }
     return {
         "environment": device_description(device),
         "peak_matmul_tflops": peak_flops / 1e12,

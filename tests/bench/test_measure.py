@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from avlabel.bench.measure import count_train_step_flops, matmul_flops_per_s
+from avlabel.bench.throughput import benchmark_model
 from avlabel.errors import AvlabelError
-from avlabel.evaluate.bench import (
-    benchmark_model,
-    count_train_step_flops,
-    matmul_flops_per_s,
-)
 from avlabel.models import build_model, model_config
 
 
@@ -47,7 +44,9 @@ def test_benchmark_model_measures_training_and_inference():
     assert result["train_stream_clips_per_s"] == pytest.approx(2 * result["train_clips_per_s"])
     expected_mfu = result["train_gflops_per_step"] * 1e9 / (result["train_step_ms"] / 1000) / 1e11
     assert result["mfu"] == pytest.approx(expected_mfu)
-    assert result["parameters"] == sum(p.numel() for p in build_model(model_config("imd_tiny", num_frames=2)).parameters())
+    assert result["parameters"] == sum(
+        p.numel() for p in build_model(model_config("imd_tiny", num_frames=2)).parameters()
+    )
     assert result["train_peak_memory_mib"] is None or result["train_peak_memory_mib"] >= 0
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from avlabel.evaluate.multiview import ViewGrid
-from avlabel.evaluate.runner import ViewItems, collate_views
+from avlabel.evaluate.views import ViewItems, collate_views
 
 
 class _WindowAudio:
@@ -42,11 +42,16 @@ def test_each_clip_gets_the_audio_window_under_it():
     grid = ViewGrid(spatial_crops=3, temporal_clips=2)
     items = ViewItems(_Clips(2, grid), _WindowAudio(2), np.array([0, 1]), ["v0", "v1"], grid)
     assert len(items) == 2 * 6
-    seen = [(item["index"], item["clip_index"], item["crop_index"], tuple(item["audio"].tolist())) for item in map(items.__getitem__, range(12))]
+    seen = [
+        (item["index"], item["clip_index"], item["crop_index"], tuple(item["audio"].tolist()))
+        for item in map(items.__getitem__, range(12))
+    ]
     # 2 clips over 4 windows: clip 0 -> window 0, clip 1 -> window 2 (clip * W // clips).
-    for row, clip, crop, (audio_row, window) in seen:
+    for row, clip, _crop, (audio_row, window) in seen:
         assert audio_row == row and window == clip * 4 // 2
-    assert sorted({(r, c, s) for r, c, s, _ in seen}) == [(r, c, s) for r in range(2) for c in range(2) for s in range(3)]
+    assert sorted({(r, c, s) for r, c, s, _ in seen}) == [
+        (r, c, s) for r in range(2) for c in range(2) for s in range(3)
+    ]
     assert items[0]["relevance"] == np.float32(0.0) and items[3]["relevance"] == np.float32(0.2)
 
 
