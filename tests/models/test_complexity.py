@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import pytest
 import timm
 import torch
 
-from avlabel.models import build_model, count_flops, count_parameters, model_complexity, model_config
+from avlabel.models import build_model, count_flops, count_parameters, example_inputs, model_complexity, model_config
 
 
-def test_parts_add_up_to_the_whole():
-    model = build_model(model_config("imd_tiny"))
+@pytest.mark.parametrize("name", ["imd_tiny", "avt_tiny"])
+def test_parts_add_up_to_the_whole(name):
+    model = build_model(model_config(name))
     counts = count_parameters(model)
-    assert counts["visual"] + counts["audio_bottleneck"] + counts["fusion"] == counts["total"]
+    assert counts["visual"] + counts["audio"] + counts["fusion"] == counts["total"]
     assert counts["total"] == sum(p.numel() for p in model.parameters())
+    assert counts["visual"] == sum(p.numel() for p in model.streams["rgb"].parameters()) or name == "imd_tiny"
+    assert counts["audio"] > 0 and counts["fusion"] > 0
+
+
+def test_part_flops_add_up_to_one_uncut_count():
+    """Attributing FLOPs to parts by submodule neither loses nor double-counts any (nested modules)."""
+    for name in ("imd_tiny", "avt_tiny"):
+        config = model_config(name)
+        figures = model_complexity(config, with_ast=False)["gflops"]
+        with torch.device("meta"):
+            model = build_model(config).eval()
+        whole = count_flops(model, **example_inputs(config, device="meta"))
+        assert abs(figures["total"] * 1e9 - whole) < 1e-6 * whole, name
 
 
 def test_per_frame_stream_costs_t_image_forwards():
