@@ -15,7 +15,8 @@ every token of a clip without audio) are invalid. The stream
 * runs timm ``Block``s whose attention never reads an invalid token: invalid tokens are masked
   out as keys through the boolean ``attn_mask`` of timm's Block (SDPA underneath). As queries
   they still compute values that no valid token reads and no loss uses, which keeps the batch
-  rectangular.
+  rectangular. Invalid tokens are zeroed before the projection: a masked key gets attention
+  weight 0, but 0 x NaN is NaN, so whatever a cache holds in padding must not enter the matmul.
 
 The class token and any bottleneck tokens are always valid keys, so no attention row is empty.
 """
@@ -106,14 +107,18 @@ class AudioTokenStream(nn.Module):
         tokens = F.interpolate(self.pos_embed[:, 1:].transpose(1, 2), size=num_tokens, mode="linear")
         return torch.cat([self.pos_embed[:, :1], tokens.transpose(1, 2)], dim=1)
 
-    def forward_embed(self, tokens: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_embed(
+        self, tokens: torch.Tensor, valid: torch.Tensor, token_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(B, N_a, D_a)`` cached tokens -> ``(B, 1 + N_a, D)`` input of the first block.
 
         Args:
             tokens: The cached audio tokens (any float dtype, e.g. float16 from the cache).
+            valid: ``(B, N_a)`` bool, False for padding (its values are replaced by zeros).
             token_mask: ``(B, N_a)`` bool, True for tokens replaced by the mask token (masked
                 audio modelling), or None.
         """
+        tokens = torch.where(valid.unsqueeze(-1), tokens, torch.zeros((), dtype=tokens.dtype, device=tokens.device))
         x = self.proj(self.input_norm(tokens.to(self.proj.weight.dtype)))  # (B, N_a, D)
         if token_mask is not None:
             x = torch.where(token_mask.unsqueeze(-1), self.mask_token.to(x.dtype), x)

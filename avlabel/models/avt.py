@@ -58,6 +58,8 @@ Self-supervised heads (``config.pretext_heads``; built only for the losses train
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -73,6 +75,19 @@ from avlabel.models.outputs import ContrastiveEmbeddings, FusionOutput, Matching
 from avlabel.models.video_vit import SpaceTimeBlock, VideoViT
 
 _IN_CHANS = {"rgb": 3, "flow": 2}
+
+
+class _Features(NamedTuple):
+    """What the layers produce for the heads (P = B clips, or 3B pairs with matching in training)."""
+
+    class_embeddings: dict[str, torch.Tensor]  # stream -> (P, D), after the final LayerNorm
+    bottleneck: torch.Tensor | None  # (P, K, D) final bottleneck tokens (fusion="bottleneck")
+    embeddings: ContrastiveEmbeddings | None  # of the B clips, from the fusion boundary
+    pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # video_index, audio_index, sampled
+    present: torch.Tensor | None  # (P,) bool, the pair's audio is present
+    batch: int  # B
+
+
 TEMPERATURE_INIT = 0.07  # ALBEF
 TEMPERATURE_RANGE = (0.001, 0.5)  # ALBEF's clamp
 
@@ -206,46 +221,85 @@ class AudioVideoTransformer(nn.Module):
         inputs = {"rgb": rgb, "flow": flow, "audio": audio_tokens}
         self._check_inputs(inputs, audio_token_valid)
         valid = audio_token_valid.to(torch.bool) if audio_tokens is not None else None
-        present = valid.any(dim=1) if valid is not None else None
         if self.training and self.temperature is not None:
             with torch.no_grad():
                 self.temperature.clamp_(*TEMPERATURE_RANGE)
+        features = self.forward_features(inputs, valid)
+        modality_logits, modality_mask, logits = self.forward_head(features, linear_probe)
+        matching = None
+        if self.matching_head is not None:
+            matching = MatchingOutput(self.matching_head(self._fused_representation(features)), *features.pairs)
+        masks = {"rgb": rgb_mask, "flow": flow_mask, "audio": audio_mask}
+        masks = {modality: mask for modality, mask in masks.items() if mask is not None}
+        return FusionOutput(
+            logits=logits,
+            keep=features.present[: features.batch] if features.present is not None else None,
+            modality_logits=modality_logits,
+            modality_mask=modality_mask,
+            embeddings=features.embeddings,
+            matching=matching,
+            reconstructions=self.forward_masked(inputs, valid, masks) if masks else None,
+        )
 
-        x = {modality: stream.forward_embed(inputs[modality]) for modality, stream in self.streams.items()}
+    def forward_features(self, inputs: dict[str, torch.Tensor | None], valid: torch.Tensor | None) -> _Features:
+        """Every layer of every stream: class embeddings, final bottleneck, contrastive embeddings.
+
+        The layers before ``fusion_layer`` run on the batch; with a matching head in training,
+        the later layers run on the 3B pairs of `matching_pairs`.
+        """
+        present = valid.any(dim=1) if valid is not None else None
+        x = self.forward_embed(inputs, valid, {})
         x, _ = self.forward_layers(x, valid, present, range(self.config.fusion_layer))
         embeddings = self.forward_contrastive(x) if self.contrastive is not None else None
         batch = next(iter(x.values())).shape[0]
-        video_index = audio_index = sampled = None
+        pairs = None
         if self.matching_head is not None:
-            video_index, audio_index, sampled = self.matching_pairs(embeddings, present, batch)
+            pairs = self.matching_pairs(embeddings, present, batch)
+            video_index, audio_index, _ = pairs
             x = {m: tokens[audio_index if m == "audio" else video_index] for m, tokens in x.items()}
             valid, present = valid[audio_index], present[audio_index]
         x, bottleneck = self.forward_layers(x, valid, present, range(self.config.fusion_layer, self.config.depth))
-        x = {modality: self.streams[modality].norm(tokens) for modality, tokens in x.items()}
-        class_embeddings = {modality: self.streams[modality].forward_head(tokens) for modality, tokens in x.items()}
+        # The final LayerNorm of the class tokens only: the other tokens are not read.
+        class_embeddings = {m: self.streams[m].forward_head(self.streams[m].norm(t[..., :1, :])) for m, t in x.items()}
+        return _Features(class_embeddings, bottleneck, embeddings, pairs, present, batch)
 
-        modality_mask = self._modality_mask(present, batch)
-        stacked = torch.stack([embedding[:batch] for embedding in class_embeddings.values()], dim=1)  # (B, M, D)
+    def forward_head(
+        self, features: _Features, linear_probe: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """MBT's classifier: ``(modality_logits (B, M, C), modality_mask (B, M), logits (B, C))``.
+
+        The shared head reads each stream's class embedding; ``logits`` is the mean over the
+        streams present (the audio stream's only where the clip has audio).
+        """
+        batch = features.batch
+        stacked = torch.stack([e[:batch] for e in features.class_embeddings.values()], dim=1)  # (B, M, D)
         modality_logits = self.head(stacked.detach() if linear_probe else stacked)  # (B, M, C)
-        weight = modality_mask.unsqueeze(-1).to(modality_logits.dtype)
-        logits = (modality_logits * weight).sum(dim=1) / weight.sum(dim=1)
-
-        matching = None
-        if self.matching_head is not None:
-            fused = self._fused_representation(bottleneck, class_embeddings, present)
-            matching = MatchingOutput(self.matching_head(fused), video_index, audio_index, sampled)
-        masks = {"rgb": rgb_mask, "flow": flow_mask, "audio": audio_mask}
-        masks = {modality: mask for modality, mask in masks.items() if mask is not None}
-        reconstructions = self.forward_masked(inputs, audio_token_valid, masks) if masks else None
-        return FusionOutput(
-            logits=logits,
-            keep=present[:batch] if present is not None else None,
-            modality_logits=modality_logits,
-            modality_mask=modality_mask,
-            embeddings=embeddings,
-            matching=matching,
-            reconstructions=reconstructions,
+        present = features.present
+        modality_mask = torch.stack(
+            [
+                present[:batch] if modality == "audio" else torch.ones(batch, dtype=torch.bool, device=stacked.device)
+                for modality in features.class_embeddings
+            ],
+            dim=1,
         )
+        # A clip none of whose streams is present (audio-only model, clip without audio) is
+        # predicted from them all: the audio class token that saw no audio gives a constant guess.
+        counted = torch.where(modality_mask.any(dim=1, keepdim=True), modality_mask, True)
+        weight = counted.unsqueeze(-1).to(modality_logits.dtype)
+        logits = (modality_logits * weight).sum(dim=1) / weight.sum(dim=1)
+        return modality_logits, modality_mask, logits
+
+    def forward_embed(
+        self, inputs: dict[str, torch.Tensor | None], valid: torch.Tensor | None, masks: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Every stream's tokens before its first block (masked tubes / tokens replaced by mask tokens)."""
+        x = {}
+        for modality, stream in self.streams.items():
+            if modality == "audio":
+                x[modality] = stream.forward_embed(inputs[modality], valid, masks.get(modality))
+            else:
+                x[modality] = stream.forward_embed(inputs[modality], masks.get(modality))
+        return x
 
     def forward_layers(
         self,
@@ -383,32 +437,36 @@ class AudioVideoTransformer(nn.Module):
         sampled = torch.cat([torch.ones_like(found_audio), found_audio, found_video])
         return video_index, audio_index, sampled
 
-    def _fused_representation(
-        self, bottleneck: torch.Tensor | None, class_embeddings: dict[str, torch.Tensor], present: torch.Tensor
-    ) -> torch.Tensor:
+    def _fused_representation(self, features: _Features) -> torch.Tensor:
         """``(P, D)``: the mean final bottleneck token, or (full attention) the mean present class embedding."""
-        if bottleneck is not None:
-            return bottleneck.mean(dim=1)
-        weights = torch.stack([present if m == "audio" else torch.ones_like(present) for m in class_embeddings], 1)
-        weights = weights.unsqueeze(-1).to(next(iter(class_embeddings.values())).dtype)  # (P, M, 1)
-        return (torch.stack(list(class_embeddings.values()), dim=1) * weights).sum(1) / weights.sum(1)
+        if features.bottleneck is not None:
+            return features.bottleneck.mean(dim=1)
+        embeddings = torch.stack(list(features.class_embeddings.values()), dim=1)  # (P, M, D)
+        present = features.present
+        weights = torch.stack(
+            [present if m == "audio" else torch.ones_like(present) for m in features.class_embeddings], dim=1
+        )
+        weights = weights.unsqueeze(-1).to(embeddings.dtype)  # (P, M, 1)
+        return (embeddings * weights).sum(dim=1) / weights.sum(dim=1)
 
     def forward_masked(
         self, inputs: dict[str, torch.Tensor | None], valid: torch.Tensor | None, masks: dict[str, torch.Tensor]
     ) -> dict[str, Reconstruction]:
-        """The masked pass: masked tubes / tokens replaced by mask tokens, every stream's target predicted."""
+        """The masked pass: masked tubes / tokens replaced by mask tokens, every token's target predicted.
+
+        Args:
+            inputs: stream name -> input (frames or audio tokens).
+            valid: ``(B, N_a)`` bool audio token validity, or None without audio.
+            masks: stream name -> ``(B, N)`` tube mask or ``(B, N_a)`` token mask.
+        """
         missing = sorted(set(masks) - set(self.decoders))
         if missing:
             raise AvlabelError(
                 f"model {self.config.name!r} has no masked-modelling head for {', '.join(missing)}; "
                 "build it with masked_video / masked_audio in pretext_heads"
             )
-        valid = valid.to(torch.bool) if valid is not None else None
         present = valid.any(dim=1) if valid is not None else None
-        x = {
-            modality: stream.forward_embed(inputs[modality], masks.get(modality))
-            for modality, stream in self.streams.items()
-        }
+        x = self.forward_embed(inputs, valid, masks)
         x, _ = self.forward_layers(x, valid, present, range(self.config.depth))
         reconstructions = {}
         for modality in masks:
@@ -422,15 +480,6 @@ class AudioVideoTransformer(nn.Module):
                 target = video_patch_targets(inputs[modality], self.config.patch_size, normalise=modality == "rgb")
             reconstructions[modality] = Reconstruction(prediction, target)
         return reconstructions
-
-    def _modality_mask(self, present: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """``(B, M)`` bool: every visual stream counts; the audio stream where the clip has audio."""
-        device = self.head.weight.device
-        columns = [
-            present[:batch] if modality == "audio" else torch.ones(batch, dtype=torch.bool, device=device)
-            for modality in self.streams
-        ]
-        return torch.stack(columns, dim=1)
 
     def _check_inputs(self, inputs: dict[str, torch.Tensor | None], valid: torch.Tensor | None) -> None:
         """Each configured stream must be given and no other (a silent ignore hides a miswired pipeline)."""
