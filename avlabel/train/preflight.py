@@ -156,7 +156,7 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
         return {}
     from avlabel.models import pretrained_rgb_statistics
 
-    statistics = pretrained_rgb_statistics(pretrained)
+    statistics = _run_checkpoint_statistics(pretrained) or pretrained_rgb_statistics(pretrained)
     if statistics is None:
         raise AvlabelError(
             f"model.rgb_mean: {pretrained} has no config saying which RGB mean/std its weights were trained with; "
@@ -164,6 +164,20 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
             "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225] for ImageNet-1k recipes), or pass a folder with its config.json"
         )
     return {"rgb_mean": statistics[0], "rgb_std": statistics[1]}
+
+
+def _run_checkpoint_statistics(pretrained: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The RGB statistics an avlabel run's checkpoint was trained with (fine-tuning from a stage), else None."""
+    from avlabel.train.checkpoint import read_metadata
+
+    path = Path(pretrained)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        config = read_metadata(path)["model_config"]
+    except AvlabelError:  # not written by avlabel: the checkpoint's own config.json decides
+        return None
+    return tuple(config["rgb_mean"]), tuple(config["rgb_std"])
 
 
 def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:
