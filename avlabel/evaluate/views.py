@@ -119,7 +119,7 @@ def run_model(
             loaded.model,
             _loader(items, batch_size, workers, device),
             accumulator,
-            functools.partial(model_inputs, device=device),
+            functools.partial(model_inputs, device=device, audio_input=loaded.model_config.audio_input),
             on_batch,
         )
     return result, skipped
