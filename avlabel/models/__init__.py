@@ -37,6 +37,7 @@ _LAZY = {
     "count_flops": "avlabel.models.complexity",
     "model_complexity": "avlabel.models.complexity",
     "example_inputs": "avlabel.models.complexity",
+    "fusion_flops": "avlabel.models.complexity",
 }
 
 __all__ = [

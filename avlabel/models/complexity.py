@@ -13,6 +13,7 @@ cache), from transformers' default ``ASTConfig`` (AST-base, 1024 frames x 128 me
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -54,7 +55,9 @@ def model_complexity(config: ModelConfig, with_ast: bool = True) -> dict[str, An
 
     The forward is the evaluation forward of the model (for AVT: classification, the
     contrastive embeddings and the matching head on the clip's own pair; no masked pass).
-    FLOPs are attributed to the part whose submodule ran them.
+    FLOPs are attributed to the part whose submodule ran them; what the model computes outside
+    its submodules (the cross-stream projections and attention of AVT's full-attention layers)
+    counts as fusion.
 
     Returns:
         ``{"params": {...}, "gflops": {...}}`` with keys ``visual``, ``audio``, ``fusion`` and
@@ -78,11 +81,49 @@ def model_complexity(config: ModelConfig, with_ast: bool = True) -> dict[str, An
         if name in ("Global", root) or ancestors & per_module.keys():
             continue
         gflops[_part_of(name.removeprefix(f"{root}."))] += flops / 1e9
-    gflops["total"] = sum(gflops.values())
+    # What the model computes outside any submodule (AVT's full-attention layers project and
+    # attend across streams with their blocks' weights) is the fusion's cost.
+    gflops["fusion"] += per_module.get("Global", 0) / 1e9 - sum(gflops.values())
+    gflops["total"] = per_module.get("Global", 0) / 1e9
     params = count_parameters(model)
     if with_ast and config.has_audio:
         params["ast"], gflops["ast"] = _ast_complexity()
     return {"params": params, "gflops": gflops}
+
+
+def fusion_flops(
+    config: ModelConfig,
+    bottlenecks: tuple[int, ...] = (1, 4, 16, 64),
+    fusion_layers: tuple[int, ...] = (0, 4, 8, 10),
+) -> list[dict[str, Any]]:
+    """Forward GFLOPs of one view of ``config``'s AVT geometry under every way of fusing its streams.
+
+    Late fusion (no exchange: ``fusion_layer = depth``), MBT's bottleneck with each number of
+    tokens from each fusion layer on, and full cross-modal attention from each fusion layer on;
+    classification only (no self-supervised head), AST not counted.
+
+    Returns:
+        One row per variant: ``fusion`` ("late", "bottleneck", "full_attention"),
+        ``n_bottleneck`` (None unless bottleneck), ``fusion_layer``, ``gflops`` and
+        ``extra_gflops`` (over late fusion).
+    """
+    base = dataclasses.replace(config, pretext_heads=())
+    variants = [("late", None, base.depth)]
+    variants += [("bottleneck", k, layer) for layer in fusion_layers for k in bottlenecks]
+    variants += [("full_attention", None, layer) for layer in fusion_layers]
+    rows = []
+    for fusion, bottleneck, layer in variants:
+        variant = dataclasses.replace(
+            base,
+            fusion="bottleneck" if fusion == "late" else fusion,
+            n_bottleneck=bottleneck or base.n_bottleneck,
+            fusion_layer=layer,
+        )
+        gflops = model_complexity(variant, with_ast=False)["gflops"]["total"]
+        rows.append({"fusion": fusion, "n_bottleneck": bottleneck, "fusion_layer": layer, "gflops": gflops})
+    for row in rows:
+        row["extra_gflops"] = row["gflops"] - rows[0]["gflops"]
+    return rows
 
 
 def example_inputs(config: ModelConfig, batch: int = 1, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
