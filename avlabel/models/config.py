@@ -311,7 +311,7 @@ def _avt_b() -> ModelConfig:
 
 
 def _avt_tiny() -> ModelConfig:
-    """A tiny AVT for tests and smoke runs: imd_tiny's streams, fusion from layer 2 of 4."""
+    """A tiny AVT for tests and smoke runs: imd_tiny's streams, fusion from layer 2 of 4, log-mel tokens."""
     return dataclasses.replace(
         _imd_tiny(),
         name="avt_tiny",
@@ -319,7 +319,7 @@ def _avt_tiny() -> ModelConfig:
         fusion="bottleneck",
         fusion_layer=2,
         contrastive_dim=32,
-        audio_tokens=64,
+        audio_dim=128,  # the log-mel embedder's tokens: 128 mel bins
         pretext_heads=PRETEXT_HEADS,
     )
 
