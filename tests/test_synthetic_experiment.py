@@ -144,6 +144,7 @@ def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
 
 
 def test_avt_variants_train_every_loss_but_the_one_they_leave_out(tmp_path):
+    previous = sys.modules.get("synthetic_experiment")  # the script registers its own copy under this name
     spec = importlib.util.spec_from_file_location("avt_experiment", SCRIPT.with_name("avt_experiment.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -163,4 +164,7 @@ def test_avt_variants_train_every_loss_but_the_one_they_leave_out(tmp_path):
             assert {loss for loss, weight in weights.items() if weight == 0} == off, name
             assert module.experiment._settings(variant)["Fusion"] == "bottleneck"
     finally:
-        sys.modules.pop("synthetic_experiment", None)
+        if previous is None:
+            sys.modules.pop("synthetic_experiment", None)
+        else:
+            sys.modules["synthetic_experiment"] = previous
