@@ -189,11 +189,7 @@ class AudioCache:
     def check_tokens(self, reader: str) -> None:
         """Refuse a cache without time tokens for ``reader`` (e.g. "model 'avt_tiny' reads audio tokens")."""
         if not self.has_tokens:
-            raise AvlabelError(
-                f"the audio cache {self.directory} holds no audio tokens (built without --tokens, or before avlabel "
-                f"stored them) but {reader}; build a cache with tokens into a new folder: avlabel targets --tokens "
-                "... -o NEW_DIR (same --manifest, --savld and embedder)"
-            )
+            raise missing_tokens_error(self.directory, reader)
 
     def read_tokens(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Time tokens of ``rows`` (``-1`` rows read as windows without audio); see `avlabel.audio.tokens`.
@@ -344,6 +340,15 @@ class AudioCacheWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def missing_tokens_error(directory: str | os.PathLike[str], reader: str) -> AvlabelError:
+    """The refusal of a cache without time tokens for ``reader``, with the command that builds one."""
+    return AvlabelError(
+        f"the audio cache {directory} holds no audio tokens (built without --tokens, or before avlabel stored them) "
+        f"but {reader}; build a cache with tokens into a new folder: avlabel targets --tokens ... -o NEW_DIR "
+        "(same --manifest, --savld and embedder)"
+    )
 
 
 def holds_tokens(directory: str | os.PathLike[str]) -> bool:
