@@ -163,3 +163,21 @@ def test_sampler_resumes_mid_epoch_and_shards_disjointly():
     seen = [i for shard in shards for _, i in shard]
     assert len(seen) == len(set(seen)) == 48  # drop_last: 16 per rank, no duplicates
     assert sorted(i for r in range(3) for _, i in shard_indices(10, 3, r)) == list(range(10))
+
+
+def test_a_cache_from_before_audio_tokens_serves_imd_and_refuses_token_models():
+    from pathlib import Path
+
+    from avlabel.audio.cache import AudioCache
+    from avlabel.audio.targets import RelevanceTargets
+    from avlabel.train.items import ClipAudio
+
+    # Written by avlabel before audio tokens existed (tests/audio/fixtures/make_cache_v1.py).
+    v1 = Path(__file__).parents[1] / "audio" / "fixtures" / "cache_v1"
+    cache = AudioCache(v1)
+    audio = ClipAudio(v1, ["v1", "v2", "v3"], cache, RelevanceTargets.load(v1), set())
+    assert audio.token_shape is None and audio.present.tolist() == [[True, True], [False, False], [False, False]]
+    assert audio.target.tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    np.testing.assert_array_equal(audio.embedding(0, 1), cache.embedding[1].astype(np.float32))
+    with pytest.raises(AvlabelError, match=r"holds no audio tokens .* but model 'avt_tiny' reads audio tokens"):
+        audio.require_tokens("avt_tiny")
