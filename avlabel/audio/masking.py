@@ -37,9 +37,9 @@ import torch.nn.functional as F
 
 # Default activity threshold of `segment_mask`, in the units of ``audio_token_energy`` (AST's
 # normalised log-mel; +0.25 per 10 dB). Digital silence is -1.28; -0.5 is white noise at about
-# -66 dBFS RMS or a 440 Hz tone at -46 dBFS RMS. Over the synthetic benchmark's sounds, 90% of the
-# tokens lie above -0.15, and only drums' silent gaps between hits fall below (measured in
-# docs/audio.md, "Audio tokens").
+# -66 dBFS RMS or a 440 Hz tone at -46 dBFS RMS. Of the synthetic benchmark's sounds, 90% of the
+# tokens lie above +0.24, and only drums' silent gaps between hits fall below (measured by
+# benchmarks/bench_audio.py; docs/audio.md, "Audio tokens").
 DEFAULT_MIN_ENERGY = -0.5
 
 
