@@ -16,7 +16,7 @@ mask on every run, and the caller decides where randomness comes from):
 
 Both take ``valid`` ``(B, N)`` bool (``audio_token_valid`` of a batch, False for padding and for
 clips without audio); `segment_mask` also takes ``energy`` ``(B, N)`` (``audio_token_energy``:
-the mean normalised log-mel energy under each token, see `avlabel.audio.tokens`).
+the log of each token's mean mel power, normalised as AST's input, see `avlabel.audio.tokens`).
 
 How segments are placed. A maximal run of ``L`` active tokens holds at most ``floor(L / segment)``
 whole segments. A clip wants ``k = round(ratio * active / segment)`` segments and gets ``min(k,
@@ -72,7 +72,7 @@ def segment_mask(
 
     Args:
         valid: ``(B, N)`` bool, the tokens that hold audio.
-        energy: ``(B, N)`` float, mean normalised log-mel energy of each token.
+        energy: ``(B, N)`` float, the energy of each token (``audio_token_energy``).
         ratio: fraction of each clip's active tokens to mask, in [0, 1], in whole segments:
             ``k = round(ratio * active / segment)`` segments are wanted.
         segment: tokens per segment (AST tokens are 10 frames = 100 ms apart).
