@@ -4,7 +4,7 @@ Evaluation and prediction read clips through the same `VideoClipDataset`
 (test mode) and audio cache (`ClipAudio`) that training used: T frames
 at the run's stride and size, RGB normalised with the mean and std stored in the checkpoint's
 model config, flow from the run's flow folder (or computed on the fly), and the frozen-AST
-embedding of the audio under each clip.
+embedding of the audio under each clip (with its time tokens for a model that reads them).
 """
 
 from __future__ import annotations
@@ -138,11 +138,6 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
         manifest.path,
         fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)",
     )
-    if cache.dim != loaded.model_config.audio_dim:
-        raise AvlabelError(
-            f"the audio cache {audio_dir} holds {cache.dim}-d embeddings but the model expects {loaded.model_config.audio_dim}-d; "
-            "pass the --audio cache built with the embedder the model was trained with"
-        )
     targets = RelevanceTargets.load(audio_dir)
     video_labels = targets.meta.get("video_labels", {})
     if video_labels.get("sha256") not in (None, label_set.sha256):
@@ -150,7 +145,18 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
             f"the relevance targets in {audio_dir} were computed for label set {video_labels.get('name')!r}, not for the "
             f"model's {label_set.name!r}; pass the --audio cache built for this label set"
         )
-    return ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
+    audio = ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
+    model_config = loaded.model_config
+    width, what = cache.dim, "embeddings"
+    if model_config.reads_audio_tokens:
+        audio.require_tokens(model_config.name)
+        width, what = audio.token_shape[1], "tokens"
+    if width != model_config.audio_dim:
+        raise AvlabelError(
+            f"the audio cache {audio_dir} holds {width}-d {what} but the model expects {model_config.audio_dim}-d; "
+            "pass the --audio cache built with the embedder the model was trained with"
+        )
+    return audio
 
 
 def run_dir_of(run: Path, weights: Path) -> Path | None:

@@ -130,6 +130,11 @@ class ModelConfig:
         return self.has_audio and bool(self.visual_modalities)
 
     @property
+    def reads_audio_tokens(self) -> bool:
+        """True when the model's batches must carry the cached audio time tokens (an AVT model with audio)."""
+        return self.has_audio and self.audio_input == "tokens"
+
+    @property
     def is_token_fusion(self) -> bool:
         """True for the AVT family (token streams fused by bottleneck or full attention)."""
         return self.fusion in TOKEN_FUSION_NAMES

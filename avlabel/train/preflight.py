@@ -9,7 +9,8 @@ against relevance targets computed for another label set, wastes a GPU day. So
 * the audio cache holds every clip, its relevance targets were computed for this label set,
   for this manifest's labelling of each clip, with the config's ``k``, ``Y_a``, overlap and
   normalisation, and,
-  when ``audio.savld`` is given, from that SAVLD;
+  when ``audio.savld`` is given, from that SAVLD; it holds audio time tokens when the model
+  reads them (AVT), whose width and number the model takes;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
 * the model config (a named config plus the model section and the data settings) is valid, and its RGB
@@ -97,10 +98,13 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
 
     modalities = config.model.modalities
     train_audio = val_audio = None
-    audio_dim = None
+    audio_dim = audio_tokens = None
     if "audio" in modalities:
         train_audio, val_audio, audio_dim = _open_audio(config, label_set, train_manifest, val_manifest)
-    model_config = build_model_config(config, len(label_set), audio_dim)
+        if model_config_of(config).reads_audio_tokens:  # AVT: the model reads the cache's tokens
+            train_audio.require_tokens(config.model.name)
+            audio_tokens, audio_dim = train_audio.token_shape
+    model_config = build_model_config(config, len(label_set), audio_dim, audio_tokens)
 
     train_items = _items(config, model_config, label_set, train_manifest, "train", train_audio, error_log)
     val_items = _items(config, model_config, label_set, val_manifest, "test", val_audio, error_log)
@@ -138,9 +142,15 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     )
 
 
-def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None) -> ModelConfig:
-    """The `ModelConfig` of ``config``, with the RGB statistics its weights were trained with."""
-    built = model_config_of(config, num_classes, audio_dim)
+def build_model_config(
+    config: TrainConfig, num_classes: int, audio_dim: int | None, audio_tokens: int | None = None
+) -> ModelConfig:
+    """The `ModelConfig` of ``config``, with the RGB statistics its weights were trained with.
+
+    ``audio_dim`` is the cache's embedding width, or for a model that reads audio tokens their
+    width, and ``audio_tokens`` their number per window.
+    """
+    built = model_config_of(config, num_classes, audio_dim, audio_tokens)
     return dataclasses.replace(built, **_rgb_statistics(config.model, built.pretrained_image))
 
 
@@ -306,4 +316,5 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
         seed=config.runtime.seed,
         placeholder_shapes=shapes,
         train=mode == "train",
+        audio_tokens=model_config.reads_audio_tokens,
     )
