@@ -65,7 +65,13 @@ def _parse_mix(text: str, option: str) -> tuple[float, float, float]:
 @click.option("--size", default=64, show_default=True, help="Frame height and width in pixels.")
 @click.option("--duration", default=2.0, show_default=True, help="Clip length in seconds.")
 @click.option("--fps", default=25.0, show_default=True, help="Frame rate.")
-@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default="min(4, CPUs)", help="Worker processes.")
+@click.option(
+    "--workers",
+    default=min(4, os.cpu_count() or 1),
+    show_default="min(4, CPUs)",
+    type=click.IntRange(min=0),
+    help="Worker processes (0 or 1: render in this process).",
+)
 @click.pass_context
 def synth(
     ctx,
@@ -92,6 +98,7 @@ def synth(
     """
     from dataclasses import replace
 
+    from avlabel._checks import check_output_dir
     from avlabel._console import err_console, out_console
     from avlabel._progress import progress_bar
     from avlabel.data.synth import SynthConfig, generate_benchmark
@@ -99,6 +106,7 @@ def synth(
     from avlabel.data.synth.visuals import VisualParams
     from avlabel.errors import AvlabelError
 
+    check_output_dir(out, "--out")
     per_class_mix = {}
     for item in class_audio_mix:
         name, sep, shares = item.rpartition("=")

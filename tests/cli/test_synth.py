@@ -54,9 +54,17 @@ def test_synth_writes_a_small_benchmark(tmp_path):
         ),
         (["--class-audio-mix", "0.5,0.5,0"], "--class-audio-mix '0.5,0.5,0': expected CLASS=OWN,OTHER,BACKGROUND"),
         (["--hue-sigma", "-1"], "--hue-sigma and --drift-sigma must be >= 0 radians"),
+        (["--workers", "-1"], "Invalid value for '--workers': -1 is not in the range x>=0"),
+        (["--out", "{file}"], "Invalid value for '--out': Directory '{file}' is a file"),
+        (["--out", "{file}/bench"], "--out {file}/bench: {file} is a file, so no folder can be made under it"),
     ],
 )
 def test_bad_options_exit_2(tmp_path, options, message):
-    result = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path), *options])
+    (tmp_path / "notes.txt").write_text("not a folder")
+    file = str(tmp_path / "notes.txt")
+    options = [option.format(file=file) for option in options]
+    result = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "bench"), *options])
     assert result.exit_code == 2
-    assert result.output.startswith(f"Error: {message}")
+    assert message.format(file=file) in result.output.splitlines()[-1]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "bench").exists()
