@@ -67,7 +67,11 @@ def setup_distributed(requested_device: str) -> DistContext:
 
 
 def teardown_distributed() -> None:
-    """Destroy the process group, joining its communication threads (see setup_distributed)."""
+    """Destroy the process group, joining its communication threads (see setup_distributed).
+
+    Delete `DistributedDataParallel` wrappers first: each holds the group, whose threads then
+    outlive this call and can abort the interpreter's exit the same way.
+    """
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -255,6 +255,7 @@ if ctx.rank == 0:  # the same global batch in one process
     whole = contrastive_loss(single(video_in, audio_in), include, None)
     whole.backward()
     result["single"] = {"loss": whole.item(), "grads": {n: p.grad.tolist() for n, p in single.named_parameters()}}
+del model  # DDP holds the process group: alive past teardown, its gloo threads can abort the exit
 teardown_distributed()
 with open(os.path.join(sys.argv[1], f"rank{ctx.rank}.json"), "w") as handle:
     json.dump(result, handle)
