@@ -444,12 +444,26 @@ FLOW = [
     (lambda e: ["--warn-failed", "1.5"], "1.5 is not in the range 0.0<=x<=1.0"),
     (lambda e: ["--out", e.flow, "--format", "npz"], "holds flow computed with"),
     (lambda e: ["--out", e.flow, "--manifest", e.other], "clips are other files under the same video_id"),
-    (lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow.lock")], "another `avlabel flow` is writing"),
-    (
-        lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow_workers.lock")],
-        "worker processes of one are still running",
-    ),
+    (lambda e: _busy_flow(e, "0-of-1.lock"), "another `avlabel flow` is writing"),
+    (lambda e: _busy_flow(e, "0-of-1.workers.lock"), "worker processes of an earlier `avlabel flow`"),
+    (lambda e: ["--shard", "3/3"], "--shard 3/3: shard indices are 0-based"),
+    (lambda e: ["--shard", "x"], "--shard 'x' is not I/N"),
+    (lambda e: ["--shard", "0/0"], "--shard 0/0: the shard count must be at least 1"),
+    (lambda e: ["--shard", "-1/3"], "--shard '-1/3' is not I/N"),
+    (lambda e: _busy_flow(e, "1-of-3.lock", "--shard", "0/2"), "is being written by shard 1/3 of another split"),
+    (lambda e: _busy_flow(e, "2-of-3.workers.lock"), "is being written by shard 2/3 of another split"),
+    (lambda e: _busy_flow(e, "0-of-1.lock", "--shard", "1/4"), "is being written by a run of the whole manifest"),
+    (lambda e: _busy_flow(e, "1-of-4.lock", "--shard", "1/4"), "is computing shard 1/4 of"),
 ]
+
+
+def _busy_flow(env: Env, lock: str, *args: str) -> list:
+    """A copy of the shared flow folder that a live run holds (``lock`` under its staging folder)."""
+    folder = env.work / "busy-flow"
+    if not folder.exists():
+        shutil.copytree(env.flow, folder)
+    (folder / ".flow_shards" / lock).touch()
+    return ["--out", folder, *args, *env.holding(folder / ".flow_shards" / lock)]
 
 
 @pytest.mark.parametrize(("args", "message"), FLOW)
