@@ -149,6 +149,24 @@ def torchrun_local_rank(environ: Mapping[str, str] | None = None) -> int | None:
     return _integer(environ, "LOCAL_RANK", default=0, fix="it is set by torchrun; unset it outside torchrun")
 
 
+def usable_cpus(environ: Mapping[str, str] | None = None) -> int:
+    """CPU cores this process may use, shared fairly with the other torchrun processes of its node.
+
+    The process's CPU affinity, which is what a Slurm allocation (``--cpus-per-task``), a
+    cpuset or ``taskset`` leaves it; ``os.cpu_count()`` would count every core of the node and
+    start that many workers in each task. Under torchrun, split among ``LOCAL_WORLD_SIZE`` ranks.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity call
+        cpus = os.cpu_count() or 1
+    ranks = 1
+    if _torchrun(environ) is not None:
+        ranks = max(1, _integer(environ, "LOCAL_WORLD_SIZE", default=1, fix="it is set by torchrun"))
+    return max(1, cpus // ranks)
+
+
 def _slurm_array(environ: Mapping[str, str]) -> Shard | None:
     if "SLURM_ARRAY_TASK_ID" not in environ:
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from avlabel._sharding import WHOLE, Shard, detect_shard, parse_shard, shard_of, torchrun_local_rank
+from avlabel._sharding import WHOLE, Shard, detect_shard, parse_shard, shard_of, torchrun_local_rank, usable_cpus
 from avlabel.errors import AvlabelError
 
 
@@ -165,3 +165,13 @@ def test_torchrun_inside_a_slurm_array_splits_each_task_over_its_ranks():
         for rank in range(4)
     }
     assert every == {Shard(index, 32) for index in range(32)}
+
+
+def test_workers_default_to_the_cpus_this_process_may_use_shared_by_the_ranks_of_a_node():
+    import os
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cpus({}) == affinity
+    assert usable_cpus({**TORCHRUN, "LOCAL_WORLD_SIZE": "2"}) == max(1, affinity // 2)
+    assert usable_cpus({**TORCHRUN, "LOCAL_WORLD_SIZE": "1000"}) == 1
+    assert usable_cpus({"LOCAL_WORLD_SIZE": "4"}) == affinity  # not torchrun: the variable means nothing

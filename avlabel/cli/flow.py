@@ -6,6 +6,7 @@ import os
 
 import click
 
+from avlabel._sharding import usable_cpus
 from avlabel.cli._application import Application, pass_app
 from avlabel.cli._options import shard_option, warn_failed_option
 
@@ -43,8 +44,8 @@ from avlabel.cli._options import shard_option, warn_failed_option
 )
 @click.option(
     "--workers",
-    default=os.cpu_count() or 1,
-    show_default="CPUs",
+    default=lambda: usable_cpus(),
+    show_default="the CPUs this process may use",
     type=click.IntRange(min=0),
     help="Processes, one video each (0 or 1: compute in this process).",
 )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from avlabel._sharding import usable_cpus
 from avlabel.cli._application import Application, pass_app
 from avlabel.cli._options import warn_failed_option
 from avlabel.cli.tag import ast_option
@@ -66,8 +66,8 @@ from avlabel.cli.tag import ast_option
 )
 @click.option(
     "--workers",
-    default=lambda: min(8, os.cpu_count() or 1),
-    show_default="min(8, CPU cores)",
+    default=lambda: min(8, usable_cpus()),
+    show_default="min(8, the CPUs this process may use)",
     type=click.IntRange(min=0),
     help="Decoding worker processes (0: decode in the main process).",
 )
