@@ -210,7 +210,9 @@ def _extract(
         },
     )
     summary.skipped = len(records) - len(todo)
-    _remove_leftovers([output_path(out, record.video_id, config.format) for record in todo])
+    _remove_leftovers(
+        out, [output_path(out, record.video_id, config.format) for record in todo], run.shard, config.format
+    )
     started = time.perf_counter()
     done = summary.skipped
     if progress:
@@ -275,19 +277,21 @@ def _check_output(out: Path, config: FlowConfig) -> None:
         raise AvlabelError(f"{out} is not empty and is not an avlabel flow folder; choose an empty or new --out")
 
 
-def _remove_leftovers(targets: Iterable[Path]) -> None:
-    """Delete the hidden temporaries a killed run left for ``targets`` (never renamed into place).
+def _remove_leftovers(out: Path, targets: Iterable[Path], shard: Shard, format: str) -> None:
+    """Delete the hidden temporaries a killed run left next to ``targets`` (never renamed into place).
 
-    Only this shard's videos: other shards write temporaries for theirs in the same folders.
+    Only those of this shard's videos: the other shards of a split, running side by side, write
+    theirs in the same folders (a run of the whole manifest owns them all).
     """
-    by_folder: dict[Path, set[str]] = {}
-    for target in targets:
-        by_folder.setdefault(target.parent, set()).add(target.name)
-    for folder, names in by_folder.items():
-        if folder.is_dir():
-            for entry in os.scandir(folder):
-                if entry.name.startswith(_TMP_PREFIX) and _temporary_target(entry.name) in names:
-                    shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
+    for folder in {target.parent for target in targets}:
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(_TMP_PREFIX):
+                continue
+            video_id = (folder / _temporary_target(entry.name)).relative_to(out).as_posix()
+            if shard.holds(video_id.removesuffix(".npz") if format == "npz" else video_id):
+                shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
 
 
 def _temporary(target: Path) -> Path:

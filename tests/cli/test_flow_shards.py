@@ -136,8 +136,16 @@ def test_a_killed_shard_resumes_and_the_split_still_equals_one_run(tmp_path):
         out / ".flow_shards" / "1-of-2" / "shard_done.json"
     ).exists()
 
-    first = _flow(manifest, out, "--shard", "0/2")
-    assert "1 of 2 shards still to finish (1/2)" in first
+    # what kills during writes leave: a temporary of this shard's video and one of the other shard's
+    others = sorted(f"clip{i}" for i in range(count) if shard_of(f"clip{i}", 2) == 0)
+    (out / f".avlabel-tmp-999-{mine[-1]}").mkdir()
+    (out / f".avlabel-tmp-998-{others[0]}").mkdir()
+
     resumed = _flow(manifest, out, "--shard", "1/2")
-    assert "already done" in resumed and "the 2 shards have finished" in resumed
+    assert "already done" in resumed and "1 of 2 shards still to finish (0/2)" in resumed
+    assert not (out / f".avlabel-tmp-999-{mine[-1]}").exists()
+    assert (out / f".avlabel-tmp-998-{others[0]}").exists()  # another shard's, maybe still being written
+    last = _flow(manifest, out, "--shard", "0/2")
+    assert "the 2 shards have finished" in last
+    assert not list(out.glob(".avlabel-tmp-*"))
     assert _tree(out) == _tree(whole)
