@@ -64,6 +64,13 @@ def staged_files(root: str | Path, store: str, name: str) -> list[Path]:
     return [folder / name for _, folder in _staged(staging_dir(root, store)) if (folder / name).is_file()]
 
 
+def folder_shard(folder: Path) -> Shard:
+    """The shard whose staging folder ``folder`` is (a folder handed to a merge)."""
+    match = _KEY.fullmatch(folder.name)
+    assert match is not None, folder
+    return Shard(int(match[1]), int(match[2]))
+
+
 def missing_shards(root: str | Path, store: str) -> list[Shard]:
     """Shards of splits staged in ``root`` that have not finished (empty: nothing is waiting to be merged)."""
     staging = staging_dir(root, store)

@@ -14,7 +14,7 @@ shard 0/1), and the shards of a split run at the same time into one folder
 shared files are kept per shard (``.flow_shards/I-of-N/``: the source records, appended as
 videos finish, and the error log) until the last shard to finish merges them into
 ``flow_sources.tsv`` (one line per video, in id order) and ``flow_errors.log`` (the videos
-without flow and the reason of their last attempt, in id order).
+whose last attempt failed, with the reason, in id order).
 So a finished split leaves exactly the folder one run of the whole manifest leaves, whatever the
 number of shards or workers and the order they finished in. A shard holds its lock
 (``.flow_shards/I-of-N.lock``) and each of its worker processes a shared lock
@@ -42,7 +42,7 @@ import numpy as np
 from avlabel import __version__
 from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_write_json, atomic_write_text, file_lock
-from avlabel._shard_folder import ShardRun
+from avlabel._shard_folder import ShardRun, folder_shard
 from avlabel._sharding import WHOLE, Shard
 from avlabel.data.flow_estimators import DIS_PRESETS, METHODS, estimate_pairs, flow_estimator, to_grey
 from avlabel.data.flow_format import (
@@ -236,9 +236,9 @@ def _merge(out: Path, config: FlowConfig, split: list[Path], abandoned: list[Pat
     """Write the folder's shared files from its own and the shards' (see the module docs).
 
     Source records: the folder's, then those of abandoned splits (videos they finished are in
-    place), then the split's; one line per video whose flow is in place, in id order. Errors: every
-    video whose flow is not in place with the reason of its last attempt (the split's, else an
-    earlier merge's, which holds the shards not rerun since), in id order.
+    place), then the split's; one line per video whose flow is in place, in id order. Errors: the
+    split's, and those of the folder's log that its shards did not try again (after a merge, a
+    shard can be rerun alone), without the videos whose flow is in place, in id order.
     """
     files = [out / SOURCES_NAME, *(folder / SOURCES_NAME for folder in abandoned + split)]
     recorded = read_sources(files) or {}
@@ -246,7 +246,12 @@ def _merge(out: Path, config: FlowConfig, split: list[Path], abandoned: list[Pat
         video_id: entry for video_id, entry in recorded.items() if output_path(out, video_id, config.format).exists()
     }
     atomic_write_text(out / SOURCES_NAME, sorted_source_lines(present))
-    failed = dict(read_errors(out / ERRORS_NAME))
+    shards = [folder_shard(folder) for folder in split]
+    failed = {
+        video_id: reason
+        for video_id, reason in read_errors(out / ERRORS_NAME)
+        if not any(shard.holds(video_id) for shard in shards)
+    }
     failed.update(pair for folder in split for pair in read_errors(folder / ERRORS_NAME))
     missing = [
         (video_id, reason)
