@@ -4,7 +4,9 @@
 * `features` -- AST's log-mel filterbank (batched, CPU or GPU).
 * `ast` -- the frozen Audio Spectrogram Transformer (embedding + AudioSet tags).
 * `embedders` -- the table of audio embedders (``ast``, ``logmel``).
-* `cache` -- the on-disk, memory-mapped, resumable audio cache.
+* `tokens` -- the time-token grid: AVT's audio tokens, their valid lengths and energies.
+* `masking` -- random token masks and activity-selected segment masks over audio tokens (AVT).
+* `cache` -- the on-disk, memory-mapped, resumable audio cache (with time tokens on request).
 * `extract` -- the pipeline that fills the cache (DataLoader workers).
 * `targets` -- IoU/Dice relevance targets between audio tags and SAVLD.
 

@@ -4,7 +4,9 @@ The paper keeps AST frozen and takes two things from it: its multi-label AudioSe
 (compared with the SAVLD to build relevance targets, section 4.2.3) and its class embedding (fed to
 the learnable audio bottleneck). AST has two class tokens ([cls] and distillation); its authors
 average them for embeddings, which is what transformers' ``ASTModel`` returns as
-``pooler_output`` and what the classifier head consumes -- so one forward pass gives both.
+``pooler_output`` and what the classifier head consumes -- so one forward pass gives both. AVT
+(issue 12) also reads AST's patch tokens, pooled to time tokens (`avlabel.audio.tokens`), from
+that same forward pass.
 
 Checkpoints load through transformers' ``ASTForAudioClassification`` from a hub id (default:
 the AudioSet-finetuned AST-base, mAP 0.459) or a local directory written by ``save_pretrained``;
@@ -25,7 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avlabel._io import quiet_torch_loading
+from avlabel.audio.embedders import AudioEmbedding
 from avlabel.audio.features import AstFilterbank, FilterbankConfig
+from avlabel.audio.tokens import TokenGrid
 from avlabel.errors import AvlabelError, reading
 
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
@@ -43,6 +47,8 @@ class AstTagger:
     Attributes:
         labels: class names in output order (the checkpoint's ``id2label``).
         dim: embedding size (768 for AST-base).
+        token_grid: where its time tokens lie (AST's patch size and time stride; 101 tokens for AST-base).
+        token_dim: width of a time token (= ``dim``).
         fingerprint: sha256 of the configuration and classifier weights; tells caches built by
             different checkpoints apart even when they were loaded from the same path.
     """
@@ -58,7 +64,9 @@ class AstTagger:
         self.source = source
         config = model.config
         self.labels = tuple(config.id2label[index] for index in range(config.num_labels))
-        self.dim = int(config.hidden_size)
+        self.dim = self.token_dim = int(config.hidden_size)
+        self.token_grid = TokenGrid(config.patch_size, config.time_stride, config.max_length)
+        self._frequency_rows = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
         self.fingerprint = _fingerprint(model)
 
     @classmethod
@@ -78,27 +86,35 @@ class AstTagger:
             "filterbank": self.filterbank.config.to_dict(),
         }
 
-    def embed(self, features, num_frames=None):
-        """Embeddings and AudioSet probabilities of a batch of filterbank features.
+    def embed(self, features, num_frames=None, tokens: bool = False) -> AudioEmbedding:
+        """Embeddings, AudioSet probabilities and (if asked) time tokens of a batch of filterbank features.
 
         Args:
             features: ``(B, max_length, num_mel_bins)`` normalised filterbanks.
             num_frames: unused (AST attends to its zero padding, as in its training).
+            tokens: also return the time tokens: the last hidden state without the two class
+                tokens, averaged over the frequency rows of AST's patch grid (`avlabel.audio.tokens`).
 
         Returns:
-            ``(embedding, probs)``: ``(B, dim)`` float32 mean of the two class tokens and ``(B,
-            num_labels)`` float32 sigmoid probabilities, on the model's device.
+            `AudioEmbedding`, float32 on the model's device: ``(B, dim)`` mean of the two class
+            tokens, ``(B, num_labels)`` sigmoid probabilities, and ``(B, token_grid.count, dim)``
+            tokens or None.
         """
         import torch
 
         features = features.to(self.device, non_blocking=True)
+        time_tokens = None
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            pooled = self.model.audio_spectrogram_transformer(features).pooler_output  # (B, D)
-            logits = self.model.classifier(pooled)  # (B, num_labels)
-        return pooled.float(), torch.sigmoid(logits.float())
+            output = self.model.audio_spectrogram_transformer(features)
+            logits = self.model.classifier(output.pooler_output)  # (B, num_labels)
+            if tokens:
+                # AST's patch embedding flattens its (frequency rows, time columns) conv output row by row.
+                patches = output.last_hidden_state[:, 2:].unflatten(1, (self._frequency_rows, self.token_grid.count))
+                time_tokens = patches.float().mean(dim=1)  # (B, time columns, D)
+        return AudioEmbedding(output.pooler_output.float(), torch.sigmoid(logits.float()), time_tokens)
 
-    def tag(self, waveforms, lengths):
-        """`embed` of raw ``(B, N)`` waveforms with ``(B,)`` valid lengths (16 kHz mono)."""
+    def tag(self, waveforms, lengths) -> AudioEmbedding:
+        """`embed` of raw ``(B, N)`` waveforms with ``(B,)`` valid lengths (16 kHz mono), without tokens."""
         import torch
 
         waveforms = torch.as_tensor(waveforms, dtype=torch.float32).to(self.device)
@@ -123,7 +139,7 @@ def tag_file(
     status = AudioStatus(int(windows.status[0]))
     if status != AudioStatus.OK:
         return status, []
-    _, probs = tagger.tag(windows.waveforms, windows.lengths)
+    probs = tagger.tag(windows.waveforms, windows.lengths).probs
     values, indices = torch.topk(probs[0].cpu(), k=min(top, probs.shape[1]))
     return status, [(int(index), float(value)) for index, value in zip(indices, values)]
 

@@ -1,4 +1,4 @@
-"""The audio cache: per-window AST embeddings, AudioSet probabilities and audio flags on disk.
+"""The audio cache: per-window AST embeddings, AudioSet probabilities, audio flags and (optionally) time tokens on disk.
 
 AST is frozen (paper section 3.3), so its outputs are computed once per clip and read back by
 every training epoch. The cache is a directory of flat binary arrays plus a small JSON header,
@@ -13,6 +13,9 @@ On-disk layout (``DIR`` is the ``-o`` directory of ``avlabel targets``)::
     DIR/audio_probs.f16       float16, C order, shape (rows, num_labels)   -- absent without a tagger
     DIR/audio_status.u8       uint8, shape (rows,): AudioStatus code (0 OK, 1 no audio stream,
                               2 empty window, 3 silent window); has_audio = (status == 0)
+    DIR/audio_tokens.f16      float16, shape (rows, count, token_dim): time tokens   -- with tokens only
+    DIR/audio_token_length.u16  uint16, shape (rows,): valid tokens (a prefix)        -- with tokens only
+    DIR/audio_token_energy.f32  float32, shape (rows, count): energy per token         -- with tokens only
     DIR/audio_bad_items.tsv   video_id, path, reason of the items the last run could not read
     DIR/audio_sources.tsv     the file each video was computed from (name, size, bounds, manifest);
                               see avlabel.data.sources: readers refuse another dataset's videos
@@ -23,6 +26,16 @@ index is committed), ``dim``, ``num_labels``, ``labels_sha256`` (sha256 of the c
 probability columns joined by newlines, i.e. ``LabelSet.sha256`` of the SAVLD's audio label set;
 column ``j`` is class ``j``), ``windows`` (``count``, ``seconds``, ``sample_rate``) and
 ``embedder`` (its identity: name, checkpoint, fingerprint, filterbank).
+
+Versions. Time tokens (`avlabel.audio.tokens`: AVT's audio input) are optional, because
+they dominate the size (AST-base: 101 x 768 x 2 bytes = 155 kB per window, 37 GB for one
+window of Kinetics-400's 240k training clips, against 2.6 kB per window without). A cache
+without tokens is format version 1 -- exactly what avlabel wrote before tokens existed, so every
+version of avlabel reads and extends it. A cache with tokens is version 2: its header adds
+``tokens`` (``count``, ``dim``, ``patch``, ``stride``, ``max_length`` and ``silence_energy``, the
+energy of a token without audio), and the three token files grow with the others. An avlabel
+that knows only version 1 refuses it instead of appending rows without tokens. Rows without
+audible audio have zero tokens, valid length 0 and the silence energy.
 
 Row mapping. Every video is stored as ``windows.count`` consecutive rows, windows ``0..W-1`` in
 order; row ``r`` belongs to line ``r`` of the index. `AudioCache.lookup` maps
@@ -53,6 +66,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,11 +78,22 @@ INDEX = "audio_index.tsv"
 EMBEDDING = "audio_embedding.f16"
 PROBS = "audio_probs.f16"
 STATUS = "audio_status.u8"
+TOKENS = "audio_tokens.f16"
+TOKEN_LENGTH = "audio_token_length.u16"
+TOKEN_ENERGY = "audio_token_energy.f32"
 BAD_ITEMS = "audio_bad_items.tsv"
 SOURCES = "audio_sources.tsv"
 _LOCK = ".audio_cache.lock"
 _FORMAT = "avlabel-audio-cache"
-_VERSION = 1
+_VERSION_WITHOUT_TOKENS, _VERSION_WITH_TOKENS = 1, 2
+
+
+class TokenRows(NamedTuple):
+    """The time tokens of some windows, as the cache stores them."""
+
+    tokens: np.ndarray  # (W, count, token_dim) float16
+    length: np.ndarray  # (W,) valid tokens of each window (a prefix), uint16
+    energy: np.ndarray  # (W, count) float32 energy of each token
 
 
 class AudioCache:
@@ -81,6 +106,9 @@ class AudioCache:
         embedding: ``(rows, dim)`` float16 memmap.
         probs: ``(rows, num_labels)`` float16 memmap, or None when the embedder predicts no tags.
         status: ``(rows,)`` uint8 memmap of `AudioStatus` codes.
+        tokens, token_length, token_energy: ``(rows, count, token_dim)`` float16,
+            ``(rows,)`` uint16 and ``(rows, count)`` float32 memmaps, or None for a cache
+            without tokens (see `read_tokens`).
         video_ids: video id of every row; ``windows``: ``(rows,)`` window index of every row.
         num_windows: windows per video; ``dim``; ``header``: the parsed ``audio_cache.json``.
     """
@@ -102,6 +130,12 @@ class AudioCache:
         num_labels = self.header["num_labels"]
         self.probs = _memmap(self.directory / PROBS, np.float16, (rows, num_labels)) if num_labels else None
         self.status = _memmap(self.directory / STATUS, np.uint8, (rows,))
+        self.tokens = self.token_length = self.token_energy = None
+        tokens = self.header.get("tokens")
+        if tokens is not None:
+            self.tokens = _memmap(self.directory / TOKENS, np.float16, (rows, tokens["count"], tokens["dim"]))
+            self.token_length = _memmap(self.directory / TOKEN_LENGTH, np.uint16, (rows,))
+            self.token_energy = _memmap(self.directory / TOKEN_ENERGY, np.float32, (rows, tokens["count"]))
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -148,6 +182,37 @@ class AudioCache:
         embedding = self.embedding[safe].astype(np.float32) * present[:, None]
         return embedding, (self.status[safe] == 0) & present
 
+    @property
+    def has_tokens(self) -> bool:
+        return self.tokens is not None
+
+    def check_tokens(self, reader: str) -> None:
+        """Refuse a cache without time tokens for ``reader`` (e.g. "model 'avt_tiny' reads audio tokens")."""
+        if not self.has_tokens:
+            raise missing_tokens_error(self.directory, reader)
+
+    def read_tokens(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Time tokens of ``rows`` (``-1`` rows read as windows without audio); see `avlabel.audio.tokens`.
+
+        Returns:
+            ``(tokens, valid, energy)``: ``(n, count, token_dim)`` float32, ``(n, count)`` bool
+            (the token lies in the window's audio) and ``(n, count)`` float32.
+        """
+        self.check_tokens("its tokens were asked for")
+        rows = np.asarray(rows, dtype=np.int64)
+        present = rows >= 0
+        grid = self.header["tokens"]
+        count = grid["count"]
+        tokens = np.zeros((len(rows), count, grid["dim"]), np.float32)
+        length = np.zeros(len(rows), np.int64)
+        energy = np.full((len(rows), count), grid["silence_energy"], np.float32)
+        if present.any():
+            cached = rows[present]
+            tokens[present] = self.tokens[cached]
+            length[present] = self.token_length[cached]
+            energy[present] = self.token_energy[cached]
+        return tokens, np.arange(count)[None, :] < length[:, None], energy
+
 
 class AudioCacheWriter:
     """Appends whole videos to a cache directory and commits them crash-safely (see module docs).
@@ -159,6 +224,9 @@ class AudioCacheWriter:
         dim: embedding size.
         labels: class names of the probability columns, in order, or None (no probabilities).
         windows: ``{"count", "seconds", "sample_rate"}``.
+        tokens: the ``tokens`` header section (``count``, ``dim``, ``patch``, ``stride``,
+            ``max_length``, ``silence_energy``) to store time tokens, or None. A cache cannot gain
+            or lose tokens: its rows would not all have them.
 
     Only one writer may hold a directory (an advisory lock); use as a context manager.
     """
@@ -170,6 +238,7 @@ class AudioCacheWriter:
         dim: int,
         labels: Sequence[str] | None,
         windows: dict,
+        tokens: dict | None = None,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -179,12 +248,13 @@ class AudioCacheWriter:
         )
         wanted = {
             "format": _FORMAT,
-            "version": _VERSION,
+            "version": _VERSION_WITH_TOKENS if tokens is not None else _VERSION_WITHOUT_TOKENS,
             "dim": int(dim),
             "num_labels": len(labels) if labels is not None else 0,
             "labels_sha256": labels_sha256(labels) if labels is not None else None,
             "windows": windows,
             "embedder": embedder_identity,
+            **({"tokens": tokens} if tokens is not None else {}),  # version 1 headers have no such key
         }
         header_path = self.directory / HEADER
         if header_path.is_file():
@@ -195,6 +265,10 @@ class AudioCacheWriter:
         self._files = {EMBEDDING: int(dim) * 2, STATUS: 1}
         if wanted["num_labels"]:
             self._files[PROBS] = wanted["num_labels"] * 2
+        if tokens is not None:
+            self._files.update(
+                {TOKENS: tokens["count"] * tokens["dim"] * 2, TOKEN_LENGTH: 2, TOKEN_ENERGY: tokens["count"] * 4}
+            )
         self._recover()
         self.video_ids, _ = _read_index(self.directory / INDEX, self.header["index_bytes"], self.header["rows"])
         self.done = set(self.video_ids)
@@ -208,8 +282,15 @@ class AudioCacheWriter:
             _truncate(self.directory / name, rows * row_bytes)
         _truncate(self.directory / INDEX, self.header["index_bytes"])
 
-    def append(self, video_id: str, embedding: np.ndarray, probs: np.ndarray | None, status: np.ndarray) -> None:
-        """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``); see `commit`."""
+    def append(
+        self,
+        video_id: str,
+        embedding: np.ndarray,
+        probs: np.ndarray | None,
+        status: np.ndarray,
+        tokens: TokenRows | None = None,
+    ) -> None:
+        """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``, tokens); see `commit`."""
         count = self.header["windows"]["count"]
         if "\t" in video_id or "\n" in video_id or "\r" in video_id:
             raise AvlabelError(f"video_id {video_id!r} contains a tab or line break; rename it in the manifest")
@@ -220,6 +301,12 @@ class AudioCacheWriter:
             assert probs is not None and probs.shape == (count, self.header["num_labels"])
             self._handles[PROBS].write(np.ascontiguousarray(probs, dtype="<f2").tobytes())
         self._handles[STATUS].write(np.ascontiguousarray(status, dtype=np.uint8).tobytes())
+        if TOKENS in self._files:
+            grid = self.header["tokens"]
+            assert tokens is not None and tokens.tokens.shape == (count, grid["count"], grid["dim"])
+            self._handles[TOKENS].write(np.ascontiguousarray(tokens.tokens, dtype="<f2").tobytes())
+            self._handles[TOKEN_LENGTH].write(np.ascontiguousarray(tokens.length, dtype="<u2").tobytes())
+            self._handles[TOKEN_ENERGY].write(np.ascontiguousarray(tokens.energy, dtype="<f4").tobytes())
         self._handles[INDEX].write("".join(f"{video_id}\t{window}\n" for window in range(count)).encode("utf-8"))
         self.done.add(video_id)
         self.video_ids.extend([video_id] * count)
@@ -255,6 +342,21 @@ class AudioCacheWriter:
         self.close()
 
 
+def missing_tokens_error(directory: str | os.PathLike[str], reader: str) -> AvlabelError:
+    """The refusal of a cache without time tokens for ``reader``, with the command that builds one."""
+    return AvlabelError(
+        f"the audio cache {directory} holds no audio tokens (built without --tokens, or before avlabel stored them) "
+        f"but {reader}; build a cache with tokens into a new folder: avlabel targets --tokens ... -o NEW_DIR "
+        "(same --manifest, --savld and embedder)"
+    )
+
+
+def holds_tokens(directory: str | os.PathLike[str]) -> bool:
+    """Whether the cache in ``directory`` stores time tokens (False when there is no cache yet)."""
+    path = Path(directory) / HEADER
+    return path.is_file() and "tokens" in _read_header(path)
+
+
 def read_bad_items(directory: str | os.PathLike[str]) -> set[str]:
     """Video ids the last extraction into ``directory`` could not read (they train and evaluate without audio)."""
     path = Path(directory) / BAD_ITEMS
@@ -276,9 +378,18 @@ def _read_header(path: Path) -> dict:
         raise AvlabelError(
             f"{path} is not valid JSON; delete the cache directory's audio_* files and rebuild it"
         ) from None
-    if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+    if header.get("format") != _FORMAT:
+        raise AvlabelError(f"{path} is not an avlabel audio cache; rebuild it with avlabel targets")
+    version = header.get("version")
+    if version not in (_VERSION_WITHOUT_TOKENS, _VERSION_WITH_TOKENS):
         raise AvlabelError(
-            f"{path} is not an avlabel audio cache (version {_VERSION}); rebuild it with avlabel targets"
+            f"{path} is an audio cache of format version {version!r}, which this avlabel cannot read (it reads "
+            f"{_VERSION_WITHOUT_TOKENS} and {_VERSION_WITH_TOKENS}); upgrade avlabel or rebuild it with avlabel targets"
+        )
+    if (version == _VERSION_WITH_TOKENS) != isinstance(header.get("tokens"), dict):
+        raise AvlabelError(
+            f"{path} is damaged (format version {version} {'without' if version == _VERSION_WITH_TOKENS else 'with'} "
+            "a tokens section); delete the cache directory's audio_* files and rebuild it"
         )
     return header
 
@@ -322,10 +433,21 @@ def _truncate(path: Path, size: int) -> None:
 
 
 def _check_compatible(found: dict, wanted: dict, directory: Path) -> None:
-    for key in ("dim", "num_labels", "labels_sha256", "windows", "embedder"):
-        if _without_source(found.get(key)) != _without_source(wanted[key]):
+    found_tokens, wanted_tokens = found.get("tokens"), wanted.get("tokens")
+    if found_tokens is None and wanted_tokens is not None:
+        raise AvlabelError(
+            f"the audio cache in {directory} holds no audio tokens, so --tokens cannot add to it (its rows would "
+            "lack them); use another output directory, or delete its audio_* files to rebuild it with tokens"
+        )
+    if found_tokens is not None and wanted_tokens is None:
+        raise AvlabelError(
+            f"the audio cache in {directory} holds audio tokens, so --no-tokens cannot add to it (new rows would "
+            "lack them); drop --no-tokens, or use another output directory"
+        )
+    for key in ("dim", "num_labels", "labels_sha256", "windows", "embedder", "tokens"):
+        if _without_source(found.get(key)) != _without_source(wanted.get(key)):
             raise AvlabelError(
-                f"the audio cache in {directory} was built with a different {key} ({found.get(key)} != {wanted[key]}); "
+                f"the audio cache in {directory} was built with a different {key} ({found.get(key)} != {wanted.get(key)}); "
                 "use another output directory or delete its audio_* files to rebuild"
             )
 

@@ -4,7 +4,9 @@ DataLoader workers decode (PyAV + libswresample) in parallel. Where the filterba
 the embedder's device: on a GPU it runs batched in the main process next to the model (the
 NumPy/Kaldi filterbank would otherwise cost more CPU per clip than decoding); on the CPU each
 worker computes its item's features, so the filterbank scales with the workers too. Windows
-without audible audio skip the model and get zero rows. Items that cannot be read are skipped,
+without audible audio skip the model and get zero rows. With ``tokens``, the embedder's time
+tokens, their valid lengths and energies (`avlabel.audio.tokens`) come from the same
+forward pass and are stored beside the embeddings. Items that cannot be read are skipped,
 counted and listed in ``audio_bad_items.tsv``; they are retried on the next run. Items already
 in the cache are not recomputed, so rerunning after an interruption, or on a grown manifest,
 only processes what is missing.
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from avlabel._progress import progress_bar
-from avlabel.audio.cache import SOURCES, AudioCacheWriter
+from avlabel.audio.cache import SOURCES, AudioCacheWriter, TokenRows, holds_tokens
 from avlabel.audio.decode import SAMPLE_RATE, WINDOW_SECONDS, AudioStatus, load_windows
 from avlabel.data.sources import append_sources, source_lines
 from avlabel.errors import AvlabelError
@@ -52,6 +54,7 @@ def extract_audio(
     batch_size: int = 32,
     progress: bool = True,
     manifest: str | os.PathLike[str] | None = None,
+    tokens: bool | None = None,
 ) -> ExtractSummary:
     """Add the audio of ``records`` that is not cached yet to the cache in ``directory``.
 
@@ -69,6 +72,8 @@ def extract_audio(
         batch_size: videos per model batch and per commit.
         progress: show a rich progress bar on stderr.
         manifest: the manifest ``records`` come from, recorded with each video's source file.
+        tokens: also store time tokens (see `avlabel.audio.cache`, "Versions"); None: as the
+            existing cache in ``directory`` does (none for a new cache).
     """
     from torch.utils.data import DataLoader
 
@@ -76,7 +81,12 @@ def extract_audio(
     unique = _unique_records(records)
     windows = {"count": num_windows, "seconds": window_seconds, "sample_rate": SAMPLE_RATE}
     summary = ExtractSummary(items=len(unique))
-    with AudioCacheWriter(directory, embedder.identity, embedder.dim, embedder.labels, windows) as writer:
+    if tokens is None:
+        tokens = holds_tokens(directory)
+    token_section = token_header(embedder) if tokens else None
+    with AudioCacheWriter(
+        directory, embedder.identity, embedder.dim, embedder.labels, windows, token_section
+    ) as writer:
         pending = [record for record in unique if record.video_id not in writer.done]
         summary.cached = len(unique) - len(pending)
         by_id = {record.video_id: record for record in pending}
@@ -95,7 +105,7 @@ def extract_audio(
                 for batch in loader:
                     summary.bad.extend(batch["bad"])
                     if batch["video_ids"]:
-                        _embed_batch(batch, embedder, writer, num_windows, on_gpu)
+                        _embed_batch(batch, embedder, writer, num_windows, on_gpu, tokens)
                         # Sources are durable before the commit makes the rows visible.
                         append_sources(
                             Path(directory) / SOURCES, source_lines((by_id[v] for v in batch["video_ids"]), manifest)
@@ -109,7 +119,16 @@ def extract_audio(
     return summary
 
 
-def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: int, on_gpu: bool) -> None:
+def token_header(embedder) -> dict:
+    """The ``tokens`` section of a cache header for ``embedder``'s time tokens (see `avlabel.audio.cache`)."""
+    return {
+        **embedder.token_grid.to_dict(),
+        "dim": embedder.token_dim,
+        "silence_energy": embedder.filterbank.config.silence_energy,
+    }
+
+
+def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: int, on_gpu: bool, tokens: bool) -> None:
     import torch
 
     status = batch["status"]  # (n * W,) uint8
@@ -117,6 +136,14 @@ def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: i
     count = len(status)
     embedding = np.zeros((count, embedder.dim), dtype=np.float16)
     probs = np.zeros((count, len(embedder.labels)), dtype=np.float16) if embedder.labels is not None else None
+    grid = embedder.token_grid
+    token_rows = None
+    if tokens:  # windows without audio: zero tokens, none valid, the energy of silence
+        token_rows = TokenRows(
+            np.zeros((count, grid.count, embedder.token_dim), np.float16),
+            np.zeros(count, np.uint16),
+            np.full((count, grid.count), embedder.filterbank.config.silence_energy, np.float32),
+        )
     if audible.any():
         if on_gpu:  # filterbank next to the model; the whole pinned batch moves asynchronously
             on_device = audible.to(embedder.device)
@@ -125,14 +152,19 @@ def _embed_batch(batch: dict, embedder, writer: AudioCacheWriter, num_windows: i
             features, num_frames = embedder.filterbank(waveforms, lengths)
         else:  # the workers computed the features
             features, num_frames = batch["features"][audible], batch["num_frames"][audible]
-        out_embedding, out_probs = embedder.embed(features, num_frames)
+        out = embedder.embed(features, num_frames, tokens=tokens)
         index = audible.numpy()
-        embedding[index] = out_embedding.cpu().numpy().astype(np.float16)
+        embedding[index] = out.embedding.cpu().numpy().astype(np.float16)
         if probs is not None:
-            probs[index] = out_probs.cpu().numpy().astype(np.float16)
+            probs[index] = out.probs.cpu().numpy().astype(np.float16)
+        if token_rows is not None:
+            token_rows.tokens[index] = out.tokens.cpu().numpy().astype(np.float16)
+            token_rows.length[index] = grid.valid_length(num_frames).cpu().numpy()
+            token_rows.energy[index] = grid.energy(features, num_frames, embedder.filterbank.config).cpu().numpy()
     for item, video_id in enumerate(batch["video_ids"]):
         rows = slice(item * num_windows, (item + 1) * num_windows)
-        writer.append(video_id, embedding[rows], None if probs is None else probs[rows], status[rows])
+        window_tokens = None if token_rows is None else TokenRows(*(array[rows] for array in token_rows))
+        writer.append(video_id, embedding[rows], None if probs is None else probs[rows], status[rows], window_tokens)
 
 
 class _WindowDataset:

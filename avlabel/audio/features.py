@@ -70,6 +70,19 @@ class FilterbankConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def normalise(self, log_mel):
+        """AST's normalisation ``(x - mean) / (2 std)`` of log-mel values (none when ``do_normalize`` is off)."""
+        return (log_mel - self.mean) / (2 * self.std) if self.do_normalize else log_mel
+
+    def log_mel(self, features):
+        """The natural-log mel energies of normalised ``features`` (the inverse of `normalise`)."""
+        return features * (2 * self.std) + self.mean if self.do_normalize else features
+
+    @property
+    def silence_energy(self) -> float:
+        """A frame of digital silence, normalised: every bin at the log-mel floor (float32's epsilon)."""
+        return self.normalise(math.log(np.finfo(np.float32).eps))
+
 
 class AstFilterbank:
     """Batched AST filterbank features.
@@ -110,9 +123,7 @@ class AstFilterbank:
         # the *log-mel matrix* with zeros before normalising, as AST's training did).
         frame = torch.arange(self.config.max_length, device=waveforms.device)
         features = features * (frame[None, :, None] < num_frames[:, None, None])
-        if self.config.do_normalize:
-            features = (features - self.config.mean) / (2 * self.config.std)
-        return features, num_frames
+        return self.config.normalise(features), num_frames
 
     def num_frames(self, lengths):
         """Frames holding audio for ``lengths`` valid samples (Kaldi's snip_edges), capped at max_length."""

@@ -8,7 +8,8 @@ follow the current manifest, ``--ya``, ``--k``, ``--overlap`` and ``--normalize`
 
 Output directory::
 
-    audio_cache.json, audio_index.tsv, audio_*.f16/.u8   the cache (see avlabel.audio.cache)
+    audio_cache.json, audio_index.tsv, audio_*.f16/.u8   the cache (see avlabel.audio.cache), with
+    audio_token*.f16/.u16/.f32                            time tokens when asked for (--tokens)
     audio_bad_items.tsv                                   unreadable items of the last run
     targets.npz, targets.json                             RelevanceTargets (avlabel.audio.targets)
     targets.csv                                           video_id,window,label,status,target
@@ -60,6 +61,7 @@ def make_targets(
     device: str = "cpu",
     progress: bool = True,
     warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
+    tokens: bool | None = None,
 ) -> dict:
     """Run the whole job; returns the report (also written to ``output/report.json``).
 
@@ -83,6 +85,8 @@ def make_targets(
         progress: show progress on stderr.
         warn_failed_share: warn (`AvlabelWarning`) when more than this
             share of the videos cannot be read; all of them failing is an error.
+        tokens: also cache the embedder's time tokens (AVT's audio input, `avlabel.audio.tokens`);
+            None: as the existing cache in ``output`` does, none for a new one.
     """
     from avlabel.data.manifest import read_manifest
     from avlabel.savld import load_savld
@@ -104,7 +108,16 @@ def make_targets(
         check_label_order(model.labels, table.audio, source=f"the AST checkpoint {model.source}")
 
     summary = extract_audio(
-        records, output, model, num_windows, window_seconds, workers, batch_size, progress, manifest=manifest
+        records,
+        output,
+        model,
+        num_windows,
+        window_seconds,
+        workers,
+        batch_size,
+        progress,
+        manifest=manifest,
+        tokens=tokens,
     )
     if created and summary.computed == 0 and len(summary.bad) == summary.items:
         shutil.rmtree(output, ignore_errors=True)  # an empty cache and an error list: not worth leaving behind
@@ -145,7 +158,7 @@ def make_targets(
         relevant = np.array([given.relevant.get(cache.video_ids[row], -1) for row in rows])
     report = {
         "settings": {key: meta[key] for key in ("source", "ya", "k", "tags", "manifest", "savld")}
-        | {"overlap": overlap, "normalize": normalize, "windows": num_windows},
+        | {"overlap": overlap, "normalize": normalize, "windows": num_windows, "tokens": cache.has_tokens},
         "extraction": {
             "videos": summary.items,
             "already_cached": summary.cached,

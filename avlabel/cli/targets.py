@@ -71,6 +71,12 @@ from avlabel.cli.tag import ast_option
     type=click.IntRange(min=0),
     help="Decoding worker processes (0: decode in the main process).",
 )
+@click.option(
+    "--tokens/--no-tokens",
+    default=None,
+    help="Also cache the audio time tokens AVT models read (155 kB per window with AST-base; IMD never reads "
+    "them). Default: as the cache in OUTPUT already does; none for a new cache.",
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes)."
@@ -90,6 +96,7 @@ def targets(
     normalize: str,
     windows: int,
     workers: int,
+    tokens: bool | None,
     batch_size: int,
     output: Path,
     warn_failed_share: float,
@@ -98,8 +105,9 @@ def targets(
 
     For each manifest clip and its class, target = overlap(top-Y_a audio labels, the class's k
     SAVLD labels), IoU or Dice, by default divided by its largest reachable value (--normalize);
-    clips without audio get 0. Writes the cache, targets.npz/json/csv, report.json and PNG plots
-    to OUTPUT. Interrupted runs resume; a run in which no video can be read is an error.
+    clips without audio get 0. Writes the cache (with --tokens also the time tokens of every
+    window), targets.npz/json/csv, report.json and PNG plots to OUTPUT. Interrupted runs resume;
+    a run in which no video can be read is an error.
     """
     from avlabel._checks import check_output_dir
     from avlabel._console import out_console
@@ -122,12 +130,14 @@ def targets(
         batch_size=batch_size,
         device=app.resolve_device(),
         warn_failed_share=warn_failed_share,
+        tokens=tokens,
     )
     extraction = report["extraction"]
     console = out_console()
     console.print(
         f"audio: {extraction['videos']} videos ({extraction['already_cached']} cached, {extraction['computed']} computed, "
         f"{extraction['bad_items']} unreadable{' — see audio_bad_items.tsv' if extraction['bad_items'] else ''})"
+        + (", with audio tokens" if report["settings"]["tokens"] else "")
     )
     kept = ", ".join(f"α={alpha}: {fraction:.1%}" for alpha, fraction in report["fraction_at_least"].items())
     console.print(f"targets: {report['rows']} windows, mean {report['mean_target']:.3f}; at or above {kept}")

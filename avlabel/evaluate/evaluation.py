@@ -102,7 +102,7 @@ def evaluate_run(
     error_log = output_dir / "skipped.tsv"
     clips = clip_dataset(loaded, rows, label_set, views, settings, error_log)
     audio = clip_audio(loaded, rows, label_set, settings.audio_dir) if loaded.model_config.has_audio else None
-    items = ViewItems(clips, audio, labels, video_ids, views)
+    items = ViewItems(clips, audio, labels, video_ids, views, audio_tokens=loaded.model_config.reads_audio_tokens)
     tags_path = Path(tags) if tags is not None else default_tags(Path(manifest))
     relevant = relevant_flags(tags_path, video_ids)
     # Only now that every input passed its checks: a refused evaluation leaves no empty folder.

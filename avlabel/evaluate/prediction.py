@@ -2,7 +2,8 @@
 
 The audio is embedded on the spot with the embedder recorded in the run's audio cache (the
 same frozen AST, or another copy of its weights), over the same windows, so a new file's audio
-reaches the model exactly as the cached audio of the training videos did.
+reaches the model exactly as the cached audio of the training videos did -- time tokens
+included, from the same AST pass, for a model that reads them.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ def predict_video(
         views = ViewGrid(spatial_crops=1, temporal_clips=views.temporal_clips)
     clips = clip_dataset(loaded, Manifest([record]), label_set, views, settings, None)
     audio, tags, status = (None, None, None)
+    reads_tokens = loaded.model_config.reads_audio_tokens
     if loaded.model_config.has_audio:
-        audio, tags, status = _embed_one_video(record, settings.audio_dir, ast, device)
-    items = ViewItems(clips, audio, np.zeros(1, dtype=np.int64), [record.video_id], views)
+        audio, tags, status = _embed_one_video(record, settings.audio_dir, ast, device, reads_tokens)
+    items = ViewItems(clips, audio, np.zeros(1, dtype=np.int64), [record.video_id], views, audio_tokens=reads_tokens)
     result, skipped = run_model(
         loaded, items, views, device, batch_size=views.count, workers=0, progress=False, description="predict"
     )
@@ -97,8 +99,9 @@ def predict_video(
 class _SingleVideoAudio:
     """The audio windows of one freshly embedded video, shaped like `ClipAudio`."""
 
-    def __init__(self, embedding: np.ndarray, present: np.ndarray):
+    def __init__(self, embedding: np.ndarray, present: np.ndarray, tokens: tuple[np.ndarray, ...] | None):
         self._embedding = embedding  # (W, dim) float32
+        self._tokens = tokens  # (W, count, token_dim), (W, count) valid, (W, count) energy; or None
         self.present = present[None, :]  # (1, W)
         self.target = None
         self.num_windows = len(present)
@@ -106,9 +109,14 @@ class _SingleVideoAudio:
     def embedding(self, row: int, window: int) -> np.ndarray:
         return self._embedding[window]
 
+    def tokens(self, row: int, window: int) -> tuple[np.ndarray, ...]:
+        return tuple(array[window] for array in self._tokens)
 
-def _embed_one_video(record, audio_dir: str, ast: str | os.PathLike[str] | None, device: torch.device):
-    """Embed one video's audio windows with the run's embedder; returns (audio, top tags, status text)."""
+
+def _embed_one_video(
+    record, audio_dir: str, ast: str | os.PathLike[str] | None, device: torch.device, tokens: bool
+) -> tuple[_SingleVideoAudio, list | None, str]:
+    """Embed one video's audio windows (and their time tokens) with the run's embedder; returns (audio, top tags, status text)."""
     from avlabel.audio.cache import AudioCache
     from avlabel.audio.decode import AudioStatus
     from avlabel.audio.embedders import build_embedder
@@ -133,15 +141,17 @@ def _embed_one_video(record, audio_dir: str, ast: str | os.PathLike[str] | None,
             window_seconds=windows["seconds"],
             workers=0,
             progress=False,
+            tokens=tokens,
         )
         if summary.bad:
             raise AvlabelError(f"cannot read the audio of {record.path}: {summary.bad[0][2]}")
         cache = AudioCache(scratch)
         rows = cache.lookup([record.video_id] * cache.num_windows, np.arange(cache.num_windows))
         embedding, present = cache.read(rows)
+        window_tokens = cache.read_tokens(rows) if tokens else None
         status = [AudioStatus(int(code)).name.lower() for code in cache.status[rows]]
         tags = None
         if cache.probs is not None and embedder.labels is not None and present.any():
             mean = cache.probs[rows][present].astype(np.float32).mean(axis=0)
             tags = [(embedder.labels[i], float(mean[i])) for i in np.argsort(-mean)[:5]]
-    return _SingleVideoAudio(embedding, present), tags, ", ".join(dict.fromkeys(status))
+    return _SingleVideoAudio(embedding, present, window_tokens), tags, ", ".join(dict.fromkeys(status))

@@ -4,7 +4,7 @@ Evaluation and prediction read clips through the same `VideoClipDataset`
 (test mode) and audio cache (`ClipAudio`) that training used: T frames
 at the run's stride and size, RGB normalised with the mean and std stored in the checkpoint's
 model config, flow from the run's flow folder (or computed on the fly), and the frozen-AST
-embedding of the audio under each clip.
+embedding of the audio under each clip (with its time tokens for a model that reads them).
 """
 
 from __future__ import annotations
@@ -150,7 +150,10 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
             f"the relevance targets in {audio_dir} were computed for label set {video_labels.get('name')!r}, not for the "
             f"model's {label_set.name!r}; pass the --audio cache built for this label set"
         )
-    return ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
+    audio = ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
+    if loaded.model_config.reads_audio_tokens:
+        audio.require_tokens(loaded.model_config.name)
+    return audio
 
 
 def run_dir_of(run: Path, weights: Path) -> Path | None:

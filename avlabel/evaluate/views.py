@@ -3,7 +3,8 @@
 Evaluation (paper section 4.1) averages each video's softmax over its views
 (`avlabel.evaluate.multiview`, 3 crops x 4 clips by default). A view's audio is the cached
 window under its clip: temporal clip ``c`` of ``n`` takes window ``c * W // n`` of the ``W``
-cached windows. Views that cannot be decoded are dropped from their batch and listed.
+cached windows -- its embedding and, for a model that reads them, its time tokens. Views that
+cannot be decoded are dropped from their batch and listed.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ class ViewItems:
         audio: per-row audio (``ClipAudio`` or one embedded video), or None without audio.
         labels: ``(N,)`` class index per row; ``video_ids``: per row.
         grid: crops x clips; for an audio-only model only its clips matter.
+        audio_tokens: add the window's ``audio_tokens``, ``audio_token_valid`` and
+            ``audio_token_energy`` (models with ``audio_input: tokens``).
     """
 
-    def __init__(self, clips, audio, labels: np.ndarray, video_ids: list[str], grid: ViewGrid):
+    def __init__(
+        self, clips, audio, labels: np.ndarray, video_ids: list[str], grid: ViewGrid, audio_tokens: bool = False
+    ):
         self.clips, self.audio, self.labels, self.video_ids, self.grid = clips, audio, labels, video_ids, grid
+        self.audio_tokens = audio_tokens and audio is not None
 
     def __len__(self) -> int:
         return len(self.labels) * self.grid.count
@@ -59,6 +65,10 @@ class ViewItems:
             out["audio_present"] = bool(self.audio.present[row, window])
             if self.audio.target is not None:
                 out["relevance"] = float(self.audio.target[row, window])
+            if self.audio_tokens:
+                from avlabel.train.items import token_item
+
+                out.update(token_item(self.audio, row, window))
         return out
 
 
@@ -67,11 +77,14 @@ def collate_views(items: list[dict]) -> dict:
     import torch
 
     from avlabel.data.dataset import collate_clips
+    from avlabel.train.items import TOKEN_KEYS
 
     batch = collate_clips(items)
     good = [item for item in items if "error" not in item]
+    for key in ("audio", *TOKEN_KEYS):
+        if good and key in good[0]:
+            batch[key] = torch.stack([item[key] for item in good])
     if good and "audio" in good[0]:
-        batch["audio"] = torch.stack([item["audio"] for item in good])
         batch["audio_present"] = torch.tensor([item["audio_present"] for item in good], dtype=torch.bool)
         if "relevance" in good[0]:
             batch["relevance"] = torch.tensor([item["relevance"] for item in good], dtype=torch.float32)

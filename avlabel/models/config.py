@@ -36,6 +36,10 @@ VISUAL_MODALITIES = ("rgb", "flow")
 FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc", "drop_pathway")
 ImdMode = Literal["M", "W"]  # masking (Eq. 5) or weighting (Table 4)
 IMD_MODES: tuple[ImdMode, ...] = typing.get_args(ImdMode)
+# What a model reads from the audio cache: the pooled AST embedding (IMD's audio bottleneck) or
+# the time tokens of avlabel.audio.tokens (AVT's audio Transformer).
+AudioInput = Literal["embedding", "tokens"]
+AUDIO_INPUTS: tuple[AudioInput, ...] = typing.get_args(AudioInput)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class ModelConfig:
     proj_drop_rate: float = 0.0
 
     # Audio side (Sec. 3.3): the frozen AST's pooled embedding enters the audio bottleneck.
+    audio_input: AudioInput = "embedding"  # "tokens": batches carry audio_tokens/audio_token_valid/audio_token_energy
     audio_dim: int = 768  # width of the AST embedding (768 for AST-base)
     audio_hidden_dim: int = 768  # hidden width of the bottleneck's first linear layer
 
@@ -104,6 +109,11 @@ class ModelConfig:
         return "audio" in self.modalities
 
     @property
+    def reads_audio_tokens(self) -> bool:
+        """True when the model's batches must carry the cached audio time tokens (``audio_input: tokens``)."""
+        return self.has_audio and self.audio_input == "tokens"
+
+    @property
     def is_audio_visual(self) -> bool:
         """True when a fusion head combines audio with vision."""
         return self.has_audio and bool(self.visual_modalities)
@@ -124,6 +134,8 @@ class ModelConfig:
             fail("modalities", f"{list(self.modalities)} names a modality twice")
         if self.fusion not in FUSION_NAMES:
             fail("fusion", f"unknown fusion head {self.fusion!r}; choose one of {', '.join(FUSION_NAMES)}")
+        if self.audio_input not in AUDIO_INPUTS:
+            fail("audio_input", f"{self.audio_input!r} must be one of {', '.join(AUDIO_INPUTS)}")
         if self.imd_mode not in IMD_MODES:
             fail("imd_mode", f"{self.imd_mode!r} must be 'M' (masking) or 'W' (weighting)")
         if not 0.0 <= self.imd_alpha <= 1.0:
@@ -263,6 +275,7 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 __all__ = [
+    "AUDIO_INPUTS",
     "FUSION_NAMES",
     "IMAGENET_INCEPTION_MEAN",
     "IMAGENET_INCEPTION_STD",

@@ -2,7 +2,10 @@
 
 `ClipAudio` turns the audio cache (frozen-AST embeddings, section 3.3) and the relevance
 targets (section 3.5) of ``avlabel targets`` into per-manifest-row arrays: which cache row holds
-each audio window, whether it has audible audio, and its target for the row's own class.
+each audio window, whether it has audible audio, and its target for the row's own class. For a
+model that reads audio time tokens (``model.audio_input: tokens``, AVT) it also reads each
+window's tokens, their valid mask and energies (`avlabel.audio.tokens`); other models never
+touch the token files.
 
 `IntraClassAudioSwap` is the intra-class cross-modality augmentation (section 3.6): with
 probability ``p`` a clip's audio, and with it the relevance target, is taken from another
@@ -51,6 +54,7 @@ class ClipAudio:
         present: ``(N, W)`` bool, the window holds audible audio.
         target: ``(N, W)`` float32 relevance target for the video's own class (0 without audio).
         dim: embedding width.
+        token_shape: ``(count, token_dim)`` of the cache's time tokens, or None without tokens.
     """
 
     def __init__(self, cache_dir: str | os.PathLike[str], video_ids: list[str], cache, targets, unreadable: set[str]):
@@ -79,20 +83,39 @@ class ClipAudio:
             target[known] = targets.for_items(flat[known])
         self.target = np.where(self.present.reshape(-1), target, 0.0).astype(np.float32).reshape(self.rows.shape)
         self.dim = cache.dim
+        grid = cache.header.get("tokens")
+        self.token_shape = (grid["count"], grid["dim"]) if grid is not None else None
         self._cache = None  # opened lazily in each DataLoader worker (memory maps do not pickle cheaply)
 
     @property
     def num_windows(self) -> int:
         return self.rows.shape[1]
 
+    def require_tokens(self, model_name: str) -> None:
+        """Refuse, in one line naming the command that builds one, a cache without tokens for a token model."""
+        if self.token_shape is None:
+            from avlabel.audio.cache import missing_tokens_error
+
+            raise missing_tokens_error(
+                self.cache_dir, f"model {model_name!r} reads audio tokens (model.audio_input: tokens)"
+            )
+
     def embedding(self, row: int, window: int) -> np.ndarray:
         """``(dim,)`` float32 embedding of (row, window); zeros without audio."""
+        embedding, _ = self._opened().read([self.rows[row, window]])
+        return embedding[0]
+
+    def tokens(self, row: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Time tokens of (row, window): ``(count, token_dim)`` float32, ``(count,)`` bool valid, ``(count,)`` float32 energy."""
+        tokens, valid, energy = self._opened().read_tokens([self.rows[row, window]])
+        return tokens[0], valid[0], energy[0]
+
+    def _opened(self):
         if self._cache is None:
             from avlabel.audio.cache import AudioCache
 
             self._cache = AudioCache(self.cache_dir)
-        embedding, _ = self._cache.read([self.rows[row, window]])
-        return embedding[0]
+        return self._cache
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cache": None}
@@ -133,7 +156,10 @@ class TrainingItems(Dataset):
     """Items ``{"rgb", "flow", "audio", "audio_present", "relevance", "label", "index", "valid", ...}``.
 
     Indexed by ``(epoch, index)`` pairs (from
-    `ResumableDistributedSampler`).
+    `ResumableDistributedSampler`). With ``audio_tokens`` the items also carry the audio window's
+    ``audio_tokens`` ``(count, token_dim)`` float32, ``audio_token_valid`` ``(count,)`` bool and
+    ``audio_token_energy`` ``(count,)`` float32, from the same (possibly swapped) clip and window
+    as ``audio``.
 
     Args:
         labels: ``(N,)`` class index of every row.
@@ -145,6 +171,8 @@ class TrainingItems(Dataset):
         seed: the run's seed.
         placeholder_shapes: modality -> item tensor shape, for zero-filled unreadable clips.
         train: training items (random audio window) or validation items (first window).
+        audio_tokens: add the audio time tokens (models with ``audio_input: tokens``); the
+            cache must hold them (`ClipAudio.require_tokens`).
     """
 
     def __init__(
@@ -157,6 +185,7 @@ class TrainingItems(Dataset):
         seed: int,
         placeholder_shapes: dict[str, tuple[int, ...]],
         train: bool,
+        audio_tokens: bool = False,
     ):
         assert clips is None or len(clips) == len(labels), (
             "one view per row: build the clip dataset with num_clips=num_crops=1"
@@ -169,6 +198,7 @@ class TrainingItems(Dataset):
         self.seed = int(seed)
         self.placeholder_shapes = placeholder_shapes
         self.train = train
+        self.audio_tokens = audio_tokens and audio is not None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -194,6 +224,8 @@ class TrainingItems(Dataset):
             item["audio_present"] = bool(self.audio.present[source, window])
             item["relevance"] = float(self.audio.target[source, window])
             item["audio_source"] = source
+            if self.audio_tokens:
+                item.update(token_item(self.audio, source, window))
         return item
 
     def _window(self, epoch: int, index: int) -> int:
@@ -205,6 +237,15 @@ class TrainingItems(Dataset):
         return int(rng.integers(windows))
 
 
+# The batch keys of the audio time tokens (see `token_item`), in the order they are stacked.
+TOKEN_KEYS = ("audio_tokens", "audio_token_valid", "audio_token_energy")
+
+
+def token_item(audio, row: int, window: int) -> dict[str, torch.Tensor]:
+    """The three token entries of an item: ``audio`` (a `ClipAudio`, or anything with ``tokens``) at (row, window)."""
+    return dict(zip(TOKEN_KEYS, map(torch.from_numpy, audio.tokens(row, window)), strict=True))
+
+
 def collate_items(items: list[dict]) -> dict:
     """Stack `TrainingItems` items into a batch; unreadable clips are listed in ``skipped``."""
     batch: dict = {
@@ -214,7 +255,7 @@ def collate_items(items: list[dict]) -> dict:
     for key in ("label", "index"):
         batch[key] = torch.tensor([item[key] for item in items], dtype=torch.int64)
     batch["valid"] = torch.tensor([item["valid"] for item in items], dtype=torch.bool)
-    for key in ("rgb", "flow", "audio"):
+    for key in ("rgb", "flow", "audio", *TOKEN_KEYS):
         if key in items[0]:
             batch[key] = torch.stack([item[key] for item in items])
     if "audio" in items[0]:

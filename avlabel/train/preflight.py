@@ -9,7 +9,8 @@ against relevance targets computed for another label set, wastes a GPU day. So
 * the audio cache holds every clip, its relevance targets were computed for this label set,
   for this manifest's labelling of each clip, with the config's ``k``, ``Y_a``, overlap and
   normalisation, and,
-  when ``audio.savld`` is given, from that SAVLD;
+  when ``audio.savld`` is given, from that SAVLD; it holds audio time tokens when the model
+  reads them (``model.audio_input: tokens``);
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
 * the model config (a named config plus the model section and the data settings) is valid, and its RGB
@@ -278,6 +279,8 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
             rgb_mean=model_config.rgb_mean,
             rgb_std=model_config.rgb_std,
         )
+    if audio is not None and model_config.reads_audio_tokens:
+        audio.require_tokens(model_config.name)
     swap = None
     if mode == "train" and audio is not None and config.imd.augment_p > 0:
         swap = IntraClassAudioSwap(labels, audio.present.any(axis=1), config.imd.augment_p, config.runtime.seed)
@@ -292,4 +295,5 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
         seed=config.runtime.seed,
         placeholder_shapes=shapes,
         train=mode == "train",
+        audio_tokens=model_config.reads_audio_tokens,
     )

@@ -33,8 +33,8 @@ def test_loads_frozen_in_eval_mode(tagger, audioset):
 def test_embedding_is_the_mean_of_the_two_class_tokens_and_probs_the_head(tagger):
     waveforms = np.stack([tone(440, 10.0), tone(3000, 10.0)])
     features, num_frames = tagger.filterbank(waveforms, [160_000, 160_000])
-    embedding, probs = tagger.embed(features, num_frames)
-    assert embedding.shape == (2, 32) and probs.shape == (2, 527)
+    embedding, probs, tokens = tagger.embed(features, num_frames)
+    assert embedding.shape == (2, 32) and probs.shape == (2, 527) and tokens is None  # tokens only when asked
     with torch.no_grad():
         hidden = tagger.model.audio_spectrogram_transformer(features).last_hidden_state  # (B, 2 + patches, D)
         logits = tagger.model(input_values=features).logits
@@ -43,10 +43,33 @@ def test_embedding_is_the_mean_of_the_two_class_tokens_and_probs_the_head(tagger
     assert not torch.allclose(embedding[0], embedding[1])
 
 
+def test_time_tokens_are_the_patch_tokens_averaged_over_frequency_rows(tagger):
+    short = np.concatenate([tone(3000, 4.0), np.zeros(96_000, np.float32)])
+    features, num_frames = tagger.filterbank(np.stack([tone(440, 10.0), short]), [160_000, 64_000])
+    with_tokens = tagger.embed(features, num_frames, tokens=True)
+    alone = tagger.embed(features, num_frames)
+    # One forward pass serves all three outputs, and asking for tokens changes neither of the others.
+    torch.testing.assert_close(with_tokens.embedding, alone.embedding)
+    torch.testing.assert_close(with_tokens.probs, alone.probs)
+    # AST-base geometry: 16x16 patches, stride 10, on 128 bins x 1024 frames: 12 rows x 101 columns.
+    assert tagger.token_grid.count == 101 and tagger.token_dim == 32
+    assert with_tokens.tokens.shape == (2, 101, 32) and with_tokens.tokens.dtype == torch.float32
+    ast = tagger.model.audio_spectrogram_transformer
+    with torch.no_grad():
+        # Where each patch token comes from, read off the patch embedding's own convolution:
+        # (B, D, rows, columns) flattened row by row -- the order the tokens are averaged in.
+        conv = ast.embeddings.patch_embeddings.projection(features.unsqueeze(1).transpose(2, 3))
+        assert conv.shape[2:] == (12, 101)
+        torch.testing.assert_close(ast.embeddings.patch_embeddings(features), conv.flatten(2).transpose(1, 2))
+        hidden = ast(features).last_hidden_state[:, 2:]  # (B, 12 * 101, D) without the two class tokens
+    expected = torch.stack([hidden[:, row * 101 : (row + 1) * 101] for row in range(12)]).mean(dim=0)
+    torch.testing.assert_close(with_tokens.tokens, expected)
+
+
 def test_batching_does_not_change_a_row(tagger):
     waveforms = np.stack([tone(440, 10.0), tone(900, 4.0, amplitude=0.1).repeat(1).tolist() + [0.0] * 96_000])
-    together, _ = tagger.tag(waveforms.astype(np.float32), [160_000, 64_000])
-    alone, _ = tagger.tag(waveforms[1:].astype(np.float32), [64_000])
+    together = tagger.tag(waveforms.astype(np.float32), [160_000, 64_000]).embedding
+    alone = tagger.tag(waveforms[1:].astype(np.float32), [64_000]).embedding
     torch.testing.assert_close(together[1:], alone, atol=1e-5, rtol=1e-4)
 
 

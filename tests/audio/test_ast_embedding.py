@@ -34,7 +34,7 @@ def _tagger(ast) -> AstTagger:
 def test_embedding_is_the_mean_of_the_two_class_tokens(ast):
     tagger = _tagger(ast)
     features = torch.randn(3, AST["max_length"], AST["num_mel_bins"])
-    embedding, _ = tagger.embed(features)
+    embedding = tagger.embed(features).embedding
     with torch.no_grad():
         tokens = ast.audio_spectrogram_transformer(features).last_hidden_state  # after the final LayerNorm
     assert tagger.dim == 32 and embedding.shape == (3, 32)
@@ -48,7 +48,7 @@ def test_ast_stays_frozen_and_outside_the_trainable_model(ast):
     model = build_model(model_config("imd_tiny", modalities=("rgb", "audio"), audio_dim=tagger.dim))
     assert not set(map(id, tagger.model.parameters())) & set(map(id, model.parameters()))
     features = torch.randn(2, AST["max_length"], AST["num_mel_bins"])
-    audio = tagger.embed(features)[0].clone()  # embed runs in inference mode; a clone can enter autograd
+    audio = tagger.embed(features).embedding.clone()  # embed runs in inference mode; a clone can enter autograd
     out = model(rgb=torch.randn(2, 3, 4, 32, 32), audio=audio)
     out.logits.sum().backward()
     assert all(p.grad is None for p in tagger.model.parameters())
@@ -59,4 +59,4 @@ def test_from_pretrained_uses_the_audio_loader(ast, tmp_path):
     ast.save_pretrained(tmp_path)
     tagger = AstTagger.from_pretrained(tmp_path)
     features = torch.randn(1, AST["max_length"], AST["num_mel_bins"])
-    torch.testing.assert_close(tagger.embed(features)[0], _tagger(ast).embed(features)[0])
+    torch.testing.assert_close(tagger.embed(features).embedding, _tagger(ast).embed(features).embedding)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,14 +13,19 @@ from avlabel.audio.cache import (
     INDEX,
     PROBS,
     STATUS,
+    TOKEN_ENERGY,
+    TOKEN_LENGTH,
+    TOKENS,
     AudioCache,
     AudioCacheWriter,
+    TokenRows,
 )
 from avlabel.errors import AvlabelError
 
 _IDENTITY = {"name": "test", "source": "/somewhere", "fingerprint": "abc", "dim": 4}
 _WINDOWS = {"count": 2, "seconds": 10.0, "sample_rate": 16000}
 _LABELS = ("a", "b", "c")
+_TOKENS = {"patch": 16, "stride": 10, "max_length": 64, "count": 5, "dim": 3, "silence_energy": -1.25}
 
 
 def _rows(seed: int):
@@ -30,8 +37,17 @@ def _rows(seed: int):
     )
 
 
-def _writer(directory, identity=_IDENTITY, labels=_LABELS):
-    return AudioCacheWriter(directory, identity, 4, labels, _WINDOWS)
+def _writer(directory, identity=_IDENTITY, labels=_LABELS, tokens=None):
+    return AudioCacheWriter(directory, identity, 4, labels, _WINDOWS, tokens)
+
+
+def _token_rows(seed: int) -> TokenRows:
+    rng = np.random.default_rng(seed)
+    return TokenRows(
+        rng.standard_normal((2, 5, 3)).astype(np.float16),
+        np.array([4, 0], np.uint16),  # window 1 (status 3, silent) has no valid token
+        np.stack([rng.standard_normal(5), np.full(5, -1.25)]).astype(np.float32),
+    )
 
 
 def test_round_trip_and_lookup(tmp_path):
@@ -107,3 +123,80 @@ def test_reader_errors(tmp_path):
 def test_rejects_video_ids_that_would_break_the_index(tmp_path):
     with _writer(tmp_path) as writer, pytest.raises(AvlabelError, match="tab or line break"):
         writer.append("bad\tid", *_rows(0))
+
+
+def test_tokens_round_trip_and_read_as_the_interface_wants(tmp_path):
+    with _writer(tmp_path, tokens=_TOKENS) as writer:
+        for index, video_id in enumerate(["v0", "v1"]):
+            writer.append(video_id, *_rows(index), _token_rows(index))
+    cache = AudioCache(tmp_path)
+    assert cache.header["version"] == 2 and cache.header["tokens"] == _TOKENS and cache.has_tokens
+    assert cache.tokens.shape == (4, 5, 3) and isinstance(cache.tokens, np.memmap)
+    np.testing.assert_array_equal(cache.tokens[2:], _token_rows(1).tokens)
+    assert cache.token_length.tolist() == [4, 0, 4, 0]
+    tokens, valid, energy = cache.read_tokens([2, -1, 3])
+    assert tokens.dtype == np.float32 and tokens.shape == (3, 5, 3) and valid.dtype == bool
+    np.testing.assert_array_equal(tokens[0], _token_rows(1).tokens[0].astype(np.float32))
+    assert valid.tolist() == [[True] * 4 + [False], [False] * 5, [False] * 5]  # a prefix of length 4; none
+    assert not tokens[1].any() and (energy[1] == -1.25).all()  # a clip missing from the cache: silence
+    np.testing.assert_array_equal(energy[0], _token_rows(1).energy[0])
+    for name, row_bytes in ((TOKENS, 5 * 3 * 2), (TOKEN_LENGTH, 2), (TOKEN_ENERGY, 5 * 4)):
+        assert (tmp_path / name).stat().st_size == 4 * row_bytes
+
+
+def test_a_cache_without_tokens_is_version_1_and_refuses_token_readers(tmp_path):
+    with _writer(tmp_path) as writer:
+        writer.append("v0", *_rows(0))
+    cache = AudioCache(tmp_path)
+    assert cache.header["version"] == 1 and "tokens" not in cache.header and not cache.has_tokens
+    assert cache.tokens is None and not (tmp_path / TOKENS).exists()
+    with pytest.raises(
+        AvlabelError, match="holds no audio tokens .* but model 'x' reads them; .* avlabel targets --tokens"
+    ):
+        cache.check_tokens("model 'x' reads them")
+    with pytest.raises(AvlabelError, match="holds no audio tokens"):
+        cache.read_tokens([0])
+
+
+def test_a_cache_neither_gains_nor_loses_tokens(tmp_path):
+    with _writer(tmp_path / "plain") as writer:
+        writer.append("v0", *_rows(0))
+    with pytest.raises(AvlabelError, match="holds no audio tokens, so --tokens cannot add to it"):
+        _writer(tmp_path / "plain", tokens=_TOKENS)
+    with _writer(tmp_path / "tokens", tokens=_TOKENS) as writer:
+        writer.append("v0", *_rows(0), _token_rows(0))
+    with pytest.raises(AvlabelError, match="holds audio tokens, so --no-tokens cannot add to it"):
+        _writer(tmp_path / "tokens")
+    with pytest.raises(AvlabelError, match="different tokens"):
+        _writer(tmp_path / "tokens", tokens={**_TOKENS, "stride": 8})
+
+
+def test_torn_token_files_are_cut_back_on_resume(tmp_path):
+    writer = _writer(tmp_path, tokens=_TOKENS)
+    writer.append("v0", *_rows(0), _token_rows(0))
+    writer.commit()
+    writer.append("v1", *_rows(1), _token_rows(1))  # never committed
+    for handle in writer._handles.values():
+        handle.flush()
+    writer._lock.close()
+    for name in (TOKENS, TOKEN_LENGTH, TOKEN_ENERGY):
+        with open(tmp_path / name, "ab") as handle:
+            handle.write(b"\x07" * 3)
+    with _writer(tmp_path, tokens=_TOKENS) as resumed:
+        assert resumed.done == {"v0"}
+        resumed.append("v1", *_rows(1), _token_rows(1))
+    cache = AudioCache(tmp_path)
+    np.testing.assert_array_equal(cache.tokens[2:], _token_rows(1).tokens)
+    np.testing.assert_array_equal(cache.token_energy[2:], _token_rows(1).energy)
+
+
+def test_unknown_versions_are_refused(tmp_path):
+    with _writer(tmp_path) as writer:
+        writer.append("v0", *_rows(0))
+    header = json.loads((tmp_path / HEADER).read_text())
+    (tmp_path / HEADER).write_text(json.dumps({**header, "version": 3}))
+    with pytest.raises(AvlabelError, match="format version 3, which this avlabel cannot read"):
+        AudioCache(tmp_path)
+    (tmp_path / HEADER).write_text(json.dumps({**header, "version": 2}))  # version 2 without its tokens section
+    with pytest.raises(AvlabelError, match=r"is damaged \(format version 2 without a tokens section\)"):
+        AudioCache(tmp_path)

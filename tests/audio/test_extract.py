@@ -51,7 +51,7 @@ def test_extract_records_statuses_and_skips_bad_items(tmp_path, media, tagger):
     assert not cache.embedding[no_audio].any() and not cache.probs[no_audio].any()
     assert cache.embedding[0].any() and cache.probs[0].min() > 0 and cache.probs[0].max() < 1
     # Same rows as the tagger computes directly (fp16 storage).
-    embedding, probs = tagger.tag(*_first_window(media["tone_wav"]))
+    embedding, probs, _ = tagger.tag(*_first_window(media["tone_wav"]))
     np.testing.assert_allclose(cache.embedding[0], embedding[0].numpy(), atol=2e-3, rtol=2e-3)
     np.testing.assert_allclose(cache.probs[0], probs[0].numpy(), atol=1e-3)
 
@@ -103,7 +103,7 @@ def test_logmel_ignores_padding(media):
     long, short = tone(440, 10.0), np.zeros(160_000, np.float32)
     short[:48_000] = tone(440, 3.0)
     features, num_frames = AstFilterbank()(np.stack([long, short]), [160_000, 48_000])
-    embedding, probs = embedder.embed(features, num_frames)
+    embedding, probs, _ = embedder.embed(features, num_frames)
     assert embedding.shape == (2, 256) and probs is None
     np.testing.assert_allclose(embedding[0].numpy(), embedding[1].numpy(), atol=0.02)
 
@@ -134,7 +134,8 @@ def slow_embed(*args, **kwargs):  # slow enough for the test to kill it in the m
     time.sleep(0.15)
     return embed(*args, **kwargs)
 embedder.embed = slow_embed
-extract_audio(read_manifest(sys.argv[1], check_files=False).records, sys.argv[2], embedder, batch_size=1, progress=False)
+records = read_manifest(sys.argv[1], check_files=False).records
+extract_audio(records, sys.argv[2], embedder, batch_size=1, progress=False, tokens=True)
 """
 
 
@@ -163,12 +164,15 @@ def test_kill_9_in_the_middle_then_resume(tmp_path, media):
     assert 3 <= committed < 12
 
     embedder = build_embedder("logmel")
-    summary = extract_audio(records, output, embedder, progress=False)
+    summary = extract_audio(records, output, embedder, progress=False)  # tokens: as the cache has them
     assert summary.cached == committed and summary.cached + summary.computed == 12 and len(summary.bad) == 2
-    reference = extract_audio(records, tmp_path / "reference", embedder, progress=False)
+    reference = extract_audio(records, tmp_path / "reference", embedder, progress=False, tokens=True)
     assert reference.computed == 12
     resumed, uninterrupted = AudioCache(output), AudioCache(tmp_path / "reference")
     assert resumed.video_ids == uninterrupted.video_ids  # nothing lost, nothing duplicated, same order
     assert len(set(resumed.video_ids)) == len(resumed)
     np.testing.assert_allclose(resumed.embedding, uninterrupted.embedding, atol=2e-3)
     np.testing.assert_array_equal(resumed.status, uninterrupted.status)
+    np.testing.assert_allclose(resumed.tokens, uninterrupted.tokens, atol=2e-3)
+    np.testing.assert_array_equal(resumed.token_length, uninterrupted.token_length)
+    np.testing.assert_allclose(resumed.token_energy, uninterrupted.token_energy, atol=1e-5)

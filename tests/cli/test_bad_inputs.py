@@ -562,6 +562,7 @@ TARGETS = [
     ),
     (lambda e: ["-o", e.audio, "--manifest", e.other], "clips are other files under the same video_id"),
     (lambda e: ["-o", e.audio, "--windows", "3"], "was built with a different windows"),
+    (lambda e: ["-o", e.audio, "--tokens"], "holds no audio tokens, so --tokens cannot add to it"),
     (
         lambda e: ["-o", e.audio, *e.holding(e.audio / ".audio_cache.lock")],
         "another process is writing the audio cache",

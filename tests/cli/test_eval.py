@@ -209,6 +209,28 @@ def _one_line_error(result, *fragments):
         assert fragment in result.output
 
 
+def test_a_token_run_evaluates_on_a_token_cache_and_is_refused_one_without(tiny, tmp_path):
+    from tests.evaluate._fixtures import _save_fresh_run, build_ast_run
+
+    run = build_ast_run(tiny, tmp_path / "ast", tokens=True)
+    result = CliRunner().invoke(
+        cli, ["eval", "--run", str(run), "--manifest", str(tiny["manifest"]), "--views", "1x2", "--workers", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    plain = _save_fresh_run(
+        tmp_path / "plain",
+        tiny["manifest"],
+        tiny["data"] / "classes.txt",
+        tiny["audio"],
+        tiny["classes"],
+        audio_input="tokens",
+    )
+    refused = CliRunner().invoke(cli, ["eval", "--run", str(plain), "--manifest", str(tiny["manifest"])])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
+    assert f"the audio cache {tiny['audio']} holds no audio tokens" in refused.stderr
+    assert "model 'imd_tiny' reads audio tokens" in refused.stderr and not (plain / "eval").exists()
+
+
 def test_run_directory_without_checkpoint(tiny, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

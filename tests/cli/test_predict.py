@@ -79,3 +79,26 @@ def test_an_ast_run_lists_the_audioset_tags_it_hears(tiny, tmp_path):
     other = save_tiny_ast(tmp_path / "other-ast", audioset.labels, seed=1)
     refused = CliRunner().invoke(cli, ["predict", str(video), "--run", str(run), "--ast", str(other)])
     assert refused.exit_code == 2 and "not the one" in refused.output
+
+
+def test_a_token_run_gets_the_tokens_the_cache_would_hold(tiny, tmp_path):
+    import torch
+
+    from avlabel.audio.cache import AudioCache
+    from avlabel.data.manifest import read_manifest
+    from avlabel.evaluate.prediction import _embed_one_video
+    from tests.evaluate._fixtures import build_ast_run
+
+    run = build_ast_run(tiny, tmp_path, tokens=True)
+    record = next(r for r in read_manifest(tiny["manifest"], check_files=False) if r.label == "playing drums")
+    result = CliRunner().invoke(cli, ["predict", str(record.path), "--run", str(run), "--views", "1x2", "--json"])
+    assert result.exit_code == 0, result.output
+    # What predict hands the model: the tokens of the same AST pass, as `avlabel targets --tokens` cached them.
+    audio, _, status = _embed_one_video(record, str(tmp_path / "audio"), None, torch.device("cpu"), tokens=True)
+    assert status == "ok"
+    cache = AudioCache(tmp_path / "audio")
+    row = cache.lookup([record.video_id])[0]
+    tokens, valid, energy = audio.tokens(0, 0)
+    assert tokens.shape == (101, 32) and valid.sum() == cache.token_length[row] > 0
+    np.testing.assert_allclose(tokens, cache.tokens[row].astype(np.float32), atol=3e-3, rtol=2e-3)
+    np.testing.assert_allclose(energy, cache.token_energy[row], rtol=1e-6)

@@ -122,6 +122,21 @@ def test_targets_from_tags_with_the_logmel_embedder(dataset, tmp_path):
     assert report["agreement_with_tags_relevant"]["0.5"] == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0}
 
 
+def test_tokens_are_cached_on_request_and_kept_on_resume(dataset, tmp_path):
+    result = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--tokens")
+    assert result.exit_code == 0, result.output
+    assert "with audio tokens" in result.stdout
+    cache = AudioCache(tmp_path)
+    assert cache.header["version"] == 2 and cache.tokens.shape == (4, 101, 32)  # the tiny AST's width
+    assert json.loads((tmp_path / "report.json").read_text())["settings"]["tokens"] is True
+    # A rerun without the flag follows the cache: a grown manifest would get tokens too.
+    again = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5")
+    assert again.exit_code == 0 and "with audio tokens" in again.stdout, again.output
+    refused = _run(dataset, tmp_path, "--ast", str(dataset["ast"]), "--ya", "5", "--no-tokens")
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
+    assert "holds audio tokens, so --no-tokens cannot add to it" in refused.stderr
+
+
 def _permuted_ast(dataset):
     path = dataset["root"] / "permuted-ast"
     if not path.exists():

@@ -78,11 +78,13 @@ def shared_tiny_run(tmp_path_factory) -> dict:
     return {key: value if isinstance(value, list) else Path(value) for key, value in loaded.items()}
 
 
-def build_ast_run(tiny: dict, root) -> Path:
+def build_ast_run(tiny: dict, root, tokens: bool = False) -> Path:
     """A run over the shared tiny benchmark whose audio cache was built by a (tiny, random) AST.
 
     The AST is saved with ``save_pretrained`` and loaded back through ``avlabel targets --ast
-    DIR``, the path a user's checkpoint takes; the run's model reads its embedding width.
+    DIR``, the path a user's checkpoint takes; the run's model reads its embedding width. With
+    ``tokens`` the cache holds AST's time tokens (``--tokens``) and the model reads them
+    (``audio_input: tokens``).
     """
     from avlabel.labels import load_label_set
     from tests.audio._media import save_tiny_ast
@@ -106,17 +108,35 @@ def build_ast_run(tiny: dict, root) -> Path:
             "5",
             "--workers",
             "0",
+            "--tokens" if tokens else "--no-tokens",
             "-o",
             str(audio),
         ]
     )
-    return _save_fresh_run(root / "run", tiny["manifest"], tiny["data"] / "classes.txt", audio, list(tiny["classes"]))
+    return _save_fresh_run(
+        root / "run",
+        tiny["manifest"],
+        tiny["data"] / "classes.txt",
+        audio,
+        list(tiny["classes"]),
+        audio_input="tokens" if tokens else "embedding",
+    )
 
 
 def _save_fresh_run(
-    run_dir: Path, manifest: Path, labels: Path, audio: Path, classes: list[str], modalities=("rgb", "flow", "audio")
+    run_dir: Path,
+    manifest: Path,
+    labels: Path,
+    audio: Path,
+    classes: list[str],
+    modalities=("rgb", "flow", "audio"),
+    audio_input: str = "embedding",
 ) -> Path:
-    """config.yaml plus a freshly initialised imd_tiny saved by the training engine's checkpoint writer."""
+    """config.yaml plus a freshly initialised imd_tiny saved by the training engine's checkpoint writer.
+
+    ``audio_input="tokens"`` marks the model as one that reads audio tokens (imd_tiny itself
+    ignores them): what evaluation and prediction hand such a model is tested with it.
+    """
     import torch
 
     from avlabel.audio.cache import AudioCache
@@ -133,7 +153,7 @@ def _save_fresh_run(
             "workers": 0,
         },
         "audio": {"cache": str(audio), "k": 5},
-        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None},
+        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None, "audio_input": audio_input},
         "runtime": {"device": "cpu"},
     }
     run_dir.mkdir(parents=True)
@@ -146,6 +166,7 @@ def _save_fresh_run(
         img_size=32,
         modalities=tuple(modalities),
         audio_dim=AudioCache(audio).dim,
+        audio_input=audio_input,
     )
     model = build_model(config)
     state = {"model_config": config.to_dict(), "classes": classes, "label_set": labels.stem, "epoch": 0, "step": 0}

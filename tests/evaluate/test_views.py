@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from avlabel.evaluate.multiview import ViewGrid
@@ -21,6 +22,14 @@ class _WindowAudio:
 
     def embedding(self, row: int, window: int) -> np.ndarray:
         return np.array([row, window], dtype=np.float32)
+
+    def tokens(self, row: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """3 tokens naming (row, window); the first ``window`` of them valid."""
+        return (
+            np.tile(np.array([row, window], dtype=np.float32), (3, 1)),
+            np.arange(3) < window,
+            np.full(3, row + window / 10, dtype=np.float32),
+        )
 
 
 class _Clips:
@@ -74,3 +83,20 @@ def test_collate_drops_unreadable_views_and_keeps_audio_aligned():
     assert batch["audio"][:, 0].tolist() == [0.0, 0.0, 2.0, 2.0]
     assert batch["audio_present"].tolist() == [True, True, True, True]
     assert batch["rgb"].shape == (4, 3, 2, 4, 4) and batch["relevance"].shape == (4,)
+
+
+def test_token_views_carry_the_tokens_of_their_window_and_only_when_asked():
+    grid = ViewGrid(spatial_crops=1, temporal_clips=2)
+    audio = _WindowAudio(3)
+    plain = ViewItems(_Clips(3, grid, bad_row=1), audio, np.array([0, 1, 0]), ["v0", "v1", "v2"], grid)
+    assert "audio_tokens" not in plain[0] and "audio_tokens" not in collate_views([plain[0], plain[1]])
+    items = ViewItems(
+        _Clips(3, grid, bad_row=1), audio, np.array([0, 1, 0]), ["v0", "v1", "v2"], grid, audio_tokens=True
+    )
+    batch = collate_views([items[i] for i in range(len(items))])
+    # Rows 0 and 2 survive; clip c of 2 takes window c * 4 // 2, as the embedding does.
+    assert batch["audio_tokens"].shape == (4, 3, 2) and batch["audio_tokens"].dtype == torch.float32
+    assert batch["audio_tokens"][:, 0].tolist() == [[0.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 2.0]]
+    assert torch.equal(batch["audio_tokens"][:, 0], batch["audio"])
+    assert batch["audio_token_valid"].tolist() == [[False] * 3, [True, True, False]] * 2
+    assert batch["audio_token_energy"][:, 0].tolist() == pytest.approx([0.0, 0.2, 2.0, 2.2])

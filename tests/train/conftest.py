@@ -2,7 +2,9 @@
 
 Built once per session through the same pieces a user runs: ``generate_benchmark`` (``avlabel
 synth``) writes real MP4 files, and ``make_targets`` (``avlabel targets --tags ... --embedder
-logmel``) fills the audio cache and computes IoU targets. The SAVLD is written by hand from the
+logmel``) fills the audio cache and computes IoU targets -- twice: without audio tokens (the
+default, what IMD reads) and with them (``--tokens``, what models with ``audio_input: tokens``
+read). The SAVLD is written by hand from the
 benchmark's own class -> sound table (an oracle dictionary), which keeps the fixture free of
 the sentence-embedding model and its start-up time; building SAVLDs is tested elsewhere.
 """
@@ -22,6 +24,7 @@ class SynthBench:
     root: Path
     manifest: Path
     audio: Path  # avlabel targets -o DIR
+    audio_tokens: Path  # the same with --tokens
     savld: Path
     labels: Path  # label file of the benchmark's classes
     classes: tuple[str, ...]
@@ -56,10 +59,17 @@ def synth_bench(tmp_path_factory) -> SynthBench:
     labels = root / "synth_classes.txt"
     labels.write_text("\n".join(classes) + "\n")
     savld = _oracle_savld(root / "savld.json", labels, config.class_table)
-    make_targets(
-        root / "manifest.csv", savld, root / "audio", tags=root / "audio_tags.csv", embedder="logmel", progress=False
-    )
-    return SynthBench(root, root / "manifest.csv", root / "audio", savld, labels, classes)
+    for audio, tokens in ((root / "audio", False), (root / "audio-tokens", True)):
+        make_targets(
+            root / "manifest.csv",
+            savld,
+            audio,
+            tags=root / "audio_tags.csv",
+            embedder="logmel",
+            progress=False,
+            tokens=tokens,
+        )
+    return SynthBench(root, root / "manifest.csv", root / "audio", root / "audio-tokens", savld, labels, classes)
 
 
 def _oracle_savld(path: Path, labels: Path, classes) -> Path:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from avlabel.errors import AvlabelError
 from avlabel.train.config import load_config
 from avlabel.train.items import IntraClassAudioSwap, collate_items
 from avlabel.train.preflight import plan_training
@@ -76,6 +77,53 @@ def test_items_are_a_function_of_their_key_and_carry_the_donor_audio(synth_bench
     assert batch["valid"].all() and batch["skipped"] == []
 
 
+def test_token_models_get_the_tokens_of_the_same_audio_window(synth_bench):
+    from avlabel.audio.cache import AudioCache
+
+    overrides = tiny_overrides(
+        synth_bench, audio__cache=synth_bench.audio_tokens, model__audio_input="tokens", imd__augment_p=1.0
+    )
+    plan = plan_training(load_config(None, overrides), world_size=1)
+    items, audio = plan.train_items, plan.train_items.audio
+    assert plan.model_config.reads_audio_tokens and audio.token_shape == (101, 128)
+    cache = AudioCache(synth_bench.audio_tokens)
+    for index in range(0, len(items), 7):
+        item = items[(1, index)]
+        donor = item["audio_source"]  # p = 1: tokens, like the embedding, come from the donor
+        row = audio.rows[donor, 0]
+        assert item["audio_tokens"].dtype == torch.float32 and item["audio_tokens"].shape == (101, 128)
+        np.testing.assert_array_equal(item["audio_tokens"].numpy(), cache.tokens[row].astype(np.float32))
+        length = int(cache.token_length[row])
+        assert item["audio_token_valid"].tolist() == [True] * length + [False] * (101 - length)
+        np.testing.assert_array_equal(item["audio_token_energy"].numpy(), cache.token_energy[row])
+        assert item["audio_present"] == (length > 0)
+    batch = collate_items([items[(0, i)] for i in range(4)])
+    assert batch["audio_tokens"].shape == (4, 101, 128) and batch["audio_tokens"].dtype == torch.float32
+    assert batch["audio_token_valid"].shape == (4, 101) and batch["audio_token_valid"].dtype == torch.bool
+    assert batch["audio_token_energy"].shape == (4, 101) and batch["audio_token_energy"].dtype == torch.float32
+    # The benchmark's clips last 1.6 s: 158 frames of audio, so 16 valid tokens.
+    assert batch["audio_token_valid"][batch["audio_present"]].sum(dim=1).unique().tolist() == [16]
+    # Validation items (first window) carry them too.
+    assert plan.val_items[(0, 0)]["audio_tokens"].shape == (101, 128)
+
+
+def test_embedding_models_never_read_tokens(synth_bench):
+    plan = plan_training(load_config(None, tiny_overrides(synth_bench, audio__cache=synth_bench.audio_tokens)), 1)
+    assert plan.model_config.audio_input == "embedding"
+    item = plan.train_items[(0, 0)]
+    assert "audio" in item and not {"audio_tokens", "audio_token_valid", "audio_token_energy"} & set(item)
+
+
+def test_a_token_model_on_a_cache_without_tokens_is_refused_before_training(synth_bench):
+    config = load_config(None, tiny_overrides(synth_bench, model__audio_input="tokens"))
+    with pytest.raises(AvlabelError) as error:
+        plan_training(config, world_size=1)
+    message = str(error.value)
+    assert f"the audio cache {synth_bench.audio} holds no audio tokens" in message
+    assert "model 'imd_tiny' reads audio tokens (model.audio_input: tokens)" in message
+    assert "avlabel targets --tokens ... -o NEW_DIR" in message and "\n" not in message
+
+
 def test_targets_follow_the_benchmark_ground_truth(synth_bench):
     import csv
 
@@ -115,3 +163,21 @@ def test_sampler_resumes_mid_epoch_and_shards_disjointly():
     seen = [i for shard in shards for _, i in shard]
     assert len(seen) == len(set(seen)) == 48  # drop_last: 16 per rank, no duplicates
     assert sorted(i for r in range(3) for _, i in shard_indices(10, 3, r)) == list(range(10))
+
+
+def test_a_cache_from_before_audio_tokens_serves_imd_and_refuses_token_models():
+    from pathlib import Path
+
+    from avlabel.audio.cache import AudioCache
+    from avlabel.audio.targets import RelevanceTargets
+    from avlabel.train.items import ClipAudio
+
+    # Written by avlabel before audio tokens existed (tests/audio/fixtures/make_cache_v1.py).
+    v1 = Path(__file__).parents[1] / "audio" / "fixtures" / "cache_v1"
+    cache = AudioCache(v1)
+    audio = ClipAudio(v1, ["v1", "v2", "v3"], cache, RelevanceTargets.load(v1), set())
+    assert audio.token_shape is None and audio.present.tolist() == [[True, True], [False, False], [False, False]]
+    assert audio.target.tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    np.testing.assert_array_equal(audio.embedding(0, 1), cache.embedding[1].astype(np.float32))
+    with pytest.raises(AvlabelError, match=r"holds no audio tokens .* but model 'avt_tiny' reads audio tokens"):
+        audio.require_tokens("avt_tiny")
