@@ -153,12 +153,16 @@ class ShardRun:
             self._lock.close()
             self._lock = None
 
-    def finish(self, merge: Callable[[list[Path], list[Path]], None]) -> list[Shard]:
+    def finish(
+        self, merge: Callable[[list[Path], list[Path]], None], record: Mapping[str, Any] | None = None
+    ) -> list[Shard]:
         """Mark this shard done; if the split is complete, merge it.
 
         Args:
             merge: called under the folder lock as ``merge(split, abandoned)``: the staging
                 folders of the complete split in shard order, and those of abandoned splits.
+            record: what the shard's run did (JSON values), kept in its done marker for the merge
+                to read (`shard_record`).
 
         Returns:
             The shards of this split that have not finished (empty: the split was merged).
@@ -166,13 +170,13 @@ class ShardRun:
         Raises:
             AvlabelError: the split is complete but its shards ran with different settings.
         """
-        atomic_write_json(self.folder / DONE, {"shard": str(self.shard), "settings": self.settings})
+        marker = {"shard": str(self.shard), "settings": self.settings, "run": dict(record or {})}
+        atomic_write_json(self.folder / DONE, marker)
         with self._folder_lock():
             return merge_split(self.root, self.store, self.shard.count, self.settings, merge, self.command)
 
     def _folder_lock(self):
-        self.staging.mkdir(parents=True, exist_ok=True)
-        return file_lock(self.root / f".{self.store}.lock")  # waits: held only to join or merge
+        return folder_lock(self.root, self.store)
 
     def _busy_message(self) -> str:
         if self.shard.whole:
@@ -196,6 +200,62 @@ class ShardRun:
                 f"{self.root} is being written by {running} ({self.command}), so {ours} would compute the same "
                 f"videos at the same time; {fix}"
             )
+
+
+def folder_lock(root: str | Path, store: str) -> IO[str]:
+    """Hold the folder lock of ``root`` (waiting for it: it is held only to join or to merge); close to release."""
+    staging_dir(root, store).mkdir(parents=True, exist_ok=True)
+    return file_lock(Path(root) / f".{store}.lock")
+
+
+def shard_record(folder: Path) -> dict:
+    """What the run of the finished shard staged in ``folder`` recorded (`ShardRun.finish`)."""
+    path = folder / DONE
+    with reading(f"shard record {path}", f"delete {path} and rerun shard {folder_shard(folder)}"):
+        return dict(json.loads(path.read_text(encoding="utf-8")).get("run", {}))
+
+
+def merge_staged(
+    root: str | Path,
+    store: str,
+    settings: Mapping[str, Any],
+    merge: Callable[[list[Path], list[Path]], None],
+    command: str,
+) -> bool:
+    """Merge the split staged in ``root`` without computing a shard (an explicit merge step).
+
+    Returns:
+        Whether a split was merged (False: nothing was staged).
+
+    Raises:
+        AvlabelError: finished shards that ran with other ``settings``, or shards of the split
+            still to finish (named).
+    """
+    if not _staged(staging_dir(root, store)):
+        return False  # nothing staged: nothing to lock or create
+    with folder_lock(root, store):
+        staging = staging_dir(root, store)
+        staged = _staged(staging)
+        if not staged:
+            return False
+        finished = [folder for _, folder in staged if (folder / DONE).is_file()]
+        _check_agreement(
+            root,
+            finished,
+            settings,
+            f"merge with the options and manifest shard {{shard}} ran with, or rerun it with these (`{command} --shard {{shard}}`)",
+        )
+        merged_count = _merged_count(staging)
+        counts = sorted({shard.count for shard, _ in staged})
+        complete = [count for count in counts if not _unfinished(staging, count, merged_count)]
+        if not complete:
+            missing = [shard for count in counts for shard in _unfinished(staging, count, merged_count)]
+            raise AvlabelError(
+                f"shards {describe_shards(missing)} of {root} have not finished, so there is nothing whole to merge; "
+                f"run them (`{command} --shard I/N`; a shard that died resumes), the last to finish merges"
+            )
+        merge_split(root, store, complete[-1], settings, merge, command)
+        return True
 
 
 def merge_split(

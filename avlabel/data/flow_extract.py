@@ -59,7 +59,7 @@ from avlabel.data.flow_format import (
     source_files,
 )
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.data.sources import append_sources, check_sources, read_sources, sorted_source_lines, source_lines
+from avlabel.data.sources import append_sources, check_sources, read_sources, recorded_lines, source_lines
 from avlabel.errors import AvlabelError, reading
 
 _TMP_PREFIX = ".avlabel-tmp-"
@@ -160,25 +160,25 @@ def run_flow(
             (a folder this run created is then removed again).
     """
     out = Path(out)
-    records = shard.select({record.video_id: record for record in manifest}.values())
+    every = list({record.video_id: record for record in manifest}.values())
+    records = shard.select(every)
     if not any(output_path(out, record.video_id, config.format).exists() for record in records):
         check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
     _check_output(out, config)  # before the lock files: a folder of other things is left as it was
-    finished = [record for record in records if output_path(out, record.video_id, config.format).exists()]
-    check_sources(
-        source_files(out),
-        finished,
-        manifest.path,
-        store=f"flow folder {out}",
-        bounds=False,
-        fix="use another --out for this manifest",
-    )
+    # Every video in place (the other shards' too), before anything is computed to add to them.
+    _check_sources(out, source_files(out), every, manifest, config)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     settings = {**asdict(config), "manifest_sha256": manifest.sha256}
+
+    def merge(split: list[Path], abandoned: list[Path]) -> None:
+        # shards that started side by side were checked against each other only now
+        _check_sources(out, [folder / SOURCES_NAME for folder in split], every, manifest, config, recorded_only=True)
+        _merge(out, config, split, abandoned)
+
     with ShardRun(out, STORE, shard, "avlabel flow", settings) as run:
         summary = _extract(manifest, records, out, config, workers, progress, device, run)
-        summary.waiting = run.finish(lambda split, abandoned: _merge(out, config, split, abandoned))
+        summary.waiting = run.finish(merge)
     if created and shard.whole and summary.computed == 0 and len(summary.failed) == summary.total:
         shutil.rmtree(out, ignore_errors=True)  # nothing but an error log: not worth leaving behind
     check_failures(
@@ -232,6 +232,25 @@ def _extract(
     return summary
 
 
+def _check_sources(
+    out: Path, files: list[Path], records: list[ClipRecord], manifest: Manifest, config, recorded_only: bool = False
+) -> None:
+    """The videos of ``records`` whose flow is in ``out`` were computed from their files (`check_sources`);
+    ``recorded_only``: only those ``files`` record (the shards' own)."""
+    present = [record for record in records if output_path(out, record.video_id, config.format).exists()]
+    if recorded_only:
+        recorded = read_sources(files) or {}
+        present = [record for record in present if record.video_id in recorded]
+    check_sources(
+        files,
+        present,
+        manifest.path,
+        store=f"flow folder {out}",
+        bounds=False,
+        fix="use another --out for this manifest",
+    )
+
+
 def _merge(out: Path, config: FlowConfig, split: list[Path], abandoned: list[Path]) -> None:
     """Write the folder's shared files from its own and the shards' (see the module docs).
 
@@ -245,7 +264,7 @@ def _merge(out: Path, config: FlowConfig, split: list[Path], abandoned: list[Pat
     present = {
         video_id: entry for video_id, entry in recorded.items() if output_path(out, video_id, config.format).exists()
     }
-    atomic_write_text(out / SOURCES_NAME, sorted_source_lines(present))
+    atomic_write_text(out / SOURCES_NAME, recorded_lines(present))
     shards = [folder_shard(folder) for folder in split]
     failed = {
         video_id: reason

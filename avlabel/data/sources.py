@@ -19,7 +19,7 @@ item's output becomes visible. A reader takes the last line of each id. A run ki
 leaves the line of an item that was never finished, which is harmless: the rerun computes the
 item again and appends a new line. The shards of a sharded job (`avlabel._shard_folder`) append
 to files of their own, which readers read together with the store's until the merge writes the
-store's file in its final form (`sorted_source_lines`).
+store's file in its final form (`recorded_lines`).
 
 Stores written before sources were recorded have no such file. They are accepted with a warning
 rather than refused: refusing would force recomputing every existing audio cache (hours of AST
@@ -73,13 +73,14 @@ def source_lines(records: Iterable, manifest: str | os.PathLike[str] | None) -> 
     return _format_lines((record.video_id, ClipSource.of(record), origin) for record in records)
 
 
-def sorted_source_lines(recorded: dict[str, tuple[ClipSource, str]]) -> str:
-    """The lines of ``recorded`` (as `read_sources` returns it), one per id in id order.
+def recorded_lines(recorded: dict[str, tuple[ClipSource, str]], video_ids: Iterable[str] | None = None) -> str:
+    """The lines of ``recorded`` (as `read_sources` returns it) for ``video_ids`` in that order (default: all, in id order).
 
-    The form a store's record takes once its shards are merged: it depends on what was
-    computed, not on the order in which shards or worker processes finished.
+    In id order it is the form a store's record takes once its shards are merged: it depends on
+    what was computed, not on the order in which shards or worker processes finished.
     """
-    return _format_lines((video_id, *recorded[video_id]) for video_id in sorted(recorded))
+    ids = sorted(recorded) if video_ids is None else video_ids
+    return _format_lines((video_id, *recorded[video_id]) for video_id in ids)
 
 
 def _format_lines(entries: Iterable[tuple[str, ClipSource, str]]) -> str:
