@@ -6,6 +6,18 @@ manifest), then the cache is filled (resumably, see `avlabel.audio.cache`), then
 the report are derived from the committed cache -- cheap, so they are always recomputed and
 follow the current manifest, ``--ya``, ``--k``, ``--overlap`` and ``--normalize``.
 
+Shards. A run can cache one shard of the manifest (`avlabel._sharding`), the shards of a split
+running at the same time into one output directory (`avlabel._shard_folder`). A shard fills a
+cache of its own (``.audio_shards/I-of-N/``, a complete cache: resumable, crash-safe, skipping the
+videos the output's cache has); the last shard to finish merges the split into the output's
+cache, appending every shard's rows in manifest order with their source records and listing
+their unreadable items in manifest order -- what one run over the whole manifest appends (rows in
+manifest order, since the decoding loader keeps order) -- and then writes the targets and the
+report. The merge is automatic because every shard has what it needs (the same options), so a
+Slurm array or a torchrun job needs no step after it; ``merge=True`` (``--merge``) runs it alone,
+for a merge that failed. Shards must agree on their options and manifest (checked when a shard
+starts and again at the merge), and their caches and the output's must hold the manifest's files.
+
 Output directory::
 
     audio_cache.json, audio_index.tsv, audio_*.f16/.u8   the cache (see avlabel.audio.cache), with
@@ -14,6 +26,7 @@ Output directory::
     targets.npz, targets.json                             RelevanceTargets (avlabel.audio.targets)
     targets.csv                                           video_id,window,label,status,target
     report.json, target_histogram.png, class_relevance.png
+    .audio_shards/                                        shards' caches until the merge
 """
 
 from __future__ import annotations
@@ -159,7 +172,7 @@ def make_targets(
         merged_runs.extend(shard_record(folder) for folder in split)
         if not (split and folder_shard(split[0]).whole):  # a whole run wrote the cache itself
             _check_caches_sources(split, records, manifest)
-            _merge_shard_caches(output, split, order)
+            merge_shard_caches(output, split, order)
 
     if merge:
         if not shard.whole:
@@ -192,7 +205,7 @@ def make_targets(
         )
         if waiting:
             return TargetsRun(shard, summary, waiting)
-    extraction = _extraction(output, len(order), merged_runs)
+    extraction = _extraction(output, order, merged_runs)
     report = _write_targets(
         output, manifest, savld, tags, table, video_class, given, k, ya, overlap, normalize, num_windows, extraction
     )
@@ -252,12 +265,16 @@ def _run_record(summary: ExtractSummary) -> dict:
     }
 
 
-def _extraction(output: Path, videos: int, runs: list[dict]) -> dict:
-    """The report's ``extraction`` section: the runs that filled the cache (a split's shards summed)."""
+def _extraction(output: Path, order: list[str], runs: list[dict]) -> dict:
+    """The report's ``extraction`` section: the runs that filled the cache (a split's shards summed;
+    none for a merge step with nothing to merge, which finds every cached video cached)."""
+    if not runs:
+        cache = AudioCache(output)
+        runs = [{"already_cached": sum(video_id in cache for video_id in order)}]
     computed = sum(run.get("computed", 0) for run in runs)
     seconds = sum(run.get("seconds", 0.0) for run in runs)
     return {
-        "videos": videos,
+        "videos": len(order),
         "already_cached": sum(run.get("already_cached", 0) for run in runs),
         "computed": computed,
         "bad_items": len(read_bad_item_rows(output)),
@@ -266,7 +283,7 @@ def _extraction(output: Path, videos: int, runs: list[dict]) -> dict:
     }
 
 
-def _merge_shard_caches(output: Path, split: list[Path], order: list[str]) -> None:
+def merge_shard_caches(output: Path, split: list[Path], order: list[str]) -> None:
     """Append the rows of the split's shard caches to the cache in ``output``, in manifest order.
 
     Every array of the cache is copied (`AudioCacheWriter.copy_video` follows the cache's own list
