@@ -165,15 +165,19 @@ def run_flow(
     if not any(output_path(out, record.video_id, config.format).exists() for record in records):
         check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
     _check_output(out, config)  # before the lock files: a folder of other things is left as it was
-    # Every video in place (the other shards' too), before anything is computed to add to them.
-    _check_sources(out, source_files(out), every, manifest, config)
+    # This shard's videos in place and those of the shards running beside it, before anything is
+    # computed to add to them (what the folder held before was checked when it was computed).
+    staged = read_sources(source_files(out)[1:]) or {}
+    _check_sources(out, source_files(out), [*records, *(r for r in every if r.video_id in staged)], manifest, config)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     settings = {**asdict(config), "manifest_sha256": manifest.sha256}
 
     def merge(split: list[Path], abandoned: list[Path]) -> None:
-        # shards that started side by side were checked against each other only now
-        _check_sources(out, [folder / SOURCES_NAME for folder in split], every, manifest, config, recorded_only=True)
+        # shards that started side by side meet only now
+        files = [folder / SOURCES_NAME for folder in split]
+        recorded = read_sources(files) or {}
+        _check_sources(out, files, [record for record in every if record.video_id in recorded], manifest, config)
         _merge(out, config, split, abandoned)
 
     with ShardRun(out, STORE, shard, "avlabel flow", settings) as run:
@@ -232,15 +236,9 @@ def _extract(
     return summary
 
 
-def _check_sources(
-    out: Path, files: list[Path], records: list[ClipRecord], manifest: Manifest, config, recorded_only: bool = False
-) -> None:
-    """The videos of ``records`` whose flow is in ``out`` were computed from their files (`check_sources`);
-    ``recorded_only``: only those ``files`` record (the shards' own)."""
+def _check_sources(out: Path, files: list[Path], records: list[ClipRecord], manifest: Manifest, config) -> None:
+    """The videos of ``records`` whose flow is in ``out`` were computed from their files, as ``files`` record them."""
     present = [record for record in records if output_path(out, record.video_id, config.format).exists()]
-    if recorded_only:
-        recorded = read_sources(files) or {}
-        present = [record for record in present if record.video_id in recorded]
     check_sources(
         files,
         present,
