@@ -147,8 +147,11 @@ def avlabel(*args: str, log: Path) -> None:
         raise SystemExit(f"`avlabel {' '.join(args)}` failed (exit {completed.returncode}); see {log}")
 
 
-def build_data(out: Path, seed: int) -> Path:
-    """Benchmark, SAVLD, flow and audio targets of one seed (skips finished steps)."""
+def build_data(out: Path, seed: int, tokens: bool = False) -> Path:
+    """Benchmark, SAVLD, flow and audio targets of one seed (skips finished steps).
+
+    With ``tokens`` the audio cache also holds the audio time tokens AVT models read.
+    """
     data = out / f"data-seed{seed}"
     log = out / "logs" / f"data-seed{seed}.log"
     if not (data / "synth.json").is_file():
@@ -187,6 +190,7 @@ def build_data(out: Path, seed: int) -> Path:
             "10",
             "--workers",
             "2",
+            *(["--tokens"] if tokens else []),
             "-o",
             str(data / "audio"),
             log=log,
@@ -194,14 +198,14 @@ def build_data(out: Path, seed: int) -> Path:
     return data
 
 
-def run_variant(out: Path, data: Path, seed: int, name: str, epochs: int, views: str) -> Path:
-    """Train (or resume) and evaluate one variant of one seed; returns its run directory."""
+def run_variant(out: Path, data: Path, seed: int, name: str, variant: Variant, epochs: int, views: str) -> Path:
+    """Train (or resume) and evaluate ``variant`` (named ``name``) on one seed; returns its run directory."""
     run_dir = out / "runs" / f"{name}-seed{seed}"
     log = out / "logs" / f"{name}-seed{seed}.log"
     if (run_dir / "eval" / "test-best" / "metrics.json").is_file():
         return run_dir
     config = out / "configs" / f"seed{seed}.yaml"
-    overrides = [item for setting in VARIANTS[name].overrides for item in ("--set", setting)]
+    overrides = [item for setting in variant.overrides for item in ("--set", setting)]
     started = time.perf_counter()
     if not _finished(run_dir, epochs):
         resume = ["--resume"] if (run_dir / "checkpoints" / "last.safetensors").is_file() else []
@@ -236,10 +240,12 @@ def _finished(run_dir: Path, epochs: int) -> bool:
 def summarize_run(run_dir: Path, synth_json: Path) -> dict:
     """One evaluated run's numbers: fractions in [0, 1], None where they do not apply.
 
-    ``top1``/``top5``, ``dropped`` (share of audible audio dropped at test time) and
-    ``roc_auc`` (relevance score vs ground-truth relevance) come from ``avlabel eval``'s
-    ``metrics.json``; accuracy, mean relevance score and drop rate per kind of sound from its
-    ``predictions.csv`` joined with the benchmark's ``synth.json``.
+    ``top1``/``top5``, ``dropped`` (share of audible audio dropped at test time), ``roc_auc``
+    (relevance score vs ground-truth relevance) and, for models with contrastive embeddings or a
+    matching head, ``r1_video_to_audio``/``r1_audio_to_video`` (retrieval recall@1) and
+    ``matching`` (matching accuracy) come from ``avlabel eval``'s ``metrics.json``; accuracy,
+    mean relevance score and drop rate per kind of sound from its ``predictions.csv`` joined with
+    the benchmark's ``synth.json``.
     """
     from avlabel.evaluate.metrics import roc_auc
 
@@ -251,11 +257,15 @@ def summarize_run(run_dir: Path, synth_json: Path) -> dict:
     with open(evaluation / "predictions.csv", newline="", encoding="utf-8") as handle:
         predictions = list(csv.DictReader(handle))
     relevance = metrics.get("relevance") or {}
+    retrieval = metrics.get("retrieval") or {}
     summary = {
         "top1": metrics["top1"],
         "top5": metrics["top5"],
         "dropped": relevance.get("drop_rate"),
         "roc_auc": (relevance.get("vs_relevant") or {}).get("roc_auc"),
+        "r1_video_to_audio": (retrieval.get("video_to_audio") or {}).get("r1"),
+        "r1_audio_to_video": (retrieval.get("audio_to_video") or {}).get("r1"),
+        "matching": (metrics.get("matching") or {}).get("accuracy"),
     }
     scores: dict[str, list[float]] = {kind: [] for kind in SOUND_KINDS}
     for kind in SOUND_KINDS:
@@ -308,8 +318,25 @@ def _paired_gain(runs: list[dict], reference: list[dict]) -> list[float]:
     return [run["top1"] - by_seed[run["seed"]] for run in runs if run.get("seed") in by_seed]
 
 
-def results_tables(summaries: dict[str, list[dict]]) -> str:
-    """The two markdown tables of ``results.md`` (mean ± sample std over the seeds of each variant)."""
+# Columns of models with contrastive embeddings or a matching head (AVT): shown when a run has them.
+_CORRESPONDENCE = {
+    "r1_video_to_audio": "R@1 video→audio",
+    "r1_audio_to_video": "R@1 audio→video",
+    "matching": "Matching accuracy",
+}
+
+
+def results_tables(summaries: dict[str, list[dict]], variants: dict[str, Variant] | None = None) -> str:
+    """The two markdown tables of ``results.md`` (mean ± sample std over the seeds of each variant).
+
+    Args:
+        summaries: variant name -> `summarize_run` of each seed's run (with its ``seed``).
+        variants: the variants by name (default: `VARIANTS`).
+    """
+    variants = variants or VARIANTS
+    correspondence = [
+        key for key in _CORRESPONDENCE if any(r.get(key) is not None for rs in summaries.values() for r in rs)
+    ]
     main_header = [
         "Variant",
         "Table",
@@ -324,10 +351,11 @@ def results_tables(summaries: dict[str, list[dict]]) -> str:
         "Audio dropped",
         "Relevance ROC-AUC",
         *(f"Top-1, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
+        *(_CORRESPONDENCE[key] for key in correspondence),
     ]
     lines = ["| " + " | ".join(main_header) + " |", "|" + "---|" * len(main_header)]
     for name, runs in summaries.items():
-        variant = VARIANTS[name]
+        variant = variants[name]
         gain = _paired_gain(runs, summaries.get("visual", [])) if name != "visual" else []
         cells = [
             variant.label,
@@ -339,6 +367,7 @@ def results_tables(summaries: dict[str, list[dict]]) -> str:
             _mean_std([r["dropped"] for r in runs]),
             _mean_std([r["roc_auc"] for r in runs], scale=1.0, digits=2),
             *(_mean_std([r[f"top1_{kind}"] for r in runs]) for kind in SOUND_KINDS),
+            *(_mean_std([r.get(key) for r in runs]) for key in correspondence),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     relevance_header = [
@@ -353,17 +382,23 @@ def results_tables(summaries: dict[str, list[dict]]) -> str:
         if all(r["rev_own"] is None and r["dropped_own"] is None for r in runs):
             continue  # no relevance network and no test-time dropping (unimodal, baselines)
         cells = [
-            VARIANTS[name].label,
+            variants[name].label,
             *(_mean_std([r[f"rev_{kind}"] for r in runs], 1.0, 2) for kind in SOUND_KINDS),
             *(_mean_std([r[f"dropped_{kind}"] for r in runs]) for kind in SOUND_KINDS),
             _mean_std([r["roc_auc_own_vs_background"] for r in runs], 1.0, 2),
             _mean_std([r["roc_auc_own_vs_other"] for r in runs], 1.0, 2),
         ]
         relevance.append("| " + " | ".join(cells) + " |")
+    retrieval_note = (
+        " Retrieval recall@1 (of the contrastive embeddings, among the test clips with audio) and matching accuracy "
+        "(each clip's own audio and another clip's, at 0.5) in %."
+        if correspondence
+        else ""
+    )
     return (
         "Test top-1 / top-5 and audio dropped in %, relevance ROC-AUC against the ground-truth `relevant` flag; "
         'mean ± sample std over seeds. "Top-1 − vision only, paired" is, per seed, the variant\'s top-1 minus the '
-        "vision-only model's on the same benchmark draw.\n\n" + "\n".join(lines) + "\n\n"
+        "vision-only model's on the same benchmark draw." + retrieval_note + "\n\n" + "\n".join(lines) + "\n\n"
         "What the relevance network does with each kind of sound (test clips with audible audio; "
         "mean relevance score, % of the audio dropped):\n\n" + "\n".join(relevance) + "\n"
     )
@@ -380,38 +415,55 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"seed 0 and {', '.join(QUICK)} only (a few minutes)")
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    out = args.out.resolve()
-    for folder in ("logs", "configs", "runs"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
     seeds = [args.seeds[0]] if args.quick else args.seeds
     names = list(QUICK) if args.quick else (args.only or list(VARIANTS))
+    variants = {name: VARIANTS[name] for name in names}
+    print(run_experiment(args.out, seeds, variants, args.epochs, args.views, args.jobs, "Synthetic experiment"))
+
+
+def run_experiment(
+    out: Path,
+    seeds: list[int],
+    variants: dict[str, Variant],
+    epochs: int,
+    views: str,
+    jobs: int,
+    title: str,
+    tokens: bool = False,
+) -> str:
+    """Build each seed's data, train and evaluate every variant on it, write and return ``OUT/results.md``.
+
+    Args:
+        tokens: the audio caches also hold audio time tokens (for AVT variants).
+    """
+    started = time.perf_counter()
+    out = out.resolve()
+    for folder in ("logs", "configs", "runs"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
     data = {}
     for seed in seeds:
-        data[seed] = build_data(out, seed)
-        (out / "configs" / f"seed{seed}.yaml").write_text(
-            BASE_CONFIG.format(data=data[seed], epochs=args.epochs, seed=seed)
-        )
-    jobs = [(seed, name) for seed in seeds for name in names]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        data[seed] = build_data(out, seed, tokens=tokens)
+        (out / "configs" / f"seed{seed}.yaml").write_text(BASE_CONFIG.format(data=data[seed], epochs=epochs, seed=seed))
+    work = [(seed, name) for seed in seeds for name in variants]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         run_dirs = list(
-            pool.map(lambda job: run_variant(out, data[job[0]], job[0], job[1], args.epochs, args.views), jobs)
+            pool.map(lambda job: run_variant(out, data[job[0]], job[0], job[1], variants[job[1]], epochs, views), work)
         )
     avlabel("report", *map(str, run_dirs), "-o", str(out / "table_runs.md"), log=out / "logs" / "report.log")
 
     summaries: dict[str, list[dict]] = {}
-    for (seed, name), run_dir in zip(jobs, run_dirs, strict=True):
+    for (seed, name), run_dir in zip(work, run_dirs, strict=True):
         summaries.setdefault(name, []).append({"seed": seed, **summarize_run(run_dir, data[seed] / "synth.json")})
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     results = (
-        f"# Synthetic experiment: {len(seeds)} seed(s) ({' '.join(map(str, seeds))}), {args.epochs} epochs, "
-        f"test views {args.views}\n\n{results_tables(summaries)}\n"
+        f"# {title}: {len(seeds)} seed(s) ({' '.join(map(str, seeds))}), {epochs} epochs, "
+        f"test views {views}\n\n{results_tables(summaries, variants)}\n"
         f"This invocation: {(time.perf_counter() - started) / 60:.1f} min wall, "
         f"{(children.ru_utime + children.ru_stime) / 60:.1f} min CPU in avlabel processes "
-        f"({args.jobs} job(s) at a time; finished work from earlier invocations is not counted).\n"
+        f"({jobs} job(s) at a time; finished work from earlier invocations is not counted).\n"
     )
     (out / "results.md").write_text(results, encoding="utf-8")
-    print(results)
+    return results
 
 
 if __name__ == "__main__":

@@ -141,3 +141,30 @@ def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     # The relevance table lists only variants with a relevance network.
     relevance_rows = [line for line in relevance.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0].lstrip("| ") for row in relevance_rows[1:]] == ["IMD"]  # after the header
+
+
+def test_avt_variants_train_every_loss_but_the_one_they_leave_out(tmp_path):
+    previous = sys.modules.get("synthetic_experiment")  # the script registers its own copy under this name
+    spec = importlib.util.spec_from_file_location("avt_experiment", SCRIPT.with_name("avt_experiment.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        path = tmp_path / "seed0.yaml"
+        path.write_text(module.experiment.BASE_CONFIG.format(data=tmp_path, epochs=16, seed=0))
+        losses = ("contrastive", "matching", "masked_video", "masked_audio", "masked_segment")
+        for name, variant in module.VARIANTS.items():
+            config = load_config(path, list(variant.overrides))
+            weights = {loss: getattr(config.avt, f"{loss}_weight") for loss in losses}
+            if not name.startswith("avt"):
+                assert set(weights.values()) == {0.0} and config.model.fusion != "bottleneck"
+                continue
+            assert config.model.fusion == "bottleneck" and config.model.modalities == ("rgb", "flow", "audio")
+            assert (config.model.depth, config.model.embed_dim) == (2, 32)  # the IMD variants' size
+            off = set(losses) if name == "avt_classification" else {name.removeprefix("avt_no_")} & set(losses)
+            assert {loss for loss, weight in weights.items() if weight == 0} == off, name
+            assert module.experiment._settings(variant)["Fusion"] == "bottleneck"
+    finally:
+        if previous is None:
+            sys.modules.pop("synthetic_experiment", None)
+        else:
+            sys.modules["synthetic_experiment"] = previous

@@ -5,7 +5,9 @@ What is measured, per model, on random inputs of the model's shapes (data loadin
 * training: after ``warmup`` steps, ``steps`` optimiser steps of forward + IMD objective
   (`avlabel.train.objective.imd_objective`) + backward + SGD (momentum 0.9, the paper's
   optimiser; the fused CUDA kernel on GPUs), timed with one synchronisation before and one after
-  the loop: nothing in the step reads a value back to the host, so the GPU queue never drains;
+  the loop: nothing in the step reads a value back to the host, so the GPU queue never drains.
+  An AVT model's step is its training forward (with the matching pairs of its matching head)
+  and the class cross-entropy: its masked pass and self-supervised losses are not timed;
 * inference: ``steps`` forward passes in ``inference_mode``;
 * peak memory: CUDA ``max_memory_allocated`` (weights, gradients, optimiser state, activations);
   on the CPU the growth of the process' peak resident set over the phase (Linux: the peak is
@@ -54,7 +56,10 @@ def _random_inputs(
         inputs["rgb"] = torch.randn(batch, 3, *shape[1:], device=device)  # (B, 3, T, H, W)
     if "flow" in config.modalities:
         inputs["flow"] = torch.randn(batch, 2, *shape[1:], device=device)  # (B, 2, T, H, W)
-    if config.has_audio:
+    if config.has_audio and config.audio_input == "tokens":  # AVT: a full window of audio tokens
+        inputs["audio_tokens"] = torch.randn(batch, config.audio_tokens, config.audio_dim, device=device)
+        inputs["audio_token_valid"] = torch.ones(batch, config.audio_tokens, dtype=torch.bool, device=device)
+    elif config.has_audio:
         inputs["audio"] = torch.randn(batch, config.audio_dim, device=device)
         inputs["audio_present"] = torch.ones(batch, dtype=torch.bool, device=device)
     labels = torch.randint(0, config.num_classes, (batch,), device=device)

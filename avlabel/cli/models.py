@@ -14,9 +14,9 @@ import click
 def models(pattern: str, as_json: bool, no_ast: bool) -> None:
     """List model configs matching PATTERN (shell-style, e.g. 'imd_*') with their size and cost.
 
-    Parameters are split into the visual streams, the audio bottleneck and the fusion head +
-    classifier; the frozen AST (run once per clip, or read from the audio cache) is counted
-    separately. GFLOPs are for one view (one clip, one crop) as counted by
+    Parameters are split into the visual streams, the audio path (IMD's audio bottleneck or AVT's
+    audio token stream) and the fusion + heads; the frozen AST (run once per clip, or read from
+    the audio cache) is counted separately. GFLOPs are for one view (one clip, one crop) as counted by
     torch.utils.flop_counter (2 FLOPs per multiply-add); GMACs is the convention of most papers.
     """
     from avlabel.errors import AvlabelError
@@ -32,7 +32,7 @@ def models(pattern: str, as_json: bool, no_ast: bool) -> None:
             {
                 "name": name,
                 "modalities": list(config.modalities),
-                "fusion": config.fusion if config.is_audio_visual else None,
+                "fusion": _fusion(config),
                 "frames": config.num_frames,
                 "img_size": config.img_size,
                 "embed_dim": config.embed_dim,
@@ -64,8 +64,9 @@ def _table(rows: list[dict]):
     table = Table(
         title="avlabel models: parameters (M) and forward cost of one view",
         caption="GFLOPs: 2 per multiply-add (torch.utils.flop_counter). Total GMACs: the model without AST, in "
-        "multiply-adds as most papers count. AB: audio bottleneck. AST: frozen, run once per clip or read from "
-        "the audio cache.",
+        "multiply-adds as most papers count. audio: IMD's audio bottleneck or AVT's audio token stream. "
+        "bottleneck K@l: K bottleneck tokens from layer l on. AST: frozen, run once per clip or read from the "
+        "audio cache.",
     )
     headers = (
         "model",
@@ -74,10 +75,10 @@ def _table(rows: list[dict]):
         "T×size",
         "D×L/ST",
         "visual",
-        "AB",
-        "fusion\n+head",
+        "audio",
+        "fusion\n+heads",
         "visual\nGFLOPs",
-        "AB+fusion\nGFLOPs",
+        "audio+fusion\nGFLOPs",
         "total\nGMACs",
         "AST",
         "AST\nGFLOPs",
@@ -93,15 +94,25 @@ def _table(rows: list[dict]):
             f"{row['frames']}×{row['img_size']}²",
             f"{row['embed_dim']}×{row['depth']}/{row['space_time_blocks']}",
             _number(params["visual"] / 1e6, 1),
-            _number(params["audio_bottleneck"] / 1e6, 2),
+            _number(params["audio"] / 1e6, 2),
             _number(params["fusion"] / 1e6, 2),
             _number(gflops["visual"], 1),
-            _number(gflops["audio_bottleneck"] + gflops["fusion"], 3),
+            _number(gflops["audio"] + gflops["fusion"], 3),
             _number(gflops["total"] / 2, 1),
             _number(params.get("ast", 0) / 1e6, 1),
             _number(gflops.get("ast", 0), 1),
         )
     return table
+
+
+def _fusion(config) -> str | None:
+    """How the modalities meet: the IMD-family head, or the AVT token fusion with its layout."""
+    if config.is_token_fusion:
+        if config.fusion_layer == config.depth:
+            return "late"
+        where = f"@{config.fusion_layer}"
+        return f"bottleneck {config.n_bottleneck}{where}" if config.fusion == "bottleneck" else f"full attention{where}"
+    return config.fusion if config.is_audio_visual else None
 
 
 def _number(value: float, decimals: int) -> str:

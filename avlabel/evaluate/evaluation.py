@@ -3,7 +3,9 @@
 The model is rebuilt with `avlabel.train.checkpoint.load_run`, its inputs as training saw
 them (`run_inputs`), every view of every video goes through it
 (`views`), and the per-video averages are scored
-(`scoring`) and written (`outputs`). Videos that
+(`scoring`) and written (`outputs`). A model with a matching head is run a second time with
+every video's views carrying another video's audio (`mismatched_audio`), to score the head on
+mismatched pairs as well: the evaluation then costs two passes. Videos that
 cannot be decoded are skipped, counted and listed, never fatal.
 """
 
@@ -29,6 +31,19 @@ from avlabel.evaluate.run_inputs import (
 )
 from avlabel.evaluate.scoring import default_tags, relevant_flags, split_metrics
 from avlabel.evaluate.views import ViewItems, run_model
+
+
+def mismatched_audio(has_audio: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``(N,)`` for each row, another row with audio whose audio its views get (rows without audio: themselves).
+
+    A fixed random cycle through the rows with audio (seeded, so every evaluation pairs alike):
+    never a row's own audio, and every audio is used once.
+    """
+    partners = np.arange(len(has_audio))
+    order = np.random.default_rng(seed).permutation(np.flatnonzero(has_audio))
+    if len(order) > 1:
+        partners[order] = np.roll(order, -1)
+    return partners
 
 
 def evaluate_run(
@@ -113,7 +128,21 @@ def evaluate_run(
     evaluated = result.evaluated
     if not evaluated.any():
         raise AvlabelError(f"none of the {len(rows)} videos of split {split!r} could be decoded; see {error_log}")
-    metrics = split_metrics(loaded, result, labels, video_ids, relevant, target_threshold)
+    negative_match = None
+    if result.match_probability is not None:  # a matching head: score it on other videos' audio too
+        partners = ViewItems(
+            clips,
+            audio,
+            labels,
+            video_ids,
+            views,
+            audio_tokens=loaded.model_config.reads_audio_tokens,
+            audio_rows=mismatched_audio(audio.present.any(axis=1)),
+        )
+        description = f"eval {split}, other videos' audio"
+        negative_match = run_model(loaded, partners, views, device, batch_size, workers, progress, description)[0]
+        negative_match = negative_match.match_probability
+    metrics = split_metrics(loaded, result, labels, video_ids, relevant, target_threshold, negative_match)
     metrics.update(
         run=str(run_dir or run),
         checkpoint=str(loaded.checkpoint_path),

@@ -10,6 +10,11 @@ the synthetic benchmark's ground-truth ``relevant`` flags: `roc_auc` (threshold-
 ranking quality) and `precision_recall` (quality of the keep decision at alpha), both
 gathered by `relevance_metrics`.
 
+Audio-video correspondence (models that expose contrastive embeddings or a matching head, AVT):
+`retrieval_recall` ranks every audio for every video (and the other way round) by cosine
+similarity, `matching_accuracy` judges the matching head on each video's own audio and on
+another video's.
+
 Undefined values (the recall of a set without positives, the AUC of a one-class set) are NaN;
 `json_safe` turns them into ``None`` for strict JSON.
 """
@@ -196,6 +201,52 @@ def relevance_metrics(
         known = ~np.isnan(relevant)
         result["vs_relevant"] = relevance_agreement(scores[known], relevant[known] > 0.5, alpha)
     return result
+
+
+def retrieval_recall(video: np.ndarray, audio: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, Any]:
+    """Recall@k of video-to-audio and audio-to-video retrieval by cosine similarity.
+
+    Each video's query is answered from the audio of every video (and each audio's from every
+    video); it is right when its own counterpart ranks within the first ``k`` (ties count
+    against it unless the counterpart has the lower index, as in `topk_accuracy`). Videos
+    without an audio embedding (NaN rows: no audio) take part in neither direction.
+
+    Args:
+        video: ``(N, E)`` L2-normalised video embeddings.
+        audio: ``(N, E)`` L2-normalised audio embeddings, NaN rows where a video has no audio.
+
+    Returns:
+        ``{"videos": n, "chance_r1": 1 / n, "video_to_audio": {"r1": ..., "r5": ...}, "audio_to_video": {...}}``.
+    """
+    known = ~(np.isnan(video).any(axis=1) | np.isnan(audio).any(axis=1))
+    similarity = video[known] @ audio[known].T  # (n, n): video i against audio j
+    own = np.arange(len(similarity))
+    directions = {"video_to_audio": similarity, "audio_to_video": similarity.T}
+    result: dict[str, Any] = {"videos": int(known.sum()), "chance_r1": 1.0 / known.sum() if known.any() else math.nan}
+    for name, scores in directions.items():
+        recall = topk_accuracy(scores, own, ks) if len(own) else {k: math.nan for k in ks}
+        result[name] = {f"r{k}": value for k, value in recall.items()}
+    return result
+
+
+def matching_accuracy(positive: np.ndarray, negative: np.ndarray) -> dict[str, Any]:
+    """Accuracy of a matching head at 0.5 on each video's own audio and on another video's.
+
+    Args:
+        positive: ``(N,)`` probability that each video and its own audio belong together.
+        negative: ``(N,)`` the same for each video and the audio of another video; NaN entries
+            (no audio) are left out.
+    """
+    positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    known = ~(np.isnan(positive) | np.isnan(negative))
+    matched, rejected = positive[known] >= 0.5, negative[known] < 0.5
+    count = int(known.sum())
+    return {
+        "pairs": 2 * count,
+        "accuracy": float((matched.sum() + rejected.sum()) / (2 * count)) if count else math.nan,
+        "positive_accuracy": float(matched.mean()) if count else math.nan,
+        "negative_accuracy": float(rejected.mean()) if count else math.nan,
+    }
 
 
 def json_safe(value: Any) -> Any:

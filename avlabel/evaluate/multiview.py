@@ -7,6 +7,11 @@ predictions. Here every view is one row of a batch (the test ``Dataset`` yields 
 ``index_add_`` per batch, on the model's device and without host synchronisation, and records
 which ``(clip, crop)`` cells were seen so that an incomplete view grid is reported instead of
 silently averaged. The relevance score and the keep decision (Eqs. 4-5) are averaged the same way.
+
+A model that exposes contrastive embeddings (AVT) has them averaged per video too -- the video
+embedding over every view, the audio embedding over the views whose window has audio, each
+L2-normalised again -- and a model with a matching head its probability that each view's
+video and audio belong together, over the views with audio.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ class MultiViewResult:
     relevance: np.ndarray | None  # (N,) mean relevance score rev; NaN for videos without audio
     keep_fraction: np.ndarray | None  # (N,) fraction of audible views whose audio was kept
     relevance_target: np.ndarray | None  # (N,) mean relevance target, when targets were given
+    video_embedding: np.ndarray | None = None  # (N, E) mean contrastive video embedding, re-normalised
+    audio_embedding: np.ndarray | None = None  # (N, E) the same over views with audio; NaN rows without audio
+    match_probability: np.ndarray | None = None  # (N,) mean matching probability over views with audio
 
     @property
     def evaluated(self) -> np.ndarray:
@@ -94,6 +102,9 @@ class MultiViewAccumulator:
         # rows: audible views, rev, kept, target (sums over audible views); created on first use
         self._relevance_sums: torch.Tensor | None = None
         self._has_target = False
+        # video / audio embedding sums, (audible views, match probability) sums; created on first use
+        self._embedding_sums: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._audio_sums: torch.Tensor | None = None
 
     def add(
         self,
@@ -105,6 +116,8 @@ class MultiViewAccumulator:
         keep: torch.Tensor | None = None,
         audio_present: torch.Tensor | None = None,
         relevance_target: torch.Tensor | None = None,
+        embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        match_probability: torch.Tensor | None = None,
     ) -> None:
         """Add one batch of views.
 
@@ -114,6 +127,9 @@ class MultiViewAccumulator:
             rev, keep: ``(B,)`` relevance score and keep decision (Eqs. 4-5), when the model has IMD.
             audio_present: ``(B,)`` bool, the view's audio window is audible (None: all are).
             relevance_target: ``(B,)`` relevance targets (section 3.5), when known.
+            embeddings: ``(B, E)`` video and audio contrastive embeddings, when the model has them.
+            match_probability: ``(B,)`` the matching head's probability that the view's video and
+                audio belong together, when the model has one.
         """
         import torch
 
@@ -123,13 +139,14 @@ class MultiViewAccumulator:
         self._prob_sum.index_add_(0, index, probabilities)
         cell = (index, clip_index.to(device, torch.int64), crop_index.to(device, torch.int64))
         self._views.index_put_(cell, torch.ones_like(index), accumulate=True)
+        present = (
+            torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
+        )
+        self._add_audio_video(index, present, embeddings, match_probability)
         if rev is None:
             return
         if self._relevance_sums is None:
             self._relevance_sums = torch.zeros(4, len(self._prob_sum), dtype=torch.float64, device=device)
-        present = (
-            torch.ones_like(index, dtype=torch.bool) if audio_present is None else audio_present.to(device, torch.bool)
-        )
         kept = present if keep is None else keep.to(device, torch.bool) & present
         target = (
             torch.zeros_like(index, dtype=torch.float64) if relevance_target is None else relevance_target.to(device)
@@ -138,6 +155,34 @@ class MultiViewAccumulator:
         rev = rev.detach().to(device, torch.float64)
         values = torch.stack([present.double(), rev * present, kept.double(), target.double() * present])  # (4, B)
         self._relevance_sums.index_add_(1, index, values)
+
+    def _add_audio_video(
+        self,
+        index: torch.Tensor,
+        present: torch.Tensor,
+        embeddings: tuple[torch.Tensor, torch.Tensor] | None,
+        match_probability: torch.Tensor | None,
+    ) -> None:
+        """Sum the contrastive embeddings and matching probabilities of a batch into their videos."""
+        import torch
+
+        device, videos = self._prob_sum.device, len(self._prob_sum)
+        if embeddings is not None:
+            video, audio = (e.detach().to(device, torch.float64) for e in embeddings)
+            if self._embedding_sums is None:
+                self._embedding_sums = (
+                    torch.zeros(videos, video.shape[1], dtype=torch.float64, device=device),
+                    torch.zeros(videos, audio.shape[1], dtype=torch.float64, device=device),
+                )
+            self._embedding_sums[0].index_add_(0, index, video)
+            self._embedding_sums[1].index_add_(0, index, audio * present[:, None])
+        if embeddings is not None or match_probability is not None:
+            if self._audio_sums is None:
+                self._audio_sums = torch.zeros(2, videos, dtype=torch.float64, device=device)
+            match = torch.zeros_like(present, dtype=torch.float64)
+            if match_probability is not None:
+                match = match_probability.detach().to(device, torch.float64) * present
+            self._audio_sums.index_add_(1, index, torch.stack([present.double(), match]))
 
     def result(self) -> MultiViewResult:
         """Per-video averages (one host transfer at the end of evaluation)."""
@@ -151,7 +196,22 @@ class MultiViewAccumulator:
                 audio_views = audible.astype(np.int64)
                 relevance, keep = rev_sum / audible, kept_sum / audible
                 target = target_sum / audible if self._has_target else None
-        return MultiViewResult(probabilities, views, audio_views, relevance, keep, target)
+            video_embedding = audio_embedding = match = None
+            if self._audio_sums is not None:
+                audible, match_sum = self._audio_sums.cpu().numpy()
+                match = match_sum / audible
+            if self._embedding_sums is not None:
+                video_sum, audio_sum = (sums.cpu().numpy() for sums in self._embedding_sums)
+                video_embedding = _normalised(video_sum)
+                audio_embedding = np.where(audible[:, None] > 0, _normalised(audio_sum), np.nan)
+        return MultiViewResult(
+            probabilities, views, audio_views, relevance, keep, target, video_embedding, audio_embedding, match
+        )
+
+
+def _normalised(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (NaN for all-zero rows: videos never seen)."""
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def run_views(
@@ -164,7 +224,8 @@ def run_views(
     """Run ``model`` over every view in ``batches`` and return the per-video averages.
 
     Args:
-        model: a fusion model returning ``FusionOutput`` (``logits``, optional ``rev``/``keep``).
+        model: a model returning ``FusionOutput`` (``logits``; ``rev``/``keep``, ``embeddings`` and
+            ``matching`` when it has them).
         batches: dicts with ``index``, ``clip_index``, ``crop_index`` (B,) plus the model's inputs;
             ``audio_present`` and ``relevance`` (targets) are used when present.
         accumulator: receives each batch's outputs.
@@ -182,6 +243,9 @@ def run_views(
                     on_batch(batch)
                 continue
             output = model(**model_inputs(batch))
+            embeddings = (output.embeddings.video, output.embeddings.audio) if output.embeddings is not None else None
+            # The matching head scores each view's own pair in evaluation (FusionOutput.matching).
+            match = torch.softmax(output.matching.logits.float(), dim=-1)[:, 1] if output.matching is not None else None
             accumulator.add(
                 batch["index"],
                 batch["clip_index"],
@@ -191,6 +255,8 @@ def run_views(
                 output.keep,
                 batch.get("audio_present"),
                 batch.get("relevance"),
+                embeddings,
+                match,
             )
             if on_batch is not None:
                 on_batch(batch)

@@ -138,11 +138,6 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
         manifest.path,
         fix=f"pass --audio DIR, the cache built for it (avlabel targets --manifest {manifest.path} -o DIR)",
     )
-    if cache.dim != loaded.model_config.audio_dim:
-        raise AvlabelError(
-            f"the audio cache {audio_dir} holds {cache.dim}-d embeddings but the model expects {loaded.model_config.audio_dim}-d; "
-            "pass the --audio cache built with the embedder the model was trained with"
-        )
     targets = RelevanceTargets.load(audio_dir)
     video_labels = targets.meta.get("video_labels", {})
     if video_labels.get("sha256") not in (None, label_set.sha256):
@@ -151,8 +146,16 @@ def clip_audio(loaded: LoadedRun, manifest: Manifest, label_set: LabelSet, audio
             f"model's {label_set.name!r}; pass the --audio cache built for this label set"
         )
     audio = ClipAudio(audio_dir, [record.video_id for record in manifest], cache, targets, read_bad_items(audio_dir))
-    if loaded.model_config.reads_audio_tokens:
-        audio.require_tokens(loaded.model_config.name)
+    model_config = loaded.model_config
+    width, what = cache.dim, "embeddings"
+    if model_config.reads_audio_tokens:
+        audio.require_tokens(model_config.name)
+        width, what = audio.token_shape[1], "tokens"
+    if width != model_config.audio_dim:
+        raise AvlabelError(
+            f"the audio cache {audio_dir} holds {width}-d {what} but the model expects {model_config.audio_dim}-d; "
+            "pass the --audio cache built with the embedder the model was trained with"
+        )
     return audio
 
 

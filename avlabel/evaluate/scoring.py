@@ -1,8 +1,11 @@
-"""The metrics of an evaluated split: classification (top-1/top-5, class accuracy, confusion) and the relevance network's behaviour.
+"""The metrics of an evaluated split: classification (top-1/top-5, class accuracy, confusion), the relevance network's behaviour, and audio-video correspondence.
 
 Relevance is judged by `avlabel.evaluate.metrics.relevance_metrics`: mean score, share of
 audio dropped, agreement with the relevance targets and with the synthetic benchmark's
-ground-truth ``relevant`` flags (a tags CSV with a ``relevant`` column).
+ground-truth ``relevant`` flags (a tags CSV with a ``relevant`` column). A model that exposes
+contrastive embeddings gets retrieval recall (`avlabel.evaluate.metrics.retrieval_recall`), one
+with a matching head its accuracy on own and other videos' audio
+(`avlabel.evaluate.metrics.matching_accuracy`).
 """
 
 from __future__ import annotations
@@ -45,12 +48,21 @@ def split_metrics(
     video_ids: list[str],
     relevant: np.ndarray | None,
     target_threshold: float | None,
+    negative_match: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    """The metrics.json content of one evaluated split.
+
+    Args:
+        negative_match: ``(N,)`` the matching head's probability for each video paired with
+            another video's audio (a second pass), when the model has a matching head.
+    """
     from avlabel.evaluate.metrics import (
         confusion_matrix,
+        matching_accuracy,
         mean_class_accuracy,
         per_class_accuracy,
         relevance_metrics,
+        retrieval_recall,
         topk_accuracy,
     )
 
@@ -78,7 +90,13 @@ def split_metrics(
             "imd_mode": loaded.model_config.imd_mode,
         },
         "relevance": None,
+        "retrieval": None,
+        "matching": None,
     }
+    if result.video_embedding is not None:
+        metrics["retrieval"] = retrieval_recall(result.video_embedding[evaluated], result.audio_embedding[evaluated])
+    if result.match_probability is not None and negative_match is not None:
+        metrics["matching"] = matching_accuracy(result.match_probability[evaluated], negative_match[evaluated])
     if result.relevance is not None:
         metrics["relevance"] = relevance_metrics(
             result.relevance[evaluated],

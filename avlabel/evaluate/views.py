@@ -32,14 +32,24 @@ class ViewItems:
         labels: ``(N,)`` class index per row; ``video_ids``: per row.
         grid: crops x clips; for an audio-only model only its clips matter.
         audio_tokens: add the window's ``audio_tokens``, ``audio_token_valid`` and
-            ``audio_token_energy`` (models with ``audio_input: tokens``).
+            ``audio_token_energy`` (models that read them: AVT).
+        audio_rows: ``(N,)`` the row whose audio each row's views carry (another video's, to
+            score a matching head on mismatched pairs); None: every row its own.
     """
 
     def __init__(
-        self, clips, audio, labels: np.ndarray, video_ids: list[str], grid: ViewGrid, audio_tokens: bool = False
+        self,
+        clips,
+        audio,
+        labels: np.ndarray,
+        video_ids: list[str],
+        grid: ViewGrid,
+        audio_tokens: bool = False,
+        audio_rows: np.ndarray | None = None,
     ):
         self.clips, self.audio, self.labels, self.video_ids, self.grid = clips, audio, labels, video_ids, grid
         self.audio_tokens = audio_tokens and audio is not None
+        self.audio_rows = audio_rows
 
     def __len__(self) -> int:
         return len(self.labels) * self.grid.count
@@ -60,15 +70,16 @@ class ViewItems:
                 "crop_index": crop_index,
             }
         if self.audio is not None:
+            source = row if self.audio_rows is None else int(self.audio_rows[row])
             window = clip_index * self.audio.num_windows // self.grid.temporal_clips
-            out["audio"] = torch.from_numpy(np.asarray(self.audio.embedding(row, window), dtype=np.float32))
-            out["audio_present"] = bool(self.audio.present[row, window])
+            out["audio"] = torch.from_numpy(np.asarray(self.audio.embedding(source, window), dtype=np.float32))
+            out["audio_present"] = bool(self.audio.present[source, window])
             if self.audio.target is not None:
-                out["relevance"] = float(self.audio.target[row, window])
+                out["relevance"] = float(self.audio.target[source, window])
             if self.audio_tokens:
                 from avlabel.train.items import token_item
 
-                out.update(token_item(self.audio, row, window))
+                out.update(token_item(self.audio, source, window))
         return out
 
 
@@ -132,7 +143,7 @@ def run_model(
             loaded.model,
             _loader(items, batch_size, workers, device),
             accumulator,
-            functools.partial(model_inputs, device=device),
+            functools.partial(model_inputs, device=device, audio_input=loaded.model_config.audio_input),
             on_batch,
         )
     return result, skipped

@@ -1,4 +1,4 @@
-"""Models: the two-stream video Transformer, audio bottleneck, IMD and the fusion baselines.
+"""Models: the two-stream video Transformer, audio bottleneck, IMD, the fusion baselines and AVT.
 
 ``from avlabel.models import ModelConfig, build_model, list_models, model_config`` is the
 entry point. Config names are importable without torch; everything that needs torch or timm
@@ -11,12 +11,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from avlabel.models.config import FUSION_NAMES, MODALITIES, ModelConfig, list_models, model_config
+from avlabel.models.config import (
+    FUSION_NAMES,
+    MODALITIES,
+    PRETEXT_HEADS,
+    TOKEN_FUSION_NAMES,
+    ModelConfig,
+    list_models,
+    model_config,
+)
 
 # public name -> module that defines it (imported on first access, PEP 562).
 _LAZY = {
     "build_model": "avlabel.models.model",
     "MultimodalVideoTransformer": "avlabel.models.model",
+    "AudioVideoTransformer": "avlabel.models.avt",
     "FusionOutput": "avlabel.models.outputs",
     "FusedEmbedding": "avlabel.models.outputs",
     "FUSION_HEADS": "avlabel.models.fusion",
@@ -27,9 +36,20 @@ _LAZY = {
     "count_parameters": "avlabel.models.complexity",
     "count_flops": "avlabel.models.complexity",
     "model_complexity": "avlabel.models.complexity",
+    "example_inputs": "avlabel.models.complexity",
+    "fusion_flops": "avlabel.models.complexity",
 }
 
-__all__ = ["FUSION_NAMES", "MODALITIES", "ModelConfig", "list_models", "model_config", *_LAZY]
+__all__ = [
+    "FUSION_NAMES",
+    "MODALITIES",
+    "PRETEXT_HEADS",
+    "TOKEN_FUSION_NAMES",
+    "ModelConfig",
+    "list_models",
+    "model_config",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ cache), from transformers' default ``ASTConfig`` (AST-base, 1024 frames x 128 me
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -23,19 +24,24 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from avlabel.models.config import ModelConfig
-from avlabel.models.model import MultimodalVideoTransformer, build_model
+from avlabel.models.model import build_model
+
+# Model part -> the submodule names it covers, in both families; everything else is "fusion"
+# (fusion head or bottleneck tokens, classifier, self-supervised heads).
+_PARTS = {
+    "visual": ("streams.rgb", "streams.flow", "visual_fusion"),
+    "audio": ("streams.audio", "audio_bottleneck"),
+}
 
 
-def count_parameters(model: MultimodalVideoTransformer) -> dict[str, int]:
-    """Parameters per part: ``visual`` (streams + RGB/flow fusion), ``audio_bottleneck``,
-    ``fusion`` (fusion head + classifier) and ``total``."""
-    parts = {
-        "visual": [model.streams, model.visual_fusion],
-        "audio_bottleneck": [model.audio_bottleneck],
-        "fusion": [model.fusion, model.head],
-    }
-    counts = {name: sum(_numel(module) for module in modules) for name, modules in parts.items()}
-    counts["total"] = _numel(model)
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameters per part: ``visual`` (video streams + RGB/flow fusion), ``audio`` (IMD's audio
+    bottleneck or AVT's audio token stream), ``fusion`` (everything else: fusion head or
+    bottleneck tokens, classifier, self-supervised heads) and ``total``."""
+    counts = dict.fromkeys((*_PARTS, "fusion"), 0)
+    for name, parameter in model.named_parameters():
+        counts[_part_of(name)] += parameter.numel()
+    counts["total"] = sum(counts.values())
     return counts
 
 
@@ -47,36 +53,99 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
 def model_complexity(config: ModelConfig, with_ast: bool = True) -> dict[str, Any]:
     """Parameters and forward GFLOPs of one view (one clip, one crop) of ``config``, per part.
 
+    The forward is the evaluation forward of the model (for AVT: classification, the
+    contrastive embeddings and the matching head on the clip's own pair; no masked pass).
+    FLOPs are attributed to the part whose submodule ran them; what the model computes outside
+    its submodules (the cross-stream projections and attention of AVT's full-attention layers)
+    counts as fusion.
+
     Returns:
-        ``{"params": {...}, "gflops": {...}}`` with keys ``visual``, ``audio_bottleneck``,
-        ``fusion`` and ``total`` (+ ``ast`` for the frozen AST when the model has audio and
-        ``with_ast``); absent parts count 0.
+        ``{"params": {...}, "gflops": {...}}`` with keys ``visual``, ``audio``, ``fusion`` and
+        ``total`` (+ ``ast`` for the frozen AST when the model has audio and ``with_ast``);
+        absent parts count 0.
     """
     with torch.device("meta"):
         model = build_model(config).eval()
     # Inputs and parameters live on the meta device; the forward runs outside the device
     # context, which would otherwise intercept every op.
-    frames = {
-        modality: torch.empty(1, chans, config.num_frames, config.img_size, config.img_size, device="meta")
-        if modality in config.modalities
-        else None
-        for modality, chans in (("rgb", 3), ("flow", 2))
-    }
-    audio = torch.empty(1, config.audio_dim, device="meta") if config.has_audio else None
-    visual, visual_flops = _counted(model.forward_visual, frames["rgb"], frames["flow"])
-    (audio_embedding, present), audio_flops = _counted(model.forward_audio, audio, None)
-    fused, fusion_flops = _counted(model.forward_fusion, visual, audio_embedding, present)
-    head_flops = count_flops(model.head, fused.z)
-    gflops = {
-        "visual": visual_flops / 1e9,
-        "audio_bottleneck": audio_flops / 1e9,
-        "fusion": (fusion_flops + head_flops) / 1e9,
-    }
-    gflops["total"] = sum(gflops.values())
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter, torch.no_grad():
+        model(**example_inputs(config, batch=1, device="meta"))
+    per_module = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
+    root = type(model).__name__
+    gflops = dict.fromkeys((*_PARTS, "fusion"), 0.0)
+    for name, flops in per_module.items():
+        parts = name.split(".")
+        ancestors = {".".join(parts[:end]) for end in range(2, len(parts))}  # below the root
+        # A module's count includes its descendants': count the outermost modules below the root only.
+        if name in ("Global", root) or ancestors & per_module.keys():
+            continue
+        gflops[_part_of(name.removeprefix(f"{root}."))] += flops / 1e9
+    # What the model computes outside any submodule (AVT's full-attention layers project and
+    # attend across streams with their blocks' weights) is the fusion's cost.
+    gflops["fusion"] += per_module.get("Global", 0) / 1e9 - sum(gflops.values())
+    gflops["total"] = per_module.get("Global", 0) / 1e9
     params = count_parameters(model)
     if with_ast and config.has_audio:
         params["ast"], gflops["ast"] = _ast_complexity()
     return {"params": params, "gflops": gflops}
+
+
+def fusion_flops(
+    config: ModelConfig,
+    bottlenecks: tuple[int, ...] = (1, 4, 16, 64),
+    fusion_layers: tuple[int, ...] = (0, 4, 8, 10),
+) -> list[dict[str, Any]]:
+    """Forward GFLOPs of one view of ``config``'s AVT geometry under every way of fusing its streams.
+
+    Late fusion (no exchange: ``fusion_layer = depth``), MBT's bottleneck with each number of
+    tokens from each fusion layer on, and full cross-modal attention from each fusion layer on;
+    classification only (no self-supervised head), AST not counted.
+
+    Returns:
+        One row per variant: ``fusion`` ("late", "bottleneck", "full_attention"),
+        ``n_bottleneck`` (None unless bottleneck), ``fusion_layer``, ``gflops`` and
+        ``extra_gflops`` (over late fusion).
+    """
+    base = dataclasses.replace(config, pretext_heads=())
+    variants = [("late", None, base.depth)]
+    variants += [("bottleneck", k, layer) for layer in fusion_layers for k in bottlenecks]
+    variants += [("full_attention", None, layer) for layer in fusion_layers]
+    rows = []
+    for fusion, bottleneck, layer in variants:
+        variant = dataclasses.replace(
+            base,
+            fusion="bottleneck" if fusion == "late" else fusion,
+            n_bottleneck=bottleneck or base.n_bottleneck,
+            fusion_layer=layer,
+        )
+        gflops = model_complexity(variant, with_ast=False)["gflops"]["total"]
+        rows.append({"fusion": fusion, "n_bottleneck": bottleneck, "fusion_layer": layer, "gflops": gflops})
+    for row in rows:
+        row["extra_gflops"] = row["gflops"] - rows[0]["gflops"]
+    return rows
+
+
+def example_inputs(config: ModelConfig, batch: int = 1, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Inputs of ``config``'s model for ``batch`` clips (empty tensors: for shapes and counting)."""
+    inputs = {
+        modality: torch.empty(batch, chans, config.num_frames, config.img_size, config.img_size, device=device)
+        for modality, chans in (("rgb", 3), ("flow", 2))
+        if modality in config.modalities
+    }
+    if config.has_audio and config.audio_input == "tokens":
+        inputs["audio_tokens"] = torch.empty(batch, config.audio_tokens, config.audio_dim, device=device)
+        inputs["audio_token_valid"] = torch.ones(batch, config.audio_tokens, dtype=torch.bool, device=device)
+    elif config.has_audio:
+        inputs["audio"] = torch.empty(batch, config.audio_dim, device=device)
+    return inputs
+
+
+def _part_of(name: str) -> str:
+    for part, prefixes in _PARTS.items():
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes):
+            return part
+    return "fusion"
 
 
 def _counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
@@ -100,5 +169,5 @@ def _ast_complexity() -> tuple[int, float]:
     return _numel(ast), flops / 1e9
 
 
-def _numel(module: nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
+def _numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

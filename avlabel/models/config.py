@@ -1,8 +1,11 @@
 """Model configuration: one typed dataclass and the named configurations.
 
-`ModelConfig` describes every architecture avlabel builds (the two-stream video
-Transformer of Sec. 3.2, the audio bottleneck of Sec. 3.3, the fusion head of Sec. 3.4 or a
-baseline of Table 5). ``dataclasses.asdict(config)`` is stored in every checkpoint so a run
+`ModelConfig` describes every architecture avlabel builds: the IMD family (the two-stream
+video Transformer of Sec. 3.2, the audio bottleneck of Sec. 3.3, the fusion head of Sec. 3.4 or a
+baseline of Table 5) and the AVT family (`avlabel.models.avt`: the same video streams and an
+audio token stream that exchange information through MBT's bottleneck tokens or full
+cross-modal attention, with the heads of AVT's self-supervised objectives). ``fusion`` says
+which family a config builds. ``dataclasses.asdict(config)`` is stored in every checkpoint so a run
 can be rebuilt from the checkpoint alone; `ModelConfig.from_dict` reads it (or a YAML
 section) back with validation errors that name the dotted path of the bad field.
 
@@ -34,12 +37,16 @@ VISUAL_MODALITIES = ("rgb", "flow")
 # Names of the fusion heads in avlabel.models.fusion.FUSION_HEADS (kept here so validating a
 # config does not import torch; a test checks the two agree).
 FUSION_NAMES = ("imd", "late_concat", "se_gate", "nl_gate", "gmu", "avc", "drop_pathway")
+# Token-level fusions of the AVT family (avlabel.models.avt): the modalities' Transformer layers
+# exchange information through MBT's bottleneck tokens, or attend over every token of every
+# modality ("full_attention", MBT's vanilla cross-attention). Their audio input is token sequences.
+TOKEN_FUSION_NAMES = ("bottleneck", "full_attention")
+# Heads of AVT's self-supervised objectives (avlabel.models.avt); a model has the heads of the
+# losses it trains, so that no parameter goes without a gradient.
+PretextHead = Literal["contrastive", "matching", "masked_video", "masked_audio"]
+PRETEXT_HEADS: tuple[PretextHead, ...] = typing.get_args(PretextHead)
 ImdMode = Literal["M", "W"]  # masking (Eq. 5) or weighting (Table 4)
 IMD_MODES: tuple[ImdMode, ...] = typing.get_args(ImdMode)
-# What a model reads from the audio cache: the pooled AST embedding (IMD's audio bottleneck) or
-# the time tokens of avlabel.audio.tokens (AVT's audio Transformer).
-AudioInput = Literal["embedding", "tokens"]
-AUDIO_INPUTS: tuple[AudioInput, ...] = typing.get_args(AudioInput)
 
 
 @dataclass
@@ -54,7 +61,9 @@ class ModelConfig:
     name: str = "imd_b"  # the named config this came from (informational)
     num_classes: int = 400  # Kinetics-400; training sets it from the label set
     modalities: tuple[Modality, ...] = ("rgb", "flow", "audio")  # any non-empty subset of MODALITIES
-    fusion: str = "imd"  # audio-visual fusion head (FUSION_NAMES); used when audio and vision are both on
+    # Audio-visual fusion: an IMD-family head on pooled embeddings (FUSION_NAMES; used when audio and
+    # vision are both on) or an AVT-family token fusion (TOKEN_FUSION_NAMES; fuses all its streams).
+    fusion: str = "imd"
 
     # Visual streams (Sec. 3.2). RGB and flow streams share these sizes but not their weights.
     img_size: int = 224  # square input frames
@@ -70,10 +79,11 @@ class ModelConfig:
     attn_drop_rate: float = 0.0
     proj_drop_rate: float = 0.0
 
-    # Audio side (Sec. 3.3): the frozen AST's pooled embedding enters the audio bottleneck.
-    audio_input: AudioInput = "embedding"  # "tokens": batches carry audio_tokens/audio_token_valid/audio_token_energy
-    audio_dim: int = 768  # width of the AST embedding (768 for AST-base)
+    # Audio side (Sec. 3.3): the frozen AST's pooled embedding enters the audio bottleneck (IMD), or
+    # its token sequence enters the audio token stream (AVT).
+    audio_dim: int = 768  # width of the audio input: the AST embedding, or one audio token (768 for AST-base)
     audio_hidden_dim: int = 768  # hidden width of the bottleneck's first linear layer
+    audio_tokens: int = 101  # N_a, audio tokens per window the token position embedding is learned for
 
     # Fusion and classifier (Secs. 3.4-3.5).
     imd_alpha: float = 0.25  # relevance threshold alpha of Eq. 5 (best in Table 4)
@@ -82,6 +92,12 @@ class ModelConfig:
     se_reduction: int = 16  # se_gate bottleneck: max(D // r, 8) units (SENet's r = 16; 48 at D = 768)
     drop_pathway_p: float = 0.5  # drop_pathway head: probability of dropping a training clip's audio
     head_dropout: float = 0.0  # dropout inside the classifier MLP of Eq. 9
+
+    # AVT token fusion (TOKEN_FUSION_NAMES; MBT, Nagrani et al. 2021).
+    n_bottleneck: int = 4  # bottleneck tokens (MBT: 4)
+    fusion_layer: int = 8  # first layer whose streams exchange information (MBT: 8 of 12); = depth: late fusion
+    contrastive_dim: int = 256  # width of the contrastive projections (ALBEF: 256)
+    pretext_heads: tuple[PretextHead, ...] = ()  # heads of the self-supervised losses (PRETEXT_HEADS)
 
     # Efficiency.
     grad_checkpointing: bool = False  # recompute each block's activations in backward (saves memory)
@@ -109,14 +125,24 @@ class ModelConfig:
         return "audio" in self.modalities
 
     @property
-    def reads_audio_tokens(self) -> bool:
-        """True when the model's batches must carry the cached audio time tokens (``audio_input: tokens``)."""
-        return self.has_audio and self.audio_input == "tokens"
-
-    @property
     def is_audio_visual(self) -> bool:
         """True when a fusion head combines audio with vision."""
         return self.has_audio and bool(self.visual_modalities)
+
+    @property
+    def reads_audio_tokens(self) -> bool:
+        """True when the model's batches must carry the cached audio time tokens (an AVT model with audio)."""
+        return self.has_audio and self.audio_input == "tokens"
+
+    @property
+    def is_token_fusion(self) -> bool:
+        """True for the AVT family (token streams fused by bottleneck or full attention)."""
+        return self.fusion in TOKEN_FUSION_NAMES
+
+    @property
+    def audio_input(self) -> Literal["embedding", "tokens"]:
+        """What the model reads of the audio cache: the pooled AST embedding or the token sequence."""
+        return "tokens" if self.is_token_fusion else "embedding"
 
     def validate(self, path: str = "model") -> None:
         """Check value ranges; raise `AvlabelError` naming ``path.field`` on a bad one."""
@@ -132,10 +158,9 @@ class ModelConfig:
             )
         if len(set(self.modalities)) != len(self.modalities):
             fail("modalities", f"{list(self.modalities)} names a modality twice")
-        if self.fusion not in FUSION_NAMES:
-            fail("fusion", f"unknown fusion head {self.fusion!r}; choose one of {', '.join(FUSION_NAMES)}")
-        if self.audio_input not in AUDIO_INPUTS:
-            fail("audio_input", f"{self.audio_input!r} must be one of {', '.join(AUDIO_INPUTS)}")
+        if self.fusion not in FUSION_NAMES + TOKEN_FUSION_NAMES:
+            choices = ", ".join(FUSION_NAMES + TOKEN_FUSION_NAMES)
+            fail("fusion", f"unknown fusion head {self.fusion!r}; choose one of {choices}")
         if self.imd_mode not in IMD_MODES:
             fail("imd_mode", f"{self.imd_mode!r} must be 'M' (masking) or 'W' (weighting)")
         if not 0.0 <= self.imd_alpha <= 1.0:
@@ -150,7 +175,10 @@ class ModelConfig:
             "num_heads",
             "audio_dim",
             "audio_hidden_dim",
+            "audio_tokens",
             "se_reduction",
+            "n_bottleneck",
+            "contrastive_dim",
         ):
             if getattr(self, name) < 1:
                 fail(name, f"{getattr(self, name)} must be a positive integer")
@@ -171,6 +199,32 @@ class ModelConfig:
             fail("rgb_std", f"{list(self.rgb_std)} must be positive")
         if self.mlp_ratio <= 0 or self.avc_loss_weight < 0:
             fail("mlp_ratio" if self.mlp_ratio <= 0 else "avc_loss_weight", "must be positive")
+        if self.is_token_fusion and not 0 <= self.fusion_layer <= self.depth:
+            fail("fusion_layer", f"{self.fusion_layer} must lie in [0, depth={self.depth}] (depth: late fusion)")
+        self._validate_pretext_heads(fail)
+
+    def _validate_pretext_heads(self, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+        """Each self-supervised head needs the streams (and the layers) its loss reads."""
+        self.pretext_heads = tuple(self.pretext_heads)
+        heads = self.pretext_heads
+        unknown = [head for head in heads if head not in PRETEXT_HEADS]
+        if unknown or len(set(heads)) != len(heads):
+            fail("pretext_heads", f"{list(heads)} must name each of {', '.join(PRETEXT_HEADS)} at most once")
+        if heads and not self.is_token_fusion:
+            fail("pretext_heads", f"self-supervised heads need an AVT token fusion ({', '.join(TOKEN_FUSION_NAMES)})")
+        if ("contrastive" in heads or "matching" in heads) and not self.is_audio_visual:
+            fail("pretext_heads", "contrastive and matching pair audio with video: modalities need audio and vision")
+        if "contrastive" in heads and self.fusion_layer == 0:
+            fail(
+                "fusion_layer",
+                "0 leaves no unimodal layer for the contrastive embeddings (taken before fusion); use >= 1",
+            )
+        if "matching" in heads and self.fusion_layer == self.depth:
+            fail("fusion_layer", f"{self.depth} (late fusion) leaves the matching head no fused representation")
+        if "masked_video" in heads and not self.visual_modalities:
+            fail("pretext_heads", "masked_video needs a visual stream (rgb or flow)")
+        if "masked_audio" in heads and not self.has_audio:
+            fail("pretext_heads", "masked_audio needs the audio stream")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "model") -> ModelConfig:
@@ -245,13 +299,45 @@ def _timesformer_tiny() -> ModelConfig:
     return dataclasses.replace(_imd_tiny(), name="timesformer_tiny", modalities=("rgb",), space_time_blocks=4)
 
 
+def _avt_b() -> ModelConfig:
+    """AVT-B: RGB + audio tokens fused by MBT's bottleneck (4 tokens from layer 8 of 12), ViT-B/16 video.
+
+    The abstract fixes bottleneck fusion and the objectives; the sizes follow MBT's ViT-B
+    configuration and avlabel's IMD-B video stream (two space-time blocks). Every
+    self-supervised head is on: the joint stage that training runs by default.
+    """
+    return ModelConfig(
+        name="avt_b",
+        modalities=("rgb", "audio"),
+        fusion="bottleneck",
+        pretext_heads=PRETEXT_HEADS,
+        pretrained_image="vit_base_patch16_224.augreg_in21k",
+    )
+
+
+def _avt_tiny() -> ModelConfig:
+    """A tiny AVT for tests and smoke runs: imd_tiny's streams, fusion from layer 2 of 4, log-mel tokens."""
+    return dataclasses.replace(
+        _imd_tiny(),
+        name="avt_tiny",
+        modalities=("rgb", "audio"),
+        fusion="bottleneck",
+        fusion_layer=2,
+        contrastive_dim=32,
+        audio_dim=128,  # the log-mel embedder's tokens: 128 mel bins
+        pretext_heads=PRETEXT_HEADS,
+    )
+
+
 # name -> factory; a plain table so every name leads straight to the code that defines it.
 _NAMED_CONFIGS = {
     "imd_b": _imd_b,
     "imd_l": _imd_l,
     "timesformer_b": _timesformer_b,
+    "avt_b": _avt_b,
     "imd_tiny": _imd_tiny,
     "timesformer_tiny": _timesformer_tiny,
+    "avt_tiny": _avt_tiny,
 }
 
 
@@ -275,13 +361,14 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 
 __all__ = [
-    "AUDIO_INPUTS",
     "FUSION_NAMES",
     "IMAGENET_INCEPTION_MEAN",
     "IMAGENET_INCEPTION_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MODALITIES",
+    "PRETEXT_HEADS",
+    "TOKEN_FUSION_NAMES",
     "ModelConfig",
     "list_models",
     "model_config",

@@ -24,6 +24,7 @@ from torch import nn
 
 from avlabel.errors import AvlabelError
 from avlabel.models.audio_bottleneck import AudioBottleneck
+from avlabel.models.avt import AudioVideoTransformer
 from avlabel.models.config import ModelConfig
 from avlabel.models.fusion import FUSION_HEADS
 from avlabel.models.outputs import FusedEmbedding, FusionOutput
@@ -206,9 +207,13 @@ class MultimodalVideoTransformer(nn.Module):
             raise AvlabelError("audio_present was passed without audio; pass audio= as well")
 
 
-def build_model(config: ModelConfig) -> MultimodalVideoTransformer:
+def build_model(config: ModelConfig) -> MultimodalVideoTransformer | AudioVideoTransformer:
     """Build a randomly initialised model for ``config`` (no download; see ``load_pretrained``).
 
-    Build under ``with torch.device("meta"):`` to count parameters or FLOPs without memory.
+    A token fusion (``bottleneck``, ``full_attention``) builds the AVT family
+    (`AudioVideoTransformer`), any other fusion the IMD family. Build under
+    ``with torch.device("meta"):`` to count parameters or FLOPs without memory.
     """
+    if config.is_token_fusion:
+        return AudioVideoTransformer(config)
     return MultimodalVideoTransformer(config)

@@ -8,7 +8,14 @@ mean for its 2 channels, TSN's cross-modality initialisation) and to its patch s
 the position embedding to the stream's patch grid, and starts each space-time block's temporal
 attention from that block's spatial attention. The temporal embedding and LR are not in an
 image model; they start at zero (``init_weights``), so the untrained video model computes the
-image model's class embedding averaged over frames.
+image model's class embedding averaged over frames. An AVT audio token stream takes the ViT's
+blocks, final norm and class token, as MBT initialises its spectrogram stream from the same
+image ViT; its token projection and 1-D position embedding start from scratch.
+
+An avlabel checkpoint (a training run's weights) loads as is, which is how fine-tuning starts
+from a self-supervised stage: the heads of self-supervised losses the new run does not train
+are left out of the load, heads the checkpoint lacks keep their initial values, and a
+classifier for another number of classes is re-initialised; everything else must fit exactly.
 
 `load_pretrained` reads the checkpoint (a local safetensors / .pth / .bin file or
 folder, or a timm hub id) and loads strictly: every model parameter must come from the
@@ -42,9 +49,15 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _IMAGE_CLASSIFIER_KEYS = re.compile(r"^(head|pre_logits)\.")
 # Model parameters an image checkpoint cannot provide (they keep their initial values).
 _NOT_IN_IMAGE_MODEL = re.compile(
-    r"^streams\.\w+\.(time_embed|blocks\.\d+\.time_fc\.\w+)$"  # temporal embedding, LR (zero)
-    r"|^(visual_fusion|audio_bottleneck|fusion|head)\."  # everything after the encoders
+    r"^streams\.\w+\.(time_embed|blocks\.\d+\.time_fc\.\w+|mask_token)$"  # temporal embedding, LR (zero)
+    r"|^streams\.audio\.(input_norm\.\w+|proj\.\w+|pos_embed)$"  # AVT: the audio tokens' way in
+    r"|^(visual_fusion|audio_bottleneck|fusion|head|contrastive|matching_head|decoders)\."  # after the encoders
+    r"|^(bottleneck|temperature)$"
 )
+# AVT's self-supervised heads: a run trains those of its losses, whatever its checkpoint had.
+_PRETEXT_HEAD = re.compile(r"^(temperature|contrastive\..*|matching_head\..*|decoders\..*|streams\.\w+\.mask_token)$")
+# Image ViT tensors an AVT audio token stream takes (no patch embedding, no 2-D position embedding).
+_AUDIO_STREAM_KEYS = re.compile(r"^(cls_token|blocks\.\d+\..*|norm\.\w+)$")
 # Temporal-attention parameters copied from the same block's spatial attention.
 _SPATIAL_TO_TEMPORAL = (("norm1.", "norm_time."), ("attn.", "attn_time."))
 _FILE_NAMES_IN_FOLDER = ("model.safetensors", "pytorch_model.bin")  # timm's save_pretrained / hub layout
@@ -59,8 +72,11 @@ class LoadReport:
         source: The checkpoint path or hub id.
         loaded: Model parameter names set from the checkpoint.
         not_loaded: Model parameter names left at their initial values (intended exclusions:
-            temporal embedding, LR layers, audio bottleneck, fusion and classifier).
-        ignored: Checkpoint tensor names not used (the image classifier).
+            temporal embedding, LR layers, audio bottleneck, fusion and classifier; AVT's audio
+            token projection and position embedding, bottleneck and self-supervised heads).
+        ignored: Checkpoint tensor names not used (the image classifier; from an avlabel
+            checkpoint, self-supervised heads the model does not have and a classifier for
+            another number of classes).
     """
 
     source: str
@@ -87,8 +103,8 @@ def filter_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module) -> 
 
     Returns:
         ``{model parameter name: tensor}``. An avlabel state dict passes through with its
-        prefixes stripped; an image state dict is mapped into every visual stream as described
-        in the module docstring, without its classifier.
+        prefixes stripped; an image state dict is mapped into every stream as described in the
+        module docstring, without its classifier.
     """
     return _map_state_dict(state_dict, model)[0]
 
@@ -117,12 +133,16 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
     state_dict = _read_checkpoint(source, timm_name)
     mapped, ignored, is_image = _map_state_dict(state_dict, model)
     own = model.state_dict()
+    dropped: list[str] = []
+    if not is_image:  # an avlabel checkpoint: drop what this run's model intends to build anew
+        mapped, dropped = _own_checkpoint_exclusions(mapped, own)
+        ignored = sorted(ignored + dropped)
+    what = "a plain ViT checkpoint (class token, no layer scale)" if is_image else "an avlabel checkpoint of this model"
     unexpected = sorted(set(mapped) - set(own))
     if unexpected:
         raise AvlabelError(
             f"checkpoint {source} has {len(unexpected)} tensors this model has no place for "
-            f"({_abbreviate(unexpected)}); use a plain ViT checkpoint (class token, no layer scale) "
-            f"of depth {getattr(model.config, 'depth', '?')}"
+            f"({_abbreviate(unexpected)}); use {what} of depth {getattr(model.config, 'depth', '?')}"
         )
     for key, value in mapped.items():
         if value.shape != own[key].shape:
@@ -132,17 +152,32 @@ def load_pretrained(model: nn.Module, source: str | Path, *, timm_name: str | No
                 f"checkpoint of the model's width and depth (e.g. the config's pretrained_image)"
             )
     missing = sorted(set(own) - set(mapped))
-    not_intended = [key for key in missing if not (is_image and _NOT_IN_IMAGE_MODEL.match(key))]
+    intended = _NOT_IN_IMAGE_MODEL if is_image else _PRETEXT_HEAD
+    not_intended = [key for key in missing if not intended.match(key) and key not in dropped]
     if not_intended:
+        kind = "a ViT" if is_image else "a model of the same family, modalities and fusion"
         raise AvlabelError(
             f"checkpoint {source} lacks {len(not_intended)} tensors the model needs "
-            f"({_abbreviate(not_intended)}); it is not a ViT of this model's depth and width"
+            f"({_abbreviate(not_intended)}); it is not {kind} with this model's depth and width"
         )
     # Strict load: the intended exclusions are filled with the model's own current values.
     model.load_state_dict({**{key: own[key] for key in missing}, **mapped}, strict=True)
     report = LoadReport(source=source, loaded=tuple(sorted(mapped)), not_loaded=tuple(missing), ignored=tuple(ignored))
     _logger.info(report.summary())
     return report
+
+
+def _own_checkpoint_exclusions(
+    mapped: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """An avlabel checkpoint without the tensors the model builds anew, and their names.
+
+    Those are the self-supervised heads the model does not have, and a classifier for another
+    number of classes (fine-tuning on another label set).
+    """
+    dropped = [key for key in mapped if key not in own and _PRETEXT_HEAD.match(key)]
+    dropped += [key for key in mapped if key.startswith("head.") and key in own and mapped[key].shape != own[key].shape]
+    return {key: value for key, value in mapped.items() if key not in dropped}, dropped
 
 
 def pretrained_rgb_statistics(source: str | Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -210,8 +245,9 @@ def _map_state_dict(
     ignored = sorted(key for key in state_dict if _IMAGE_CLASSIFIER_KEYS.match(key))
     for modality, stream in model.streams.items():
         prefix = f"streams.{modality}."
+        is_audio_tokens = not hasattr(stream, "patch_embed")  # AVT's audio token stream
         for key, value in state_dict.items():
-            if key in ignored:
+            if key in ignored or (is_audio_tokens and not _AUDIO_STREAM_KEYS.match(key)):
                 continue
             if key == "patch_embed.proj.weight":
                 value = _adapt_patch_embed(value, stream.patch_embed.proj.weight.shape)

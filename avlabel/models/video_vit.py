@@ -17,6 +17,15 @@ embedding averaged over frames, which is what ImageNet initialisation relies on.
 
 All tensors keep the layout ``(B, T, S, D)`` with ``S = 1 + N`` tokens per frame; folding
 frames or spatial positions into the batch is a reshape, never a Python loop.
+
+Bottleneck fusion (AVT, `avlabel.models.avt`). A block can also run with ``K`` bottleneck
+tokens ``z`` (``forward_with_bottleneck``): every frame's *spatial* attention runs over the
+frame's ``S`` tokens plus its own copy of ``z``, so each frame reads from and writes to the
+bottleneck, and the stream's update of ``z`` is the mean of the ``T`` updated copies. The
+temporal attention of a space-time block stays among the frame tokens (the bottleneck has no
+time axis, and its ``T`` copies are identical when the block starts). For masked video
+modelling a stream may own a learned mask token that replaces the patch embedding of masked
+tubes (the same patch position in every frame) before the position embeddings are added.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, reduce, repeat
 from timm.layers import DropPath, PatchEmbed, trunc_normal_
 
 # Both live in vision_transformer in every timm 1.x (Attention moved to timm.layers later).
@@ -41,10 +50,27 @@ class SpaceBlock(Block):
     """A ViT block applied to each frame on its own (Eq. 2): attention never mixes frames."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, S, D)
-        batch = x.shape[0]
+        return self.forward_with_bottleneck(x, None)[0]
+
+    def forward_with_bottleneck(
+        self, x: torch.Tensor, bottleneck: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The block on ``(B, T, S, D)`` frames, each frame attending also to ``(B, K, D)`` bottleneck tokens.
+
+        Returns:
+            The updated frames and this stream's update of the bottleneck, the mean over frames
+            of each frame's updated copy ``(B, K, D)`` (None without a bottleneck).
+        """
+        batch, frames, tokens = x.shape[:3]
         x = rearrange(x, "b t s d -> (b t) s d")  # frames folded into the batch
+        if bottleneck is not None:
+            x = torch.cat([x, repeat(bottleneck, "b k d -> (b t) k d", t=frames)], dim=1)  # (B·T, S + K, D)
         x = super().forward(x)
-        return rearrange(x, "(b t) s d -> b t s d", b=batch)
+        update = None
+        if bottleneck is not None:
+            x, copies = x[:, :tokens], x[:, tokens:]
+            update = reduce(copies, "(b t) k d -> b k d", "mean", b=batch)
+        return rearrange(x, "(b t) s d -> b t s d", b=batch), update
 
 
 class SpaceTimeBlock(SpaceBlock):
@@ -99,12 +125,19 @@ class SpaceTimeBlock(SpaceBlock):
         nn.init.zeros_(self.time_fc.weight)
         nn.init.zeros_(self.time_fc.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, S, D)
+    def forward_temporal(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, S, D)
+        """Temporal attention -> LR -> residual (the first half of Eq. 3)."""
         batch = x.shape[0]
         xt = rearrange(x, "b t s d -> (b s) t d")  # each spatial position attends across time
         xt = self.time_fc(self.attn_time(self.norm_time(xt)))
-        x = x + self.drop_path_time(rearrange(xt, "(b s) t d -> b t s d", b=batch))
-        return super().forward(x)  # spatial attention + MLP per frame
+        return x + self.drop_path_time(rearrange(xt, "(b s) t d -> b t s d", b=batch))
+
+    def forward_with_bottleneck(
+        self, x: torch.Tensor, bottleneck: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # Time first, among the frame tokens only; then spatial attention + MLP per frame,
+        # over the frame's tokens and the bottleneck copy.
+        return super().forward_with_bottleneck(self.forward_temporal(x), bottleneck)
 
 
 class VideoViT(nn.Module):
@@ -128,6 +161,7 @@ class VideoViT(nn.Module):
         drop_path_rate: Stochastic depth of the last block; earlier blocks get linearly less.
         attn_drop_rate: Dropout on attention weights.
         proj_drop_rate: Dropout after projections.
+        mask_token: Learn a mask token for masked video modelling (`forward_embed`'s ``tube_mask``).
     """
 
     def __init__(
@@ -145,6 +179,7 @@ class VideoViT(nn.Module):
         drop_path_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
+        mask_token: bool = False,
     ) -> None:
         super().__init__()
         self.in_chans = in_chans
@@ -156,6 +191,7 @@ class VideoViT(nn.Module):
         self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.empty(1, 1 + num_patches, embed_dim))  # spatial, as ViT
         self.time_embed = nn.Parameter(torch.empty(1, num_frames, embed_dim))  # learned temporal
+        self.mask_token = nn.Parameter(torch.empty(1, 1, embed_dim)) if mask_token else None
         drop_path_rates = [drop_path_rate * index / max(depth - 1, 1) for index in range(depth)]
         first_space_time = depth - space_time_blocks
         self.blocks = nn.ModuleList(
@@ -178,6 +214,8 @@ class VideoViT(nn.Module):
         trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         nn.init.zeros_(self.time_embed)
+        if self.mask_token is not None:
+            trunc_normal_(self.mask_token, std=0.02)
 
     def _time_embed(self, num_frames: int) -> torch.Tensor:
         """The temporal embedding for ``num_frames``, linearly interpolated if T differs from training."""
@@ -185,6 +223,27 @@ class VideoViT(nn.Module):
             return self.time_embed  # (1, T, D)
         resized = F.interpolate(self.time_embed.transpose(1, 2), size=num_frames, mode="linear", align_corners=False)
         return resized.transpose(1, 2)  # (1, T', D)
+
+    def forward_embed(self, video: torch.Tensor, tube_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 1: patch tokens with a class token per frame and the spatial + temporal embeddings.
+
+        Args:
+            video: ``(B, C, T, H, W)`` frames.
+            tube_mask: ``(B, N)`` bool, True for patch positions whose tube (that position in
+                every frame) is replaced by the mask token (masked video modelling); None: none.
+
+        Returns:
+            ``(B, T, 1 + N, D)`` tokens before the first block.
+        """
+        batch, _, num_frames = video.shape[:3]
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        x = rearrange(self.patch_embed(frames), "(b t) n d -> b t n d", b=batch)  # (B, T, N, D)
+        if tube_mask is not None:
+            x = torch.where(tube_mask[:, None, :, None], self.mask_token.to(x.dtype), x)
+        cls = self.cls_token.expand(batch, num_frames, 1, -1)  # (B, T, 1, D)
+        x = torch.cat([cls, x], dim=2)  # (B, T, S, D)
+        # Eq. 1: spatial embedding (shared by frames) + temporal embedding (shared by positions).
+        return x + self.pos_embed.unsqueeze(1) + self._time_embed(num_frames).unsqueeze(2)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """Tokens after the final LayerNorm.
@@ -195,13 +254,7 @@ class VideoViT(nn.Module):
         Returns:
             ``(B, T, 1 + N, D)``; index 0 of the token axis is each frame's class token.
         """
-        batch, _, num_frames = video.shape[:3]
-        frames = rearrange(video, "b c t h w -> (b t) c h w")
-        x = rearrange(self.patch_embed(frames), "(b t) n d -> b t n d", b=batch)  # (B, T, N, D)
-        cls = self.cls_token.expand(batch, num_frames, 1, -1)  # (B, T, 1, D)
-        x = torch.cat([cls, x], dim=2)  # (B, T, S, D)
-        # Eq. 1: spatial embedding (shared by frames) + temporal embedding (shared by positions).
-        x = x + self.pos_embed.unsqueeze(1) + self._time_embed(num_frames).unsqueeze(2)
+        x = self.forward_embed(video)
         for block in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(block, x, use_reentrant=False)

@@ -1,7 +1,7 @@
 """Training configuration: a typed dataclass tree loaded from YAML, validated with dotted paths.
 
-A config file has the sections ``data``, ``audio``, ``model``, ``imd``, ``optim``, ``schedule``
-and ``runtime`` (one dataclass each, below). `load_config` reads it with ``yaml.safe_load``,
+A config file has the sections ``data``, ``audio``, ``model``, ``imd``, ``avt``, ``optim``,
+``schedule`` and ``runtime`` (one dataclass each, below). `load_config` reads it with ``yaml.safe_load``,
 applies ``--set a.b=value`` overrides (each value parsed as YAML, so ``--set optim.lr=1e-3`` is a
 float and ``--set model.modalities=[rgb,audio]`` a list) and converts the result into
 `TrainConfig`. Unknown keys, wrong types and impossible values raise
@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from avlabel._config import from_mapping, to_plain
 from avlabel.errors import AvlabelError, reading
-from avlabel.models.config import ModelConfig, model_config
+from avlabel.models.config import TOKEN_FUSION_NAMES, ModelConfig, model_config
 
 
 @dataclass
@@ -72,7 +72,9 @@ DERIVED_MODEL_FIELDS = {
     "num_classes": "data.label_set",
     "num_frames": "data.frames",
     "img_size": "data.size",
-    "audio_dim": "audio.cache (the cached embedding width)",
+    "audio_dim": "audio.cache (the cached embedding or token width)",
+    "audio_tokens": "audio.cache (its audio tokens per window)",
+    "pretext_heads": "avt.*_weight (a head for each self-supervised loss that is on)",
     "pretrained_image": "model.pretrained",
 }
 # Model fields whose null means "resolve when training starts" (from the pretrained checkpoint's
@@ -130,6 +132,46 @@ class ImdConfig:
     augment_p: float | None = None
 
 
+# The self-supervised losses of AVT: weight key -> the model head it trains (ModelConfig.pretext_heads).
+PRETEXT_LOSSES = {
+    "contrastive_weight": "contrastive",
+    "matching_weight": "matching",
+    "masked_video_weight": "masked_video",
+    "masked_audio_weight": "masked_audio",
+    "masked_segment_weight": "masked_audio",  # the same audio decoder, other tokens masked
+}
+
+
+@dataclass
+class AvtConfig:
+    """The training objective of AVT (the AVT family: ``model.fusion`` bottleneck or full_attention).
+
+    ``loss = classification_weight * mean per-stream CE + sum of weight * self-supervised loss``.
+    A weight left null takes the AVT default below when the model has what the loss reads (0
+    otherwise, and for IMD-family models, which cannot train these losses); the resolved values
+    are what ``config.yaml`` records. None of the values is AVT's own (its paper gives none):
+    the forms follow CAV-MAE, ALBEF and VideoMAE, the weights and ratios are avlabel's choices.
+    """
+
+    # Stages: 1.0 trains the classifier with the self-supervised losses (the joint stage, the
+    # default); 0 is the self-supervised stage: no label reaches the encoder, and the shared head
+    # trains as a linear probe on detached class embeddings (so validation top-1 still tracks the
+    # representation). Fine-tune from its checkpoint with model.pretrained: RUN/checkpoints/last.safetensors.
+    classification_weight: float = 1.0
+    contrastive_weight: float | None = None  # symmetric InfoNCE, learnable temperature (default 0.1)
+    matching_weight: float | None = None  # matching with hard negatives (default 0.1)
+    masked_video_weight: float | None = None  # masked tube reconstruction (default 0.1)
+    masked_audio_weight: float | None = None  # masked audio token reconstruction (default 0.1)
+    masked_segment_weight: float | None = None  # masked active-segment reconstruction (default 0.1)
+    video_mask_ratio: float = 0.75  # share of patch tubes masked per visual stream (CAV-MAE's 0.75)
+    audio_mask_ratio: float = 0.75  # share of the valid audio tokens outside masked segments (CAV-MAE's 0.75)
+    segment_mask_ratio: float = 0.25  # share of the active audio tokens masked as whole segments
+    segment_length: int = 8  # audio tokens per masked segment (8 AST tokens: 0.8 s)
+
+
+AVT_DEFAULT_WEIGHT = 0.1  # of every self-supervised loss against the classification CE; avlabel's choice
+
+
 @dataclass
 class OptimConfig:
     """Optimiser and learning-rate schedule.
@@ -179,6 +221,7 @@ class TrainConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     model: ModelSection = field(default_factory=ModelSection)
     imd: ImdConfig = field(default_factory=ImdConfig)
+    avt: AvtConfig = field(default_factory=AvtConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -322,13 +365,19 @@ def _move(raw: dict[str, Any], old_section: str, old_key: str, new_section: str,
     section[new_key] = raw[old_section].pop(old_key)
 
 
-def model_config_of(config: TrainConfig, num_classes: int | None = None, audio_dim: int | None = None) -> ModelConfig:
+def model_config_of(
+    config: TrainConfig,
+    num_classes: int | None = None,
+    audio_dim: int | None = None,
+    audio_tokens: int | None = None,
+) -> ModelConfig:
     """The `ModelConfig` ``config`` trains, validated by ModelConfig itself.
 
     The model section's fields on top of the named config, plus the fields other sections set
-    (`DERIVED_MODEL_FIELDS`); ``num_classes`` and ``audio_dim`` are known once the label
-    set and the audio cache are open (None: the named config's, for validating a config alone).
-    A bad value is reported under the key that sets it (``data.size: 30 is not a multiple ...``).
+    (`DERIVED_MODEL_FIELDS`); ``num_classes``, ``audio_dim`` and ``audio_tokens`` are known once
+    the label set and the audio cache are open (None: the named config's, for validating a
+    config alone). A bad value is reported under the key that sets it (``data.size: 30 is not a
+    multiple ...``).
     """
     section = config.model
     values = {name: getattr(section, name) for name in _ARCHITECTURE_FIELDS if getattr(section, name) is not None}
@@ -337,6 +386,8 @@ def model_config_of(config: TrainConfig, num_classes: int | None = None, audio_d
         "img_size": config.data.size,
         "num_classes": num_classes,
         "audio_dim": audio_dim,
+        "audio_tokens": audio_tokens,
+        "pretext_heads": pretext_heads_of(config.avt),
     }
     if section.pretrained != "auto":
         derived["pretrained_image"] = section.pretrained
@@ -346,6 +397,12 @@ def model_config_of(config: TrainConfig, num_classes: int | None = None, audio_d
         )
     except AvlabelError as error:
         raise AvlabelError(_owner_path(str(error))) from None
+
+
+def pretext_heads_of(avt: AvtConfig) -> tuple[str, ...]:
+    """The self-supervised heads the model needs: one for each AVT loss with a weight above 0."""
+    heads = {head for key, head in PRETEXT_LOSSES.items() if (getattr(avt, key) or 0.0) > 0.0}
+    return tuple(head for head in dict.fromkeys(PRETEXT_LOSSES.values()) if head in heads)
 
 
 def _owner_path(message: str) -> str:
@@ -370,6 +427,23 @@ def _fill_defaults(config: TrainConfig) -> None:
             setattr(config.model, name, getattr(named, name))
     if config.imd.augment_p is None:
         config.imd.augment_p = 0.5 if _fuses_audio_with_vision(config, "imd") else 0.0
+    for key, head in PRETEXT_LOSSES.items():
+        if getattr(config.avt, key) is None:
+            setattr(config.avt, key, AVT_DEFAULT_WEIGHT if _can_train(config, head) else 0.0)
+
+
+def _can_train(config: TrainConfig, head: str) -> bool:
+    """Whether ``config``'s model has what the self-supervised loss of ``head`` reads."""
+    model = config.model
+    if model.fusion not in TOKEN_FUSION_NAMES:
+        return False
+    modalities = set(model.modalities)
+    visual = bool(modalities & {"rgb", "flow"})
+    if head == "contrastive":  # its embeddings are taken before the first fusion layer
+        return visual and "audio" in modalities and model.fusion_layer >= 1
+    if head == "matching":  # it reads the fused representation
+        return visual and "audio" in modalities and model.fusion_layer < model.depth
+    return visual if head == "masked_video" else "audio" in modalities
 
 
 def _fuses_audio_with_vision(config: TrainConfig, head: str) -> bool:
@@ -404,6 +478,7 @@ def _check_values(config: TrainConfig) -> None:
         "must be given together with model.rgb_mean (or both left null)",
         model.rgb_std,
     )
+    _check_avt(config)  # before the model: a loss it cannot train is named by its weight
     model_config_of(config)  # every architecture value, checked by ModelConfig
     if "audio" in model.modalities:
         _require(
@@ -458,6 +533,45 @@ def _check_values(config: TrainConfig) -> None:
         "must be auto, cpu, cuda or cuda:N",
         device,
     )
+
+
+def _check_avt(config: TrainConfig) -> None:
+    """AVT's weights and ratios, and the settings they cannot live with."""
+    avt = config.avt
+    token_fusion = config.model.fusion in TOKEN_FUSION_NAMES
+    for key in ("classification_weight", *PRETEXT_LOSSES):
+        _require(getattr(avt, key) >= 0.0, f"avt.{key}", "must be >= 0", getattr(avt, key))
+    for key, head in PRETEXT_LOSSES.items():
+        if getattr(avt, key) > 0.0 and not _can_train(config, head):
+            reason = (
+                f"needs an AVT model (model.fusion: {' or '.join(TOKEN_FUSION_NAMES)})"
+                if not token_fusion
+                else "needs streams (and layers) this model does not have (see model.modalities, model.fusion_layer)"
+            )
+            _require(False, f"avt.{key}", f"{reason}; set it to 0", getattr(avt, key))
+    _require(
+        avt.classification_weight == 1.0 or token_fusion,
+        "avt.classification_weight",
+        "applies to AVT models only (IMD trains with the class CE at weight 1)",
+        avt.classification_weight,
+    )
+    _require(
+        avt.classification_weight > 0.0 or any(getattr(avt, key) > 0.0 for key in PRETEXT_LOSSES),
+        "avt.classification_weight",
+        "is 0 and so is every self-supervised weight: nothing would train; turn a loss on",
+        avt.classification_weight,
+    )
+    pairs = [key for key in ("contrastive_weight", "matching_weight") if getattr(avt, key) > 0.0]
+    _require(
+        config.imd.augment_p == 0.0 or not pairs,
+        "imd.augment_p",
+        f"must be 0 with avt.{pairs[0] if pairs else ''} > 0: the intra-class audio swap gives a clip another "
+        "video's audio, which the contrastive and matching losses would take as its own",
+        config.imd.augment_p,
+    )
+    for key in ("video_mask_ratio", "audio_mask_ratio", "segment_mask_ratio"):
+        _require(0.0 < getattr(avt, key) < 1.0, f"avt.{key}", "must be in (0, 1)", getattr(avt, key))
+    _require(avt.segment_length >= 1, "avt.segment_length", "must be >= 1", avt.segment_length)
 
 
 def _require(ok: bool, dotted: str, message: str, value: Any) -> None:

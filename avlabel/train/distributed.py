@@ -80,6 +80,36 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
+def gather_for_global_loss(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Every rank's ``values`` concatenated in rank order, for a loss every rank computes over all of them.
+
+    The other ranks' parts arrive without gradient; this rank's part keeps its graph, with its
+    gradient multiplied by the world size. Every rank then computes the same global loss, each
+    rank's backward reaches only its own rows, and DistributedDataParallel averages gradients
+    over ranks: the factor makes that average exactly the global loss's gradient (open_clip's
+    gather without gradient, made exact). The parts must have equal shapes on every rank.
+    """
+    if not ctx.is_distributed:
+        return values
+    parts = [torch.empty_like(values) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, values.detach().contiguous())
+    parts[ctx.rank] = _ScaleGradient.apply(values, float(ctx.world_size))
+    return torch.cat(parts)
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """The identity whose backward multiplies the gradient by ``factor``."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return values.view_as(values)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.factor, None
+
+
 def gather_strings(text: str, ctx: DistContext) -> list[str]:
     """Every rank's ``text`` in rank order (the strings must have equal lengths, like hex digests)."""
     if not ctx.is_distributed:

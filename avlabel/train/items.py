@@ -3,7 +3,7 @@
 `ClipAudio` turns the audio cache (frozen-AST embeddings, section 3.3) and the relevance
 targets (section 3.5) of ``avlabel targets`` into per-manifest-row arrays: which cache row holds
 each audio window, whether it has audible audio, and its target for the row's own class. For a
-model that reads audio time tokens (``model.audio_input: tokens``, AVT) it also reads each
+model that reads audio time tokens (AVT) it also reads each
 window's tokens, their valid mask and energies (`avlabel.audio.tokens`); other models never
 touch the token files.
 
@@ -96,9 +96,7 @@ class ClipAudio:
         if self.token_shape is None:
             from avlabel.audio.cache import missing_tokens_error
 
-            raise missing_tokens_error(
-                self.cache_dir, f"model {model_name!r} reads audio tokens (model.audio_input: tokens)"
-            )
+            raise missing_tokens_error(self.cache_dir, f"model {model_name!r} reads audio tokens (AVT)")
 
     def embedding(self, row: int, window: int) -> np.ndarray:
         """``(dim,)`` float32 embedding of (row, window); zeros without audio."""
@@ -171,7 +169,7 @@ class TrainingItems(Dataset):
         seed: the run's seed.
         placeholder_shapes: modality -> item tensor shape, for zero-filled unreadable clips.
         train: training items (random audio window) or validation items (first window).
-        audio_tokens: add the audio time tokens (models with ``audio_input: tokens``); the
+        audio_tokens: add the audio time tokens (models that read them: AVT); the
             cache must hold them (`ClipAudio.require_tokens`).
     """
 

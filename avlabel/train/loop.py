@@ -49,7 +49,7 @@ from avlabel.train.distributed import (
     teardown_distributed,
 )
 from avlabel.train.items import collate_items
-from avlabel.train.objective import imd_objective
+from avlabel.train.objective import LossTerms, imd_objective
 from avlabel.train.preflight import (
     RUNTIME_ONLY_MODEL_FIELDS,
     TrainingPlan,
@@ -61,7 +61,22 @@ from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
 BAD_ITEMS_FILE = "bad_items.tsv"
 REPLICAS_FILE = "replicas.json"
 # Sums gathered per step / per validation pass (one all-reduce each).
-_STATS = ("loss", "ce", "rel_bce", "batches", "correct1", "correct5", "valid", "dropped", "with_audio", "skipped")
+# AVT's self-supervised losses, logged by name (NaN, reported as null, when a run does not train one).
+PRETEXT_STATS = ("contrastive", "matching", "masked_video", "masked_audio", "masked_segment")
+_STATS = (
+    "loss",
+    "ce",
+    "rel_bce",
+    *PRETEXT_STATS,
+    "batches",
+    "correct1",
+    "correct5",
+    "valid",
+    "dropped",
+    "with_audio",
+    "skipped",
+)
+_LOSS_STATS = ("loss", "ce", "rel_bce", *PRETEXT_STATS)  # per-batch means (validation weighs them by clips)
 
 
 @dataclass
@@ -436,24 +451,50 @@ def _accumulate_gradients(
     loss is divided by the micro-steps so the accumulated gradient is the step's mean.
     """
     device = ctx.device
+    model_config = plan.model_config
     stats = torch.zeros(len(_STATS), dtype=torch.float64, device=device)
     for micro_step in range(plan.accum_steps):
         batch = next(batches)
         sync = micro_step == plan.accum_steps - 1 or not ctx.is_distributed
         with contextlib.nullcontext() if sync else model.no_sync():
+            masks, pretext_inputs = _pretext_inputs(batch, model_config, config, device)
             with autocast:
-                output = model(**model_inputs(batch, device))
-            terms = imd_objective(
-                output,
-                batch["label"].to(device),
-                _relevance(batch, device),
-                batch["valid"].to(device),
-                relevance_weight=config.imd.relevance_weight,
-                label_smoothing=config.optim.label_smoothing,
-            )
+                output = model(**model_inputs(batch, device, model_config.audio_input), **pretext_inputs)
+            terms = _objective(output, batch, model_config, config, device, ctx=ctx, masks=masks)
             (terms.loss / plan.accum_steps).backward()
         stats += _batch_stats(terms, output, batch, device)
     return stats
+
+
+def _pretext_inputs(batch: dict, model_config, config: TrainConfig, device: torch.device) -> tuple:
+    """``(masks, extra model arguments)`` of an AVT training batch: the masked pass's masks, the probe switch."""
+    if not model_config.is_token_fusion:
+        return None, {}
+    from avlabel.train.avt_objective import draw_masks
+
+    masks = draw_masks(batch, model_config, config.avt)
+    return masks, {**masks.model_kwargs(device), "linear_probe": config.avt.classification_weight == 0}
+
+
+def _objective(
+    output, batch: dict, model_config, config: TrainConfig, device: torch.device, *, ctx=None, masks=None
+) -> LossTerms:
+    """The training loss of the model's family; without ``ctx`` (validation) AVT's class loss alone, unsmoothed."""
+    labels, valid = batch["label"].to(device), batch["valid"].to(device)
+    smoothing = config.optim.label_smoothing if ctx is not None else 0.0
+    if model_config.is_token_fusion:
+        from avlabel.train.avt_objective import avt_objective
+
+        avt = config.avt if ctx is not None else None
+        return avt_objective(output, labels, valid, avt, masks=masks, ctx=ctx, label_smoothing=smoothing)
+    return imd_objective(
+        output,
+        labels,
+        _relevance(batch, device),
+        valid,
+        relevance_weight=config.imd.relevance_weight,
+        label_smoothing=smoothing,
+    )
 
 
 def _apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, config: TrainConfig) -> float:
@@ -482,13 +523,17 @@ def _batch_stats(terms, output, batch: dict, device: torch.device) -> torch.Tens
         present = batch["audio_present"].to(device) & valid
         with_audio = present.sum()
         dropped = (present & ~output.keep).sum()
-    # NaN marks "no relevance network"; the summary reports it as null.
-    rel_bce = terms.rel_bce.detach() if terms.rel_bce is not None else torch.full((), math.nan, device=device)
+    # NaN marks a term the run does not have (no relevance network, an AVT loss that is off);
+    # the summary reports it as null.
+    nan = torch.full((), math.nan, device=device)
+    rel_bce = terms.rel_bce.detach() if terms.rel_bce is not None else nan
+    pretext = [terms.pretext[name].detach() if name in terms.pretext else nan for name in PRETEXT_STATS]
     return torch.stack(
         [
             terms.loss.detach(),
             terms.ce.detach(),
             rel_bce,
+            *pretext,
             torch.ones((), device=device),
             (hit[:, 0] & valid).sum(),
             (hit.any(dim=1) & valid).sum(),
@@ -508,6 +553,7 @@ def _summary(sums: torch.Tensor, **extra: float) -> dict:
         "loss": s["loss"] / batches,
         "ce": s["ce"] / batches,
         "rel_bce": s["rel_bce"] / batches if math.isfinite(s["rel_bce"]) else None,
+        **{name: s[name] / batches if math.isfinite(s[name]) else None for name in PRETEXT_STATS},
         "top1": s["correct1"] / valid,
         "top5": s["correct5"] / valid,
         "drop_rate": s["dropped"] / s["with_audio"] if s["with_audio"] else None,
@@ -522,24 +568,24 @@ def _evaluate(model, loader: DataLoader, ctx: DistContext, autocast, config: Tra
     was_training = model.training
     model.eval()
     sums = torch.zeros(len(_STATS), dtype=torch.float64, device=ctx.device)
+    model_config = _unwrapped(model).config
     for batch in loader:
         with autocast:
-            output = model(**model_inputs(batch, ctx.device))
-        terms = imd_objective(
-            output,
-            batch["label"].to(ctx.device),
-            _relevance(batch, ctx.device),
-            batch["valid"].to(ctx.device),
-            relevance_weight=config.imd.relevance_weight,
-        )
+            output = model(**model_inputs(batch, ctx.device, model_config.audio_input))
+        terms = _objective(output, batch, model_config, config, ctx.device)
         # Batch means weighted by clip count, so the epoch value is a per-clip mean.
         stats = _batch_stats(terms, output, batch, ctx.device)
         count = stats[_STATS.index("valid")]
-        stats[:3] *= count
+        stats[: len(_LOSS_STATS)] *= count
         stats[_STATS.index("batches")] = count
         sums += stats
     model.train(was_training)
     return _summary(all_reduce_sum(sums, ctx))
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a ``torch.compile`` wrapper (validation runs outside DDP)."""
+    return getattr(model, "_orig_mod", model)
 
 
 def _gather_rng(ctx: DistContext) -> dict:

@@ -14,7 +14,7 @@ safe under bf16 autocast; targets are soft values in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +25,12 @@ class LossTerms:
     """The total loss and the terms it is made of (each a scalar tensor)."""
 
     loss: torch.Tensor  # what backward runs on
-    ce: torch.Tensor  # class cross-entropy (Eq. 9's softmax)
+    ce: torch.Tensor  # class cross-entropy (Eq. 9's softmax; AVT: the mean over streams)
     rel_bce: torch.Tensor | None  # relevance BCE; None when the model has no relevance network
     aux: torch.Tensor | None  # the fusion head's own auxiliary loss, if any
+    # AVT's self-supervised losses by name (contrastive, matching, masked_video, masked_audio,
+    # masked_segment), unweighted; those that are off are absent.
+    pretext: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def imd_objective(

@@ -10,7 +10,7 @@ against relevance targets computed for another label set, wastes a GPU day. So
   for this manifest's labelling of each clip, with the config's ``k``, ``Y_a``, overlap and
   normalisation, and,
   when ``audio.savld`` is given, from that SAVLD; it holds audio time tokens when the model
-  reads them (``model.audio_input: tokens``);
+  reads them (AVT), whose width and number the model takes;
 * the global batch divides into micro-batches over the world size, and one epoch holds at
   least one optimiser step;
 * the model config (a named config plus the model section and the data settings) is valid, and its RGB
@@ -98,10 +98,13 @@ def plan_training(config: TrainConfig, world_size: int, error_log: Path | None =
 
     modalities = config.model.modalities
     train_audio = val_audio = None
-    audio_dim = None
+    audio_dim = audio_tokens = None
     if "audio" in modalities:
         train_audio, val_audio, audio_dim = _open_audio(config, label_set, train_manifest, val_manifest)
-    model_config = build_model_config(config, len(label_set), audio_dim)
+        if model_config_of(config).reads_audio_tokens:  # AVT: the model reads the cache's tokens
+            train_audio.require_tokens(config.model.name)
+            audio_tokens, audio_dim = train_audio.token_shape
+    model_config = build_model_config(config, len(label_set), audio_dim, audio_tokens)
 
     train_items = _items(config, model_config, label_set, train_manifest, "train", train_audio, error_log)
     val_items = _items(config, model_config, label_set, val_manifest, "test", val_audio, error_log)
@@ -139,9 +142,15 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     )
 
 
-def build_model_config(config: TrainConfig, num_classes: int, audio_dim: int | None) -> ModelConfig:
-    """The `ModelConfig` of ``config``, with the RGB statistics its weights were trained with."""
-    built = model_config_of(config, num_classes, audio_dim)
+def build_model_config(
+    config: TrainConfig, num_classes: int, audio_dim: int | None, audio_tokens: int | None = None
+) -> ModelConfig:
+    """The `ModelConfig` of ``config``, with the RGB statistics its weights were trained with.
+
+    ``audio_dim`` is the cache's embedding width, or for a model that reads audio tokens their
+    width, and ``audio_tokens`` their number per window.
+    """
+    built = model_config_of(config, num_classes, audio_dim, audio_tokens)
     return dataclasses.replace(built, **_rgb_statistics(config.model, built.pretrained_image))
 
 
@@ -157,7 +166,7 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
         return {}
     from avlabel.models import pretrained_rgb_statistics
 
-    statistics = pretrained_rgb_statistics(pretrained)
+    statistics = _run_checkpoint_statistics(pretrained) or pretrained_rgb_statistics(pretrained)
     if statistics is None:
         raise AvlabelError(
             f"model.rgb_mean: {pretrained} has no config saying which RGB mean/std its weights were trained with; "
@@ -165,6 +174,20 @@ def _rgb_statistics(section, pretrained: str | None) -> dict[str, tuple[float, .
             "[0.485, 0.456, 0.406] / [0.229, 0.224, 0.225] for ImageNet-1k recipes), or pass a folder with its config.json"
         )
     return {"rgb_mean": statistics[0], "rgb_std": statistics[1]}
+
+
+def _run_checkpoint_statistics(pretrained: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The RGB statistics an avlabel run's checkpoint was trained with (fine-tuning from a stage), else None."""
+    from avlabel.train.checkpoint import read_metadata
+
+    path = Path(pretrained)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        config = read_metadata(path)["model_config"]
+    except AvlabelError:  # not written by avlabel: the checkpoint's own config.json decides
+        return None
+    return tuple(config["rgb_mean"]), tuple(config["rgb_std"])
 
 
 def _accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:
@@ -279,8 +302,6 @@ def _items(config: TrainConfig, model_config, label_set, manifest, mode: str, au
             rgb_mean=model_config.rgb_mean,
             rgb_std=model_config.rgb_std,
         )
-    if audio is not None and model_config.reads_audio_tokens:
-        audio.require_tokens(model_config.name)
     swap = None
     if mode == "train" and audio is not None and config.imd.augment_p > 0:
         swap = IntraClassAudioSwap(labels, audio.present.any(axis=1), config.imd.augment_p, config.runtime.seed)

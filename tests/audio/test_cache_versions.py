@@ -34,7 +34,7 @@ def test_a_version_1_cache_reads_as_before():
 
 def test_a_version_1_cache_refuses_token_readers_with_the_rebuild_command():
     with pytest.raises(AvlabelError) as error:
-        AudioCache(V1).check_tokens("model 'avt_tiny' reads audio tokens (model.audio_input: tokens)")
+        AudioCache(V1).check_tokens("model 'avt_tiny' reads audio tokens (AVT)")
     message = str(error.value)
     assert "holds no audio tokens" in message and "avlabel targets --tokens ... -o NEW_DIR" in message
     assert "\n" not in message

@@ -737,6 +737,7 @@ def test_eval(env, args, message):
 
 
 # ---- train ------------------------------------------------------------------------------------
+_AVT = ["--set", "model.fusion=bottleneck", "--set", "model.fusion_layer=2"]  # the run's imd_tiny as an AVT
 TRAIN = [
     (lambda e: ["--config", e.missing], "config file"),
     (lambda e: ["--config", e.adir], "is a folder; pass the path of a YAML file"),
@@ -755,6 +756,21 @@ TRAIN = [
     (lambda e: ["--set", f"data.flow_dir={e.adir}"], "lacks flow for"),
     (lambda e: ["--set", f"audio.cache={e.adir}"], "no audio cache in"),
     (lambda e: ["--set", "audio.k=3"], "audio.k:"),
+    (lambda e: ["--set", "avt.contrastive_weight=0.5"], "avt.contrastive_weight: needs an AVT model"),
+    (lambda e: ["--set", "model.pretext_heads=[matching]"], "model.pretext_heads: set it through avt.*_weight"),
+    (
+        lambda e: [*_AVT, "--set", "avt.contrastive_weight=0.1", "--set", "imd.augment_p=0.5"],
+        "imd.augment_p: must be 0 with avt.contrastive_weight > 0",
+    ),
+    (
+        lambda e: [*_AVT, "--set", "model.modalities=[rgb]", "--set", "avt.matching_weight=1"],
+        "avt.matching_weight: needs streams (and layers) this model does not have",
+    ),
+    (
+        lambda e: ["--set", "model.fusion=bottleneck", "--set", "model.fusion_layer=9"],
+        "model.fusion_layer: 9 must lie in",
+    ),
+    (lambda e: [*_AVT, "--set", "avt.segment_mask_ratio=1"], "avt.segment_mask_ratio: must be in (0, 1)"),
     (lambda e: ["--out", e.under_file], "is a file, so no folder"),
     (lambda e: ["--out", e.unwritable], "cannot write in"),
     (lambda e: ["--out", e.afile], "is a file, not a folder"),

@@ -217,18 +217,24 @@ def test_a_token_run_evaluates_on_a_token_cache_and_is_refused_one_without(tiny,
         cli, ["eval", "--run", str(run), "--manifest", str(tiny["manifest"]), "--views", "1x2", "--workers", "0"]
     )
     assert result.exit_code == 0, result.output
+    # An AVT model exposes contrastive embeddings and a matching head: eval scores both, generically.
+    metrics = json.loads((run / "eval" / "test-best" / "metrics.json").read_text())
+    audible = metrics["retrieval"]["videos"]
+    assert 1 < audible <= metrics["evaluated"] and metrics["retrieval"]["chance_r1"] == 1 / audible
+    assert 0 <= metrics["retrieval"]["video_to_audio"]["r1"] <= 1
+    assert metrics["matching"]["pairs"] == 2 * audible and 0 <= metrics["matching"]["accuracy"] <= 1
     plain = _save_fresh_run(
         tmp_path / "plain",
         tiny["manifest"],
         tiny["data"] / "classes.txt",
         tiny["audio"],
         tiny["classes"],
-        audio_input="tokens",
+        tokens=True,
     )
     refused = CliRunner().invoke(cli, ["eval", "--run", str(plain), "--manifest", str(tiny["manifest"])])
     assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
     assert f"the audio cache {tiny['audio']} holds no audio tokens" in refused.stderr
-    assert "model 'imd_tiny' reads audio tokens" in refused.stderr and not (plain / "eval").exists()
+    assert "model 'avt_tiny' reads audio tokens" in refused.stderr and not (plain / "eval").exists()
 
 
 def test_run_directory_without_checkpoint(tiny, tmp_path):

@@ -83,8 +83,8 @@ def build_ast_run(tiny: dict, root, tokens: bool = False) -> Path:
 
     The AST is saved with ``save_pretrained`` and loaded back through ``avlabel targets --ast
     DIR``, the path a user's checkpoint takes; the run's model reads its embedding width. With
-    ``tokens`` the cache holds AST's time tokens (``--tokens``) and the model reads them
-    (``audio_input: tokens``).
+    ``tokens`` the cache holds AST's time tokens (``--tokens``) and the model reads them (an
+    ``avt_tiny``).
     """
     from avlabel.labels import load_label_set
     from tests.audio._media import save_tiny_ast
@@ -119,7 +119,7 @@ def build_ast_run(tiny: dict, root, tokens: bool = False) -> Path:
         tiny["data"] / "classes.txt",
         audio,
         list(tiny["classes"]),
-        audio_input="tokens" if tokens else "embedding",
+        tokens=tokens,
     )
 
 
@@ -130,19 +130,17 @@ def _save_fresh_run(
     audio: Path,
     classes: list[str],
     modalities=("rgb", "flow", "audio"),
-    audio_input: str = "embedding",
+    tokens: bool = False,
 ) -> Path:
-    """config.yaml plus a freshly initialised imd_tiny saved by the training engine's checkpoint writer.
-
-    ``audio_input="tokens"`` marks the model as one that reads audio tokens (imd_tiny itself
-    ignores them): what evaluation and prediction hand such a model is tested with it.
-    """
+    """config.yaml plus a freshly initialised imd_tiny (``tokens``: avt_tiny, which reads audio
+    tokens) saved by the training engine's checkpoint writer."""
     import torch
 
     from avlabel.audio.cache import AudioCache
     from avlabel.models import build_model, model_config
     from avlabel.train.checkpoint import save_checkpoint
 
+    name = "avt_tiny" if tokens else "imd_tiny"
     raw = {
         "data": {
             "manifest": str(manifest),
@@ -153,20 +151,18 @@ def _save_fresh_run(
             "workers": 0,
         },
         "audio": {"cache": str(audio), "k": 5},
-        "model": {"name": "imd_tiny", "modalities": list(modalities), "pretrained": None, "audio_input": audio_input},
+        "model": {"name": name, "modalities": list(modalities), "pretrained": None},
         "runtime": {"device": "cpu"},
     }
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(config_from_dict(raw)))
     torch.manual_seed(0)
+    cache = AudioCache(audio)
+    width = {"audio_dim": cache.dim}
+    if tokens and cache.has_tokens:  # a token cache: the model reads tokens of this width
+        width = {"audio_dim": cache.header["tokens"]["dim"], "audio_tokens": cache.header["tokens"]["count"]}
     config = model_config(
-        "imd_tiny",
-        num_classes=len(classes),
-        num_frames=4,
-        img_size=32,
-        modalities=tuple(modalities),
-        audio_dim=AudioCache(audio).dim,
-        audio_input=audio_input,
+        name, num_classes=len(classes), num_frames=4, img_size=32, modalities=tuple(modalities), **width
     )
     model = build_model(config)
     state = {"model_config": config.to_dict(), "classes": classes, "label_set": labels.stem, "epoch": 0, "step": 0}

@@ -119,3 +119,29 @@ def test_relevance_metrics_leave_out_items_without_audio():
     assert result["items_with_audio"] == 2
     assert result["mean_score"] == pytest.approx(0.5) and result["drop_rate"] == pytest.approx(0.5)
     assert result["vs_relevant"] == {"roc_auc": 1.0, "precision": 1.0, "recall": 1.0, "positives": 1, "count": 2}
+
+
+def test_retrieval_recall_ranks_each_counterpart_among_all_candidates():
+    from avlabel.evaluate.metrics import retrieval_recall
+
+    video = np.eye(4)[:, :3]  # videos 0-2 along the axes; video 3 has no audio
+    audio = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 0, 1.0], [np.nan] * 3])  # audio 1 sounds like video 2
+    result = retrieval_recall(video, audio, ks=(1, 2))
+    assert result["videos"] == 3 and result["chance_r1"] == pytest.approx(1 / 3)
+    # video -> audio: video 0 finds audio 0. Video 1 scores every audio 0, and a tie counts
+    # against it when a lower index shares it (audio 0): second. Video 2 ties audios 1 and 2: second.
+    assert result["video_to_audio"] == {"r1": pytest.approx(1 / 3), "r2": 1.0}
+    # audio -> video: audio 1 finds video 2 first and ties video 0 before its own: third.
+    assert result["audio_to_video"] == {"r1": pytest.approx(2 / 3), "r2": pytest.approx(2 / 3)}
+
+
+def test_matching_accuracy_judges_own_and_other_audio_at_one_half():
+    from avlabel.evaluate.metrics import matching_accuracy
+
+    result = matching_accuracy(np.array([0.9, 0.4, 0.7, np.nan]), np.array([0.2, 0.1, 0.6, 0.3]))
+    assert result == {
+        "pairs": 6,
+        "accuracy": pytest.approx(4 / 6),
+        "positive_accuracy": pytest.approx(2 / 3),
+        "negative_accuracy": pytest.approx(2 / 3),
+    }

@@ -7,7 +7,6 @@ the expected per-video average can be computed independently.
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import torch
 
 from avlabel.errors import AvlabelError
 from avlabel.evaluate.multiview import MultiViewAccumulator, ViewGrid, run_views
+from avlabel.models.outputs import FusionOutput
 
 NUM_CLASSES = 5
 
@@ -55,7 +55,7 @@ class _ViewEchoModel(torch.nn.Module):
         logits = torch.stack([video, clip, crop, video * clip - crop, 0.5 * (clip + crop)], dim=1)
         rev = torch.sigmoid(clip - 1.5)  # per view; only clip 0 falls below alpha=0.25 (sigmoid(-1.5)=0.18)
         keep = rev >= 0.25
-        return SimpleNamespace(logits=logits + self.anchor, rev=rev, keep=keep)
+        return FusionOutput(logits=logits + self.anchor, rev=rev, keep=keep)
 
 
 def _view_batches(num_videos: int, grid: ViewGrid, batch_size: int, seed: int = 0):
@@ -117,3 +117,25 @@ def test_incomplete_and_duplicated_views_are_flagged():
     assert np.isnan(result.probabilities[2]).all()
     np.testing.assert_allclose(result.probabilities[1], np.full(NUM_CLASSES, 1 / NUM_CLASSES))
     assert result.relevance is None and result.keep_fraction is None and result.audio_views is None
+
+
+def test_embeddings_and_matching_are_averaged_per_video_over_the_right_views():
+    grid = ViewGrid(spatial_crops=1, temporal_clips=3)
+    accumulator = MultiViewAccumulator(num_videos=2, num_classes=2, grid=grid)
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]) / torch.tensor([[1.0], [1.0], [2**0.5]])
+    audio = torch.tensor([[0.0, 1.0], [1.0, 0.0], [float("nan"), 0.0]])  # view 2 has no audio (whatever it holds)
+    accumulator.add(
+        index=torch.tensor([0, 0, 0]),
+        clip_index=torch.tensor([0, 1, 2]),
+        crop_index=torch.zeros(3, dtype=torch.long),
+        logits=torch.zeros(3, 2),
+        audio_present=torch.tensor([True, True, False]),
+        embeddings=(video, torch.nan_to_num(audio)),
+        match_probability=torch.tensor([0.8, 0.4, 0.99]),
+    )
+    result = accumulator.result()
+    expected_video = video.sum(0) / video.sum(0).norm()
+    np.testing.assert_allclose(result.video_embedding[0], expected_video.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(result.audio_embedding[0], np.array([1.0, 1.0]) / 2**0.5, rtol=1e-6)
+    assert result.match_probability[0] == pytest.approx(0.6)  # the view without audio is left out
+    assert np.isnan(result.video_embedding[1]).all() and np.isnan(result.match_probability[1])

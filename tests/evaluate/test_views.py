@@ -100,3 +100,15 @@ def test_token_views_carry_the_tokens_of_their_window_and_only_when_asked():
     assert torch.equal(batch["audio_tokens"][:, 0], batch["audio"])
     assert batch["audio_token_valid"].tolist() == [[False] * 3, [True, True, False]] * 2
     assert batch["audio_token_energy"][:, 0].tolist() == pytest.approx([0.0, 0.2, 2.0, 2.2])
+
+
+def test_mismatched_audio_pairs_every_video_with_audio_with_another_ones():
+    from avlabel.evaluate.evaluation import mismatched_audio
+
+    has_audio = np.array([True, False, True, True, True, False])
+    partners = mismatched_audio(has_audio)
+    audible = np.flatnonzero(has_audio)
+    assert (partners[audible] != audible).all() and sorted(partners[audible]) == list(audible)
+    assert (partners[~has_audio] == np.flatnonzero(~has_audio)).all()
+    assert (mismatched_audio(has_audio) == partners).all()  # fixed: every evaluation pairs alike
+    assert mismatched_audio(np.array([False, True]))[1] == 1  # one video with audio: nothing to pair it with

@@ -2,17 +2,70 @@
 
 from __future__ import annotations
 
+import pytest
 import timm
 import torch
 
-from avlabel.models import build_model, count_flops, count_parameters, model_complexity, model_config
+from avlabel.models import (
+    build_model,
+    count_flops,
+    count_parameters,
+    example_inputs,
+    fusion_flops,
+    model_complexity,
+    model_config,
+)
 
 
-def test_parts_add_up_to_the_whole():
-    model = build_model(model_config("imd_tiny"))
+@pytest.mark.parametrize("name", ["imd_tiny", "avt_tiny"])
+def test_parts_add_up_to_the_whole(name):
+    model = build_model(model_config(name))
     counts = count_parameters(model)
-    assert counts["visual"] + counts["audio_bottleneck"] + counts["fusion"] == counts["total"]
+    assert counts["visual"] + counts["audio"] + counts["fusion"] == counts["total"]
     assert counts["total"] == sum(p.numel() for p in model.parameters())
+    assert counts["visual"] == sum(p.numel() for p in model.streams["rgb"].parameters()) or name == "imd_tiny"
+    assert counts["audio"] > 0 and counts["fusion"] > 0
+
+
+@pytest.mark.parametrize("name", ["imd_tiny", "avt_tiny"])
+def test_part_flops_are_the_submodules_that_ran_them(name):
+    """Attributing FLOPs to parts by submodule neither loses nor double-counts any (nested modules)."""
+    config = model_config(name)
+    figures = model_complexity(config, with_ast=False)["gflops"]
+    with torch.device("meta"):
+        model = build_model(config).eval()
+    whole = count_flops(model, **example_inputs(config, device="meta"))
+    rgb = count_flops(model.streams["rgb"], torch.empty(1, 3, 4, 32, 32, device="meta"))
+    assert abs(figures["total"] * 1e9 - whole) < 1e-6 * whole
+    if name == "avt_tiny":  # the fused video stream costs more than the stream alone: the bottleneck's share
+        assert rgb < figures["visual"] * 1e9 < 1.5 * rgb
+    else:  # two streams and the RGB/flow fusion
+        flow = count_flops(model.streams["flow"], torch.empty(1, 2, 4, 32, 32, device="meta"))
+        both = count_flops(model.visual_fusion, torch.empty(1, 128, device="meta"))
+        assert abs(figures["visual"] * 1e9 - rgb - flow - both) < 1e-6 * rgb
+    assert figures["audio"] > 0 and figures["fusion"] > 0
+
+
+def test_fusion_flops_match_the_extra_tokens_each_fusion_attends_to():
+    """Bottleneck and full attention over late fusion, counted by hand for one RGB stream and audio.
+
+    Per fused layer (2 FLOPs per multiply-add, D wide, T frames of S tokens, A = 1 + N_a audio
+    tokens, K bottleneck tokens): the bottleneck adds K tokens to every frame and to the audio
+    (24 D^2 of projections and MLP per token, and the larger attention); full attention lets the
+    video queries read all T S + A tokens and the audio queries likewise, with keys and values
+    of every token computed by each stream's block.
+    """
+    config = model_config("avt_tiny", audio_tokens=12, audio_dim=16)
+    d, t, s, a, k = 64, 4, 17, 13, 4
+    rows = {
+        (row["fusion"], row["fusion_layer"]): row for row in fusion_flops(config, bottlenecks=(k,), fusion_layers=(1,))
+    }
+    fused_layers = 3  # layers 1-3 of 4
+    bottleneck = 24 * d * d * k * (t + 1) + 4 * d * (t * ((s + k) ** 2 - s**2) + (a + k) ** 2 - a**2)
+    full = 4 * d * d * (a + t * s) + 4 * d * ((t * s) ** 2 - t * s**2 + 2 * a * t * s)
+    assert rows[("bottleneck", 1)]["extra_gflops"] * 1e9 == pytest.approx(fused_layers * bottleneck, rel=1e-9)
+    assert rows[("full_attention", 1)]["extra_gflops"] * 1e9 == pytest.approx(fused_layers * full, rel=1e-9)
+    assert rows[("late", 4)]["extra_gflops"] == 0
 
 
 def test_per_frame_stream_costs_t_image_forwards():

@@ -184,3 +184,60 @@ def test_hub_ids_go_through_timm_and_failures_are_user_errors(monkeypatch):
     assert calls == [
         ("vit_base_patch16_224.augreg_in21k", {"pretrained": True, "num_classes": 0, "pretrained_cfg_overlay": None})
     ]
+
+
+def test_avt_streams_start_from_the_image_vit(vit_file):
+    """Video streams as in IMD; the audio token stream takes the ViT's blocks, norm and class token (MBT)."""
+    vit, path = vit_file
+    model = build_model(model_config("avt_tiny", modalities=("rgb", "flow", "audio"))).eval()
+    report = load_pretrained(model, path)
+    video = torch.randn(2, 3, 2, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.streams["rgb"](video), _image_features(vit, video))
+    audio = model.streams["audio"]
+    for key, value in vit.state_dict().items():
+        if key.startswith(("blocks.", "norm.")) or key == "cls_token":
+            torch.testing.assert_close(audio.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    not_loaded = set(report.not_loaded)
+    assert {
+        "streams.audio.proj.weight",
+        "streams.audio.input_norm.weight",
+        "streams.audio.pos_embed",
+        "streams.audio.mask_token",
+        "streams.rgb.mask_token",
+        "bottleneck",
+        "temperature",
+        "contrastive.audio.1.weight",
+        "matching_head.1.bias",
+        "decoders.rgb.weight",
+        "head.weight",
+    } <= not_loaded
+    assert not any(key.startswith("streams.audio.blocks.") for key in not_loaded)
+
+
+def test_fine_tuning_starts_from_a_self_supervised_checkpoint(tmp_path):
+    """Heads of losses the new run does not train are left out, missing heads and another classifier start anew."""
+    torch.manual_seed(0)
+    pretrained = build_model(model_config("avt_tiny"))  # every self-supervised head
+    path = tmp_path / "ssl.safetensors"
+    save_file({f"module.{key}": value for key, value in pretrained.state_dict().items()}, str(path))
+    torch.manual_seed(1)
+    fine_tune = build_model(model_config("avt_tiny", pretext_heads=("contrastive",), num_classes=7))
+    report = load_pretrained(fine_tune, path)
+    assert set(report.ignored) == {
+        key
+        for key in pretrained.state_dict()
+        if key.startswith(("matching_head.", "decoders.", "head.")) or key.endswith("mask_token")
+    }
+    assert set(report.not_loaded) == {"head.weight", "head.bias"}  # 7 classes, not 10
+    for key, value in fine_tune.state_dict().items():
+        if not key.startswith("head."):
+            assert torch.equal(value, pretrained.state_dict()[key]), key
+    # The other way round: a checkpoint without heads gives a model with heads their initial values.
+    save_file(fine_tune.state_dict(), str(tmp_path / "plain.safetensors"))
+    with_heads = build_model(model_config("avt_tiny", num_classes=7))
+    report = load_pretrained(with_heads, tmp_path / "plain.safetensors")
+    assert {"matching_head.1.weight", "decoders.audio.weight", "streams.rgb.mask_token"} <= set(report.not_loaded)
+    # A backbone of another architecture is still refused.
+    with pytest.raises(AvlabelError, match="lacks .* tensors the model needs .*streams.flow"):
+        load_pretrained(build_model(model_config("avt_tiny", modalities=("rgb", "flow", "audio"))), path)

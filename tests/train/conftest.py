@@ -3,8 +3,7 @@
 Built once per session through the same pieces a user runs: ``generate_benchmark`` (``avlabel
 synth``) writes real MP4 files, and ``make_targets`` (``avlabel targets --tags ... --embedder
 logmel``) fills the audio cache and computes IoU targets -- twice: without audio tokens (the
-default, what IMD reads) and with them (``--tokens``, what models with ``audio_input: tokens``
-read). The SAVLD is written by hand from the
+default, what IMD reads) and with them (``--tokens``, what AVT models read). The SAVLD is written by hand from the
 benchmark's own class -> sound table (an oracle dictionary), which keeps the fixture free of
 the sentence-embedding model and its start-up time; building SAVLDs is tested elsewhere.
 """
@@ -100,6 +99,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# The tiny model of `tiny_overrides` as an AVT: its two layers fused by the bottleneck from layer 1.
+AVT = {"model__fusion": "bottleneck", "model__fusion_layer": 1}
 
 
 def tiny_overrides(bench: SynthBench, **extra) -> list[str]:

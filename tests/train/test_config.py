@@ -113,10 +113,27 @@ def test_unreadable_files(tmp_path):
         load_config(listing)
 
 
-@pytest.mark.parametrize("name", ["imd_b_kinetics400", "imd_l_kinetics400", "imd_b_ucf101", "synthetic"])
+@pytest.mark.parametrize(
+    "name",
+    ["imd_b_kinetics400", "imd_l_kinetics400", "imd_b_ucf101", "synthetic", "avt_b_kinetics_sounds", "avt_synthetic"],
+)
 def test_shipped_examples_are_valid(name):
     config = load_config(EXAMPLES / f"{name}.yaml")
     assert config.data.manifest
+
+
+def test_avt_examples_train_every_loss_jointly():
+    from avlabel.train.config import model_config_of
+
+    for name in ("avt_b_kinetics_sounds", "avt_synthetic"):
+        config = load_config(EXAMPLES / f"{name}.yaml")
+        weights = [getattr(config.avt, f"{loss}_weight") for loss in ("contrastive", "matching", "masked_video")]
+        assert config.avt.classification_weight == 1.0 and all(weight > 0 for weight in weights)
+        model = model_config_of(config)
+        assert model.fusion == "bottleneck" and model.audio_input == "tokens"
+        assert set(model.pretext_heads) == {"contrastive", "matching", "masked_video", "masked_audio"}
+    big = model_config_of(load_config(EXAMPLES / "avt_b_kinetics_sounds.yaml"))
+    assert (big.n_bottleneck, big.fusion_layer, big.depth, big.modalities) == (4, 8, 12, ("rgb", "audio"))  # MBT
 
 
 def test_imd_b_example_has_the_paper_settings():

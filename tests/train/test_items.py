@@ -12,7 +12,7 @@ from avlabel.train.items import IntraClassAudioSwap, collate_items
 from avlabel.train.preflight import plan_training
 from avlabel.train.sampler import ResumableDistributedSampler, shard_indices
 
-from .conftest import tiny_overrides
+from .conftest import AVT, tiny_overrides
 
 
 def test_swap_takes_audio_of_another_clip_of_the_same_class_reproducibly():
@@ -80,8 +80,14 @@ def test_items_are_a_function_of_their_key_and_carry_the_donor_audio(synth_bench
 def test_token_models_get_the_tokens_of_the_same_audio_window(synth_bench):
     from avlabel.audio.cache import AudioCache
 
+    # p = 1 swaps every clip's audio (refused with the contrastive and matching losses, off here).
     overrides = tiny_overrides(
-        synth_bench, audio__cache=synth_bench.audio_tokens, model__audio_input="tokens", imd__augment_p=1.0
+        synth_bench,
+        **AVT,
+        audio__cache=synth_bench.audio_tokens,
+        imd__augment_p=1.0,
+        avt__contrastive_weight=0,
+        avt__matching_weight=0,
     )
     plan = plan_training(load_config(None, overrides), world_size=1)
     items, audio = plan.train_items, plan.train_items.audio
@@ -115,12 +121,12 @@ def test_embedding_models_never_read_tokens(synth_bench):
 
 
 def test_a_token_model_on_a_cache_without_tokens_is_refused_before_training(synth_bench):
-    config = load_config(None, tiny_overrides(synth_bench, model__audio_input="tokens"))
+    config = load_config(None, tiny_overrides(synth_bench, **AVT))
     with pytest.raises(AvlabelError) as error:
         plan_training(config, world_size=1)
     message = str(error.value)
     assert f"the audio cache {synth_bench.audio} holds no audio tokens" in message
-    assert "model 'imd_tiny' reads audio tokens (model.audio_input: tokens)" in message
+    assert "model 'imd_tiny' reads audio tokens (AVT)" in message
     assert "avlabel targets --tokens ... -o NEW_DIR" in message and "\n" not in message
 
 
