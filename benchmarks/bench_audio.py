@@ -16,6 +16,8 @@ Kinetics):
    rows (AST-base's 101 x 768 float16) through ``AudioCache.read_tokens``, from the page cache and
    after evicting the token file from it (``posix_fadvise``: what a first epoch over a cache
    larger than memory sees on this disk);
+5b. the merge of a split's shard caches into one (``avlabel targets --shard``): rows/s and MB/s
+   of appending every shard's rows in manifest order, with and without tokens;
 6. the two AVT masks (``random_token_mask``, ``segment_mask``) on a training batch;
 7. reference points of the token energy (`avlabel.audio.tokens`): silence, white noise and a
    tone at known levels, and the sounds of the synthetic benchmark (5 draws of each at its
@@ -289,6 +291,43 @@ def bench_token_cache(directory: Path, rows: int, count: int = 101, dim: int = 7
     }
 
 
+def bench_shard_merge(directory: Path, rows: int, shards: int = 4, tokens: bool = False, dim: int = 768) -> dict:
+    """Fill ``shards`` shard caches with ``rows`` rows in all, then time their merge into one cache (fsync included)."""
+    from avlabel._sharding import Shard
+    from avlabel.audio.cache import AudioCache, AudioCacheWriter, TokenRows
+    from avlabel.audio.pipeline import merge_shard_caches
+
+    rng = np.random.default_rng(0)
+    windows = {"count": 1, "seconds": 10.0, "sample_rate": 16_000}
+    grid = {"patch": 16, "stride": 10, "max_length": 1024, "count": 101, "dim": dim, "silence_energy": -1.28}
+    ids = [f"v{row:07d}" for row in range(rows)]
+    embedding, probs = rng.standard_normal((1, dim)).astype(np.float16), rng.random((1, 527)).astype(np.float16)
+    status = np.zeros(1, np.uint8)
+    token_rows = TokenRows(
+        rng.standard_normal((1, 101, dim)).astype(np.float16),
+        np.full(1, 100, np.uint16),
+        np.zeros((1, 101), np.float32),
+    )
+    split = []
+    for index in range(shards):
+        folder = directory / ".audio_shards" / f"{index}-of-{shards}"
+        shard = Shard(index, shards)
+        with AudioCacheWriter(
+            folder, {"name": "bench"}, dim, [f"label {i}" for i in range(527)], windows, grid if tokens else None
+        ) as writer:
+            for video_id in ids:
+                if shard.holds(video_id):
+                    writer.append(video_id, embedding, probs, status, token_rows if tokens else None)
+        split.append(folder)
+    start = time.perf_counter()
+    merge_shard_caches(directory / "merged", split, ids)
+    seconds = time.perf_counter() - start
+    size = sum(path.stat().st_size for path in (directory / "merged").iterdir())
+    assert len(AudioCache(directory / "merged")) == rows
+    name = "shard_merge" + ("_tokens" if tokens else "")
+    return {f"{name}_rows": rows, f"{name}_rows_per_s": rows / seconds, f"{name}_mb_per_s": size / 1e6 / seconds}
+
+
 def bench_masks(batch: int = 64, count: int = 101, repeats: int = 20) -> dict:
     import torch
 
@@ -370,6 +409,8 @@ def main() -> None:
         results |= bench_end_to_end(paths, args.workers, tmp / "e2e")
         results |= bench_cache_read(tmp / "cache", args.cache_rows)
         results |= bench_token_cache(tmp / "token-cache", args.token_rows)
+        results |= bench_shard_merge(tmp / "merge", args.cache_rows // 2)
+        results |= bench_shard_merge(tmp / "merge-tokens", args.token_rows // 4, tokens=True)
     results |= bench_masks()
     results |= token_energy_reference()
     results |= bench_ast_forward("cpu", args.ast_batch or 2, args.ast_steps)

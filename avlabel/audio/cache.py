@@ -63,7 +63,6 @@ import csv
 import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -86,6 +85,42 @@ SOURCES = "audio_sources.tsv"
 _LOCK = ".audio_cache.lock"
 _FORMAT = "avlabel-audio-cache"
 _VERSION_WITHOUT_TOKENS, _VERSION_WITH_TOKENS = 1, 2
+_IDENTITY = ("format", "version", "dim", "num_labels", "labels_sha256", "windows", "embedder", "tokens")
+STORE = "audio"  # the name of a cache's lock and shard staging files (avlabel._shard_folder)
+
+
+def cache_arrays(header: dict) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Every per-row array a cache with ``header`` stores: file name -> (little-endian dtype, shape of one row).
+
+    The one list the reader maps, the writer appends to and truncates, and a merge of shard
+    caches copies (`AudioCacheWriter.copy_video`): an array added here is carried everywhere.
+    """
+    arrays = {EMBEDDING: (np.dtype("<f2"), (header["dim"],))}
+    if header["num_labels"]:
+        arrays[PROBS] = (np.dtype("<f2"), (header["num_labels"],))
+    arrays[STATUS] = (np.dtype("u1"), ())
+    tokens = header.get("tokens")
+    if tokens is not None:
+        arrays[TOKENS] = (np.dtype("<f2"), (tokens["count"], tokens["dim"]))
+        arrays[TOKEN_LENGTH] = (np.dtype("<u2"), ())
+        arrays[TOKEN_ENERGY] = (np.dtype("<f4"), (tokens["count"],))
+    return arrays
+
+
+def cache_identity(
+    embedder_identity: dict, dim: int, labels: Sequence[str] | None, windows: dict, tokens: dict | None = None
+) -> dict:
+    """The header fields that say what a cache's rows are; caches (or shards of one) can share rows iff they agree."""
+    return {
+        "format": _FORMAT,
+        "version": _VERSION_WITH_TOKENS if tokens is not None else _VERSION_WITHOUT_TOKENS,
+        "dim": int(dim),
+        "num_labels": len(labels) if labels is not None else 0,
+        "labels_sha256": labels_sha256(labels) if labels is not None else None,
+        "windows": windows,
+        "embedder": embedder_identity,
+        **({"tokens": tokens} if tokens is not None else {}),  # version 1 headers have no such key
+    }
 
 
 class TokenRows(NamedTuple):
@@ -103,6 +138,7 @@ class AudioCache:
         directory: the cache directory (``-o`` of ``avlabel targets``).
 
     Attributes:
+        arrays: every per-row array by file name (`cache_arrays`), memory-mapped.
         embedding: ``(rows, dim)`` float16 memmap.
         probs: ``(rows, num_labels)`` float16 memmap, or None when the embedder predicts no tags.
         status: ``(rows,)`` uint8 memmap of `AudioStatus` codes.
@@ -117,25 +153,21 @@ class AudioCache:
         self.directory = Path(directory)
         header_path = self.directory / HEADER
         if not header_path.is_file():
-            raise AvlabelError(
-                f"no audio cache in {self.directory} (missing {HEADER}); build it with: avlabel targets ... -o {self.directory}"
-            )
+            raise missing_cache_error(self.directory)
         self.header = _read_header(header_path)
         rows = self.header["rows"]
         self.dim = self.header["dim"]
         self.num_windows = self.header["windows"]["count"]
         self.video_ids, self.windows = _read_index(self.directory / INDEX, self.header["index_bytes"], rows)
         self._first_row = {video_id: row for row, video_id in reversed(list(enumerate(self.video_ids)))}
-        self.embedding = _memmap(self.directory / EMBEDDING, np.float16, (rows, self.dim))
-        num_labels = self.header["num_labels"]
-        self.probs = _memmap(self.directory / PROBS, np.float16, (rows, num_labels)) if num_labels else None
-        self.status = _memmap(self.directory / STATUS, np.uint8, (rows,))
-        self.tokens = self.token_length = self.token_energy = None
-        tokens = self.header.get("tokens")
-        if tokens is not None:
-            self.tokens = _memmap(self.directory / TOKENS, np.float16, (rows, tokens["count"], tokens["dim"]))
-            self.token_length = _memmap(self.directory / TOKEN_LENGTH, np.uint16, (rows,))
-            self.token_energy = _memmap(self.directory / TOKEN_ENERGY, np.float32, (rows, tokens["count"]))
+        self.arrays = {
+            name: _memmap(self.directory / name, dtype, (rows, *shape))
+            for name, (dtype, shape) in cache_arrays(self.header).items()
+        }
+        self.embedding, self.status = self.arrays[EMBEDDING], self.arrays[STATUS]
+        self.probs = self.arrays.get(PROBS)
+        self.tokens = self.arrays.get(TOKENS)
+        self.token_length, self.token_energy = self.arrays.get(TOKEN_LENGTH), self.arrays.get(TOKEN_ENERGY)
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -161,12 +193,18 @@ class AudioCache:
         first = np.array([self._first_row.get(video_id, -1) for video_id in video_ids], dtype=np.int64)
         return np.where(first >= 0, first + windows, -1)
 
-    def check_sources(self, records: Sequence, manifest: str | os.PathLike[str] | None, fix: str) -> None:
-        """Refuse if cached videos of ``records`` were computed from other files (see `avlabel.data.sources`)."""
+    def check_sources(
+        self, records: Sequence, manifest: str | os.PathLike[str] | None, fix: str, store: str | None = None
+    ) -> None:
+        """Refuse if cached videos of ``records`` were computed from other files (see `avlabel.data.sources`).
+
+        ``store``: the cache as the message names it (default ``audio cache DIR``).
+        """
         from avlabel.data.sources import check_sources
 
         cached = [record for record in records if record.video_id in self]
-        check_sources(self.directory / SOURCES, cached, manifest, store=f"audio cache {self.directory}", fix=fix)
+        store = store or f"audio cache {self.directory}"
+        check_sources(self.directory / SOURCES, cached, manifest, store=store, fix=fix)
 
     def read(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and audio flags of ``rows`` (``-1`` rows read as zero and no audio).
@@ -240,35 +278,28 @@ class AudioCacheWriter:
         windows: dict,
         tokens: dict | None = None,
     ):
-        self.directory = Path(directory)
+        self._open(Path(directory), cache_identity(embedder_identity, dim, labels, windows, tokens))
+
+    @classmethod
+    def with_identity(cls, directory: str | os.PathLike[str], identity: dict) -> AudioCacheWriter:
+        """A writer for a cache whose rows are ``identity`` (`cache_identity`, or another cache's header)."""
+        writer = cls.__new__(cls)
+        writer._open(Path(directory), {key: identity[key] for key in _IDENTITY if key in identity})
+        return writer
+
+    def _open(self, directory: Path, wanted: dict) -> None:
+        self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = file_lock(
-            self.directory / _LOCK,
-            busy=f"another process is writing the audio cache in {self.directory}; wait for it to finish",
-        )
-        wanted = {
-            "format": _FORMAT,
-            "version": _VERSION_WITH_TOKENS if tokens is not None else _VERSION_WITHOUT_TOKENS,
-            "dim": int(dim),
-            "num_labels": len(labels) if labels is not None else 0,
-            "labels_sha256": labels_sha256(labels) if labels is not None else None,
-            "windows": windows,
-            "embedder": embedder_identity,
-            **({"tokens": tokens} if tokens is not None else {}),  # version 1 headers have no such key
-        }
+        self._lock = file_lock(self.directory / _LOCK, busy=_busy(self.directory))
         header_path = self.directory / HEADER
         if header_path.is_file():
             self.header = _read_header(header_path)
-            _check_compatible(self.header, wanted, self.directory)
+            check_compatible(self.header, wanted, self.directory)
         else:
-            self.header = {**wanted, "rows": 0, "index_bytes": 0, "created": _now(), "updated": _now()}
-        self._files = {EMBEDDING: int(dim) * 2, STATUS: 1}
-        if wanted["num_labels"]:
-            self._files[PROBS] = wanted["num_labels"] * 2
-        if tokens is not None:
-            self._files.update(
-                {TOKENS: tokens["count"] * tokens["dim"] * 2, TOKEN_LENGTH: 2, TOKEN_ENERGY: tokens["count"] * 4}
-            )
+            self.header = {**wanted, "rows": 0, "index_bytes": 0}
+        self._files = {
+            name: dtype.itemsize * int(np.prod(shape)) for name, (dtype, shape) in cache_arrays(self.header).items()
+        }
         self._recover()
         self.video_ids, _ = _read_index(self.directory / INDEX, self.header["index_bytes"], self.header["rows"])
         self.done = set(self.video_ids)
@@ -291,22 +322,30 @@ class AudioCacheWriter:
         tokens: TokenRows | None = None,
     ) -> None:
         """Stage the windows of one video (``(W, dim)``, ``(W, num_labels)``, ``(W,)``, tokens); see `commit`."""
+        given = {EMBEDDING: embedding, PROBS: probs, STATUS: status}
+        if tokens is not None:
+            given.update({TOKENS: tokens.tokens, TOKEN_LENGTH: tokens.length, TOKEN_ENERGY: tokens.energy})
+        self._write_video(video_id, given)
+
+    def copy_video(self, cache: AudioCache, video_id: str) -> None:
+        """Stage the rows of ``video_id`` from another cache with the same identity (a shard's), every array of it."""
+        first = cache._first_row[video_id]
+        rows = slice(first, first + self.header["windows"]["count"])
+        self._write_video(video_id, {name: array[rows] for name, array in cache.arrays.items()})
+
+    def _write_video(self, video_id: str, arrays: dict[str, np.ndarray | None]) -> None:
+        """Append one video's rows of every array of `cache_arrays` (all must be given) and its index lines."""
         count = self.header["windows"]["count"]
         if "\t" in video_id or "\n" in video_id or "\r" in video_id:
             raise AvlabelError(f"video_id {video_id!r} contains a tab or line break; rename it in the manifest")
-        assert embedding.shape == (count, self.header["dim"]) and status.shape == (count,)
         assert video_id not in self.done, f"{video_id} is already cached"
-        self._handles[EMBEDDING].write(np.ascontiguousarray(embedding, dtype="<f2").tobytes())
-        if PROBS in self._files:
-            assert probs is not None and probs.shape == (count, self.header["num_labels"])
-            self._handles[PROBS].write(np.ascontiguousarray(probs, dtype="<f2").tobytes())
-        self._handles[STATUS].write(np.ascontiguousarray(status, dtype=np.uint8).tobytes())
-        if TOKENS in self._files:
-            grid = self.header["tokens"]
-            assert tokens is not None and tokens.tokens.shape == (count, grid["count"], grid["dim"])
-            self._handles[TOKENS].write(np.ascontiguousarray(tokens.tokens, dtype="<f2").tobytes())
-            self._handles[TOKEN_LENGTH].write(np.ascontiguousarray(tokens.length, dtype="<u2").tobytes())
-            self._handles[TOKEN_ENERGY].write(np.ascontiguousarray(tokens.energy, dtype="<f4").tobytes())
+        for name, (dtype, shape) in cache_arrays(self.header).items():
+            values = arrays.get(name)
+            assert values is not None and values.shape == (count, *shape), (
+                name,
+                None if values is None else values.shape,
+            )
+            self._handles[name].write(np.ascontiguousarray(values, dtype=dtype).tobytes())
         self._handles[INDEX].write("".join(f"{video_id}\t{window}\n" for window in range(count)).encode("utf-8"))
         self.done.add(video_id)
         self.video_ids.extend([video_id] * count)
@@ -316,7 +355,7 @@ class AudioCacheWriter:
         for handle in self._handles.values():
             handle.flush()
             os.fsync(handle.fileno())
-        self.header.update(rows=len(self.video_ids), index_bytes=self._handles[INDEX].tell(), updated=_now())
+        self.header.update(rows=len(self.video_ids), index_bytes=self._handles[INDEX].tell())
         atomic_write_json(self.directory / HEADER, self.header)
 
     def write_bad_items(self, bad_items: Sequence[tuple[str, str, str]]) -> None:
@@ -342,6 +381,33 @@ class AudioCacheWriter:
         self.close()
 
 
+def check_not_writing(directory: str | os.PathLike[str]) -> None:
+    """Refuse up front, before anything is computed or created, a cache another process is writing."""
+    lock = Path(directory) / _LOCK
+    if lock.is_file():
+        file_lock(lock, busy=_busy(directory)).close()
+
+
+def _busy(directory) -> str:
+    return f"another process is writing the audio cache in {directory}; wait for it to finish"
+
+
+def missing_cache_error(directory: str | os.PathLike[str]) -> AvlabelError:
+    """The refusal of a folder without a cache: shards of a split still to finish, or no cache at all."""
+    from avlabel._shard_folder import describe_shards, missing_shards
+
+    waiting = missing_shards(directory, STORE)
+    if waiting:
+        return AvlabelError(
+            f"no audio cache in {directory} yet: shards {describe_shards(waiting)} of the `avlabel targets` split "
+            f"writing it have not finished; run them (avlabel targets ... --shard I/N -o {directory}), the last to "
+            "finish merges the cache"
+        )
+    return AvlabelError(
+        f"no audio cache in {directory} (missing {HEADER}); build it with: avlabel targets ... -o {directory}"
+    )
+
+
 def missing_tokens_error(directory: str | os.PathLike[str], reader: str) -> AvlabelError:
     """The refusal of a cache without time tokens for ``reader``, with the command that builds one."""
     return AvlabelError(
@@ -359,11 +425,19 @@ def holds_tokens(directory: str | os.PathLike[str]) -> bool:
 
 def read_bad_items(directory: str | os.PathLike[str]) -> set[str]:
     """Video ids the last extraction into ``directory`` could not read (they train and evaluate without audio)."""
+    return {video_id for video_id, _, _ in read_bad_item_rows(directory)}
+
+
+def read_bad_item_rows(directory: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """``(video_id, path, reason)`` of every item listed in ``directory``'s ``audio_bad_items.tsv``."""
     path = Path(directory) / BAD_ITEMS
     if not path.is_file():
-        return set()
+        return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return {row["video_id"] for row in csv.DictReader(handle, delimiter="\t") if row.get("video_id")}
+        rows = csv.DictReader(handle, delimiter="\t")
+        return [
+            (row["video_id"], row.get("path") or "", row.get("reason") or "") for row in rows if row.get("video_id")
+        ]
 
 
 def labels_sha256(labels: Sequence[str]) -> str:
@@ -432,7 +506,8 @@ def _truncate(path: Path, size: int) -> None:
         raise AvlabelError(f"{path} is missing but {HEADER} lists committed rows; delete the cache and rebuild it")
 
 
-def _check_compatible(found: dict, wanted: dict, directory: Path) -> None:
+def check_compatible(found: dict, wanted: dict, directory: Path) -> None:
+    """Refuse to add rows of identity ``wanted`` (`cache_identity`) to the cache in ``directory`` (header ``found``)."""
     found_tokens, wanted_tokens = found.get("tokens"), wanted.get("tokens")
     if found_tokens is None and wanted_tokens is not None:
         raise AvlabelError(
@@ -460,7 +535,3 @@ def _without_source(value):
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avlabel._progress import progress_bar
-from avlabel.audio.cache import SOURCES, AudioCacheWriter, TokenRows, holds_tokens
+from avlabel.audio.cache import SOURCES, AudioCacheWriter, TokenRows, cache_identity, holds_tokens
 from avlabel.audio.decode import SAMPLE_RATE, WINDOW_SECONDS, AudioStatus, load_windows
 from avlabel.data.sources import append_sources, source_lines
 from avlabel.errors import AvlabelError
@@ -55,6 +55,7 @@ def extract_audio(
     progress: bool = True,
     manifest: str | os.PathLike[str] | None = None,
     tokens: bool | None = None,
+    cached_elsewhere: Collection[str] = frozenset(),
 ) -> ExtractSummary:
     """Add the audio of ``records`` that is not cached yet to the cache in ``directory``.
 
@@ -74,20 +75,23 @@ def extract_audio(
         manifest: the manifest ``records`` come from, recorded with each video's source file.
         tokens: also store time tokens (see `avlabel.audio.cache`, "Versions"); None: as the
             existing cache in ``directory`` does (none for a new cache).
+        cached_elsewhere: videos not to compute because another cache holds them (a shard's
+            cache skips what the cache it will be merged into has).
     """
     from torch.utils.data import DataLoader
 
     started = time.perf_counter()
-    unique = _unique_records(records)
-    windows = {"count": num_windows, "seconds": window_seconds, "sample_rate": SAMPLE_RATE}
+    unique = unique_records(records)
     summary = ExtractSummary(items=len(unique))
     if tokens is None:
         tokens = holds_tokens(directory)
-    token_section = token_header(embedder) if tokens else None
-    with AudioCacheWriter(
-        directory, embedder.identity, embedder.dim, embedder.labels, windows, token_section
-    ) as writer:
-        pending = [record for record in unique if record.video_id not in writer.done]
+    identity = identity_of(embedder, num_windows, window_seconds, tokens)
+    with AudioCacheWriter.with_identity(directory, identity) as writer:
+        pending = [
+            record
+            for record in unique
+            if record.video_id not in writer.done and record.video_id not in cached_elsewhere
+        ]
         summary.cached = len(unique) - len(pending)
         by_id = {record.video_id: record for record in pending}
         on_gpu = embedder.device.type != "cpu"
@@ -117,6 +121,13 @@ def extract_audio(
                 writer.write_bad_items(summary.bad)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def identity_of(embedder, num_windows: int, window_seconds: float, tokens: bool) -> dict:
+    """What the rows of a cache ``embedder`` fills are (`avlabel.audio.cache.cache_identity`)."""
+    windows = {"count": num_windows, "seconds": window_seconds, "sample_rate": SAMPLE_RATE}
+    token_section = token_header(embedder) if tokens else None
+    return cache_identity(embedder.identity, embedder.dim, embedder.labels, windows, token_section)
 
 
 def token_header(embedder) -> dict:
@@ -219,7 +230,8 @@ def _init_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def _unique_records(records: Sequence) -> list:
+def unique_records(records: Sequence) -> list:
+    """The records with each video once, in manifest order (a video listed twice must be the same clip)."""
     seen: dict[str, object] = {}
     for record in records:
         previous = seen.get(record.video_id)

@@ -20,6 +20,18 @@ warn_failed_option = click.option(
 )
 
 
+# Shared by the long jobs that split a manifest over the processes of a cluster job.
+shard_option = click.option(
+    "--shard",
+    "shard",
+    default=None,
+    metavar="I/N",
+    help="Compute shard I of N (0-based) of the manifest, split by a hash of the video id, into the shared output "
+    "(the last shard to finish merges it). Default: the Slurm array task (SLURM_ARRAY_TASK_ID) or torchrun rank "
+    "(RANK/WORLD_SIZE), else the whole manifest; 0/1 turns that detection off.",
+)
+
+
 class NamedChoice(click.Choice):
     """A closed set of names refused in avlabel's words: ``unknown metric 'x'; choose one of a, b, c``."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from avlabel._sharding import usable_cpus
 from avlabel.cli._application import Application, pass_app
-from avlabel.cli._options import warn_failed_option
+from avlabel.cli._options import shard_option, warn_failed_option
 from avlabel.cli.tag import ast_option
 
 
@@ -66,8 +66,8 @@ from avlabel.cli.tag import ast_option
 )
 @click.option(
     "--workers",
-    default=lambda: min(8, os.cpu_count() or 1),
-    show_default="min(8, CPU cores)",
+    default=lambda: min(8, usable_cpus()),
+    show_default="min(8, the CPUs this process may use)",
     type=click.IntRange(min=0),
     help="Decoding worker processes (0: decode in the main process).",
 )
@@ -80,6 +80,13 @@ from avlabel.cli.tag import ast_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Videos per model batch.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="Output directory (reusing it resumes)."
+)
+@shard_option
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Compute nothing: merge the finished shards in OUTPUT into its cache and write the targets and report "
+    "(the last shard to finish does this itself); refused while shards are missing, naming them.",
 )
 @warn_failed_option
 @pass_app
@@ -99,6 +106,8 @@ def targets(
     tokens: bool | None,
     batch_size: int,
     output: Path,
+    shard: str | None,
+    merge: bool,
     warn_failed_share: float,
 ) -> None:
     """Cache audio embeddings/AudioSet probabilities and write relevance targets.
@@ -107,14 +116,20 @@ def targets(
     SAVLD labels), IoU or Dice, by default divided by its largest reachable value (--normalize);
     clips without audio get 0. Writes the cache (with --tokens also the time tokens of every
     window), targets.npz/json/csv, report.json and PNG plots to OUTPUT. Interrupted runs resume;
-    a run in which no video can be read is an error.
+    a run in which no video can be read is an error. With --shard (or under a Slurm array or
+    torchrun) the run caches one shard of the videos; the last shard of the split to finish merges
+    them into OUTPUT and writes the targets and report (--merge does that step alone).
     """
     from avlabel._checks import check_output_dir
-    from avlabel._console import out_console
+    from avlabel._console import err_console, out_console
+    from avlabel._shard_folder import merge_status
+    from avlabel._sharding import WHOLE, detect_shard, torchrun_local_rank
     from avlabel.audio.pipeline import make_targets
 
+    # A merge step belongs to no shard: only an explicit --shard (refused with --merge) counts.
+    shard = detect_shard(shard) if not merge or shard is not None else WHOLE
     check_output_dir(output, "-o")
-    report = make_targets(
+    run = make_targets(
         manifest,
         savld,
         output,
@@ -128,10 +143,23 @@ def targets(
         num_windows=windows,
         workers=workers,
         batch_size=batch_size,
-        device=app.resolve_device(),
+        device="cpu" if merge else app.resolve_device(local_rank=torchrun_local_rank()),  # one GPU per torchrun process
         warn_failed_share=warn_failed_share,
         tokens=tokens,
+        shard=shard,
+        merge=merge,
     )
+    if not shard.whole:
+        summary = run.extraction
+        err_console().print(
+            f"{shard.describe()}: {summary.items} videos ({summary.cached} cached, {summary.computed} computed, "
+            f"{len(summary.bad)} unreadable)",
+            highlight=False,
+        )
+        err_console().print(merge_status(shard, run.waiting, output), highlight=False)
+    if run.report is None:
+        return
+    report = run.report
     extraction = report["extraction"]
     console = out_console()
     console.print(

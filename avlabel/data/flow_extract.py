@@ -6,15 +6,25 @@ an estimator (`avlabel.data.flow_estimators`) into a flow folder
 written to a hidden temporary sibling and renamed when complete, finished videos are skipped on
 a rerun, stale temporaries are removed, and failed videos are listed in ``flow_errors.log`` (and
 retried by the next run); a folder is never extended with another dataset's videos under the
-same ids. One run writes a folder at a time: the run holds ``.flow.lock`` and each worker process
-``.flow_workers.lock`` (a shared lock), and a new run refuses a folder while either is held. On
-Linux the workers are killed with their parent (``prctl(PR_SET_PDEATHSIG)``), elsewhere they
-exit within a second of it, so a ``kill -9`` of the run leaves no process writing.
+same ids.
+
+Shards. A run computes one shard of the manifest (`avlabel._sharding`; the whole manifest is
+shard 0/1), and the shards of a split run at the same time into one folder
+(`avlabel._shard_folder`): each video's flow goes straight to its place, while the folder's
+shared files are kept per shard (``.flow_shards/I-of-N/``: the source records, appended as
+videos finish, and the error log) until the last shard to finish merges them into
+``flow_sources.tsv`` (one line per video, in id order) and ``flow_errors.log`` (the videos
+whose last attempt failed, with the reason, in id order).
+So a finished split leaves exactly the folder one run of the whole manifest leaves, whatever the
+number of shards or workers and the order they finished in. A shard holds its lock
+(``.flow_shards/I-of-N.lock``) and each of its worker processes a shared lock
+(``.flow_shards/I-of-N.workers.lock``); a run of the same shard is refused while either is
+held. On Linux the workers are killed with their parent (``prctl(PR_SET_PDEATHSIG)``), elsewhere
+they exit within a second of it, so a ``kill -9`` of the run leaves no process writing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -32,6 +42,8 @@ import numpy as np
 from avlabel import __version__
 from avlabel._checks import DEFAULT_WARN_FAILED_SHARE, check_failures, check_media_exist
 from avlabel._io import atomic_write_json, atomic_write_text, file_lock
+from avlabel._shard_folder import ShardRun, folder_shard
+from avlabel._sharding import WHOLE, Shard
 from avlabel.data.flow_estimators import DIS_PRESETS, METHODS, estimate_pairs, flow_estimator, to_grey
 from avlabel.data.flow_format import (
     ERRORS_NAME,
@@ -39,16 +51,17 @@ from avlabel.data.flow_format import (
     FORMATS,
     META_NAME,
     SOURCES_NAME,
+    STORE,
     WRITERS,
     output_path,
     quantize,
+    read_errors,
+    source_files,
 )
 from avlabel.data.manifest import ClipRecord, Manifest
-from avlabel.data.sources import append_sources, check_sources, source_lines
+from avlabel.data.sources import append_sources, check_sources, read_sources, recorded_lines, source_lines
 from avlabel.errors import AvlabelError, reading
 
-_LOCK_NAME = ".flow.lock"  # held by the run writing the folder
-_WORKERS_LOCK_NAME = ".flow_workers.lock"  # held (shared) by each of its worker processes
 _TMP_PREFIX = ".avlabel-tmp-"
 
 
@@ -106,12 +119,14 @@ def _frame_pairs(frames: Iterable[np.ndarray], batch_pairs: int) -> Iterator[tup
 class FlowRunSummary:
     """What a flow run did."""
 
-    total: int
+    total: int  # videos of its shard
     computed: int = 0
     skipped: int = 0  # already finished by an earlier run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (video_id, error)
     seconds: float = 0.0
     flow_frames: int = 0
+    shard: Shard = WHOLE
+    waiting: list[Shard] = field(default_factory=list)  # shards of the split still to finish (empty: merged)
 
 
 def run_flow(
@@ -122,8 +137,9 @@ def run_flow(
     progress: Callable[[int, int], None] | None = None,
     warn_failed_share: float = DEFAULT_WARN_FAILED_SHARE,
     device: str | None = None,
+    shard: Shard = WHOLE,
 ) -> FlowRunSummary:
-    """Compute and store flow for every video of ``manifest`` into ``out`` (resumable).
+    """Compute and store flow for the videos of ``manifest`` in ``shard`` into ``out`` (resumable).
 
     Args:
         manifest: the videos.
@@ -135,21 +151,39 @@ def run_flow(
         warn_failed_share: warn (`AvlabelWarning`) when more than this
             share of the videos failed.
         device: where ``tvl1-torch`` runs (default: CUDA when available; every worker uses it).
+        shard: the share of the manifest to compute (default: all of it); the last shard of a
+            split to finish merges the folder's shared files.
 
     Raises:
-        AvlabelError: bad settings or folder, another run writing it, or every video failing
+        AvlabelError: bad settings or folder, a run of the same shard (or of another split)
+            writing it, shards of the split that ran with another manifest, or every video failing
             (a folder this run created is then removed again).
     """
     out = Path(out)
-    records = list({record.video_id: record for record in manifest}.values())
+    every = list({record.video_id: record for record in manifest}.values())
+    records = shard.select(every)
     if not any(output_path(out, record.video_id, config.format).exists() for record in records):
         check_media_exist(records, manifest.path)  # all would fail: say so before creating anything
     _check_output(out, config)  # before the lock files: a folder of other things is left as it was
+    # This shard's videos in place and those of the shards running beside it, before anything is
+    # computed to add to them (what the folder held before was checked when it was computed).
+    staged = read_sources(source_files(out)[1:]) or {}
+    _check_sources(out, source_files(out), [*records, *(r for r in every if r.video_id in staged)], manifest, config)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive_writer(out):
-        summary = _extract(manifest, records, out, config, workers, progress, device)
-    if created and summary.computed == 0 and len(summary.failed) == summary.total:
+    settings = {**asdict(config), "manifest_sha256": manifest.sha256}
+
+    def merge(split: list[Path], abandoned: list[Path]) -> None:
+        # shards that started side by side meet only now
+        files = [folder / SOURCES_NAME for folder in split]
+        recorded = read_sources(files) or {}
+        _check_sources(out, files, [record for record in every if record.video_id in recorded], manifest, config)
+        _merge(out, config, split, abandoned)
+
+    with ShardRun(out, STORE, shard, "avlabel flow", settings) as run:
+        summary = _extract(manifest, records, out, config, workers, progress, device, run)
+        summary.waiting = run.finish(merge)
+    if created and shard.whole and summary.computed == 0 and len(summary.failed) == summary.total:
         shutil.rmtree(out, ignore_errors=True)  # nothing but an error log: not worth leaving behind
     check_failures(
         summary.failed, summary.total, what="videos", listed_in=out / ERRORS_NAME, warn_share=warn_failed_share
@@ -165,20 +199,11 @@ def _extract(
     workers: int,
     progress: Callable[[int, int], None] | None,
     device: str | None,
+    run: ShardRun,
 ) -> FlowRunSummary:
-    """The run itself, inside the folder's lock."""
-    summary = FlowRunSummary(total=len(records))
-    todo, finished = [], []
-    for record in records:
-        (finished if output_path(out, record.video_id, config.format).exists() else todo).append(record)
-    check_sources(
-        out / SOURCES_NAME,
-        finished,
-        manifest.path,
-        store=f"flow folder {out}",
-        bounds=False,
-        fix="use another --out for this manifest",
-    )
+    """The run itself, inside its shard's lock."""
+    summary = FlowRunSummary(total=len(records), shard=run.shard)
+    todo = [record for record in records if not output_path(out, record.video_id, config.format).exists()]
     atomic_write_json(
         out / META_NAME,
         {
@@ -188,14 +213,16 @@ def _extract(
             "avlabel_version": __version__,
         },
     )
-    summary.skipped = len(finished)
-    _remove_leftovers({output_path(out, record.video_id, config.format).parent for record in todo})
+    summary.skipped = len(records) - len(todo)
+    _remove_leftovers(
+        out, [output_path(out, record.video_id, config.format) for record in todo], run.shard, config.format
+    )
     started = time.perf_counter()
     done = summary.skipped
     if progress:
         progress(done, summary.total)
     origin = str(manifest.path) if manifest.path else None
-    for video_id, result in _map_videos(todo, out, config, workers, origin, device):
+    for video_id, result in _map_videos(todo, out, config, workers, origin, device, run):
         if isinstance(result, str):
             summary.failed.append((video_id, result))
         else:
@@ -205,22 +232,54 @@ def _extract(
         if progress:
             progress(done, summary.total)
     summary.seconds = time.perf_counter() - started
-    atomic_write_text(out / ERRORS_NAME, "".join(f"{video_id}\t{error}\n" for video_id, error in summary.failed))
+    atomic_write_text(run.folder / ERRORS_NAME, _error_lines(summary.failed))
     return summary
 
 
-@contextlib.contextmanager
-def _exclusive_writer(out: Path) -> Iterator[None]:
-    """Hold ``out`` for this run; refuse it while another run, or a worker of one, is alive."""
-    busy = (
-        f"another `avlabel flow` is writing {out} (or worker processes of one are still running); wait for it to finish"
+def _check_sources(out: Path, files: list[Path], records: list[ClipRecord], manifest: Manifest, config) -> None:
+    """The videos of ``records`` whose flow is in ``out`` were computed from their files, as ``files`` record them."""
+    present = [record for record in records if output_path(out, record.video_id, config.format).exists()]
+    check_sources(
+        files,
+        present,
+        manifest.path,
+        store=f"flow folder {out}",
+        bounds=False,
+        fix="use another --out for this manifest",
     )
-    lock = file_lock(out / _LOCK_NAME, busy=busy)
-    try:
-        file_lock(out / _WORKERS_LOCK_NAME, busy=busy).close()  # no worker of an earlier run is still writing
-        yield
-    finally:
-        lock.close()
+
+
+def _merge(out: Path, config: FlowConfig, split: list[Path], abandoned: list[Path]) -> None:
+    """Write the folder's shared files from its own and the shards' (see the module docs).
+
+    Source records: the folder's, then those of abandoned splits (videos they finished are in
+    place), then the split's; one line per video whose flow is in place, in id order. Errors: the
+    split's, and those of the folder's log that its shards did not try again (after a merge, a
+    shard can be rerun alone), without the videos whose flow is in place, in id order.
+    """
+    files = [out / SOURCES_NAME, *(folder / SOURCES_NAME for folder in abandoned + split)]
+    recorded = read_sources(files) or {}
+    present = {
+        video_id: entry for video_id, entry in recorded.items() if output_path(out, video_id, config.format).exists()
+    }
+    atomic_write_text(out / SOURCES_NAME, recorded_lines(present))
+    shards = [folder_shard(folder) for folder in split]
+    failed = {
+        video_id: reason
+        for video_id, reason in read_errors(out / ERRORS_NAME)
+        if not any(shard.holds(video_id) for shard in shards)
+    }
+    failed.update(pair for folder in split for pair in read_errors(folder / ERRORS_NAME))
+    missing = [
+        (video_id, reason)
+        for video_id, reason in failed.items()
+        if not output_path(out, video_id, config.format).exists()
+    ]
+    atomic_write_text(out / ERRORS_NAME, _error_lines(missing))
+
+
+def _error_lines(failed: list[tuple[str, str]]) -> str:
+    return "".join(f"{video_id}\t{' '.join(reason.split())}\n" for video_id, reason in sorted(failed))
 
 
 def _check_output(out: Path, config: FlowConfig) -> None:
@@ -236,36 +295,61 @@ def _check_output(out: Path, config: FlowConfig) -> None:
         if different:
             described = ", ".join(f"{key} {old!r} (asked {new!r})" for key, (old, new) in different.items())
             raise AvlabelError(f"{out} holds flow computed with {described}; use another --out or the same options")
-    elif any(not entry.name.startswith((_TMP_PREFIX, _LOCK_NAME, _WORKERS_LOCK_NAME)) for entry in out.iterdir()):
+    elif any(not entry.name.startswith((_TMP_PREFIX, f".{STORE}")) for entry in out.iterdir()):
         raise AvlabelError(f"{out} is not empty and is not an avlabel flow folder; choose an empty or new --out")
 
 
-def _remove_leftovers(folders: Iterable[Path]) -> None:
-    """Delete hidden temporaries a killed run left next to the outputs it never renamed into place."""
-    for folder in folders:
-        if folder.is_dir():
-            for entry in os.scandir(folder):
-                if entry.name.startswith(_TMP_PREFIX):
-                    shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
+def _remove_leftovers(out: Path, targets: Iterable[Path], shard: Shard, format: str) -> None:
+    """Delete the hidden temporaries a killed run left next to ``targets`` (never renamed into place).
+
+    Only those of this shard's videos: the other shards of a split, running side by side, write
+    theirs in the same folders (a run of the whole manifest owns them all).
+    """
+    for folder in {target.parent for target in targets}:
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(_TMP_PREFIX):
+                continue
+            video_id = (folder / _temporary_target(entry.name)).relative_to(out).as_posix()
+            if shard.holds(video_id.removesuffix(".npz") if format == "npz" else video_id):
+                shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
+
+
+def _temporary(target: Path) -> Path:
+    """Where ``target`` is written before it is renamed into place: ``.avlabel-tmp-<pid>-<name>``."""
+    return target.with_name(f"{_TMP_PREFIX}{os.getpid()}-{target.name}")
+
+
+def _temporary_target(name: str) -> str:
+    """The target name of a temporary named by `_temporary`."""
+    return name[len(_TMP_PREFIX) :].partition("-")[2]
 
 
 def _map_videos(
-    records: list[ClipRecord], out: Path, config: FlowConfig, workers: int, manifest: str | None, device: str | None
+    records: list[ClipRecord],
+    out: Path,
+    config: FlowConfig,
+    workers: int,
+    manifest: str | None,
+    device: str | None,
+    run: ShardRun,
 ):
     """Yield ``(video_id, flow frames written | error message)`` as videos finish."""
+    task = (out, config, run.folder / SOURCES_NAME, manifest, device)
     if workers <= 1 or len(records) <= 1:
         for record in records:
-            yield record.video_id, _flow_task(record, out, config, manifest, device)
+            yield record.video_id, _flow_task(record, *task)
         return
     # spawn: the parent runs a progress thread, and forking a threaded process is unsafe.
-    initargs = (os.getpid(), str(out / _WORKERS_LOCK_NAME))
+    initargs = (os.getpid(), str(run.workers_lock))
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=initargs
     ) as pool:
         pending = {}
         queue = iter(records)
         for record in queue:
-            pending[pool.submit(_flow_task, record, out, config, manifest, device)] = record.video_id
+            pending[pool.submit(_flow_task, record, *task)] = record.video_id
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -274,7 +358,7 @@ def _map_videos(
                 yield pending.pop(future), future.result()
                 record = next(queue, None)
                 if record is not None:
-                    pending[pool.submit(_flow_task, record, out, config, manifest, device)] = record.video_id
+                    pending[pool.submit(_flow_task, record, *task)] = record.video_id
 
 
 _worker_lock = None  # the worker's shared lock on the folder, held until the process ends
@@ -316,13 +400,16 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _flow_task(
-    record: ClipRecord, out: Path, config: FlowConfig, manifest: str | None = None, device: str | None = None
+    record: ClipRecord, out: Path, config: FlowConfig, sources: Path, manifest: str | None, device: str | None
 ) -> int | str:
-    """Compute and atomically store one video's flow; return flow frames written or the error text."""
+    """Compute and atomically store one video's flow; return flow frames written or the error text.
+
+    Its source record goes to ``sources`` (the shard's own file) before the flow is visible.
+    """
     target = output_path(out, record.video_id, config.format)
     # A hidden sibling renamed into place when complete: a killed run leaves only temporaries,
     # which the next run deletes (_remove_leftovers), never a half-written video.
-    tmp = target.with_name(f"{_TMP_PREFIX}{os.getpid()}-{target.name}")
+    tmp = _temporary(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         writer = WRITERS[config.format](tmp)
@@ -333,7 +420,7 @@ def _flow_task(
             writer.close()
         if writer.count == 0:
             raise AvlabelError(f"{record.path} has a single frame; optical flow needs at least two")
-        append_sources(out / SOURCES_NAME, source_lines([record], manifest))  # durable before the flow is visible
+        append_sources(sources, source_lines([record], manifest))  # durable before the flow is visible
         os.replace(tmp, target)
         return writer.count
     except Exception as error:  # noqa: BLE001 - a long job records the failure and goes on

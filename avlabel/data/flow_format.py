@@ -20,7 +20,9 @@ A flow folder carries ``flow_meta.json`` (method, bound, size, format, source ma
 ``flow_sources.tsv``, the file each video's flow was computed from (`avlabel.data.sources`):
 a folder is never read for another dataset's videos under the same ids. Videos whose
 extraction failed are listed in ``flow_errors.log``. Folders are written by
-`avlabel.data.flow_extract`.
+`avlabel.data.flow_extract`; while the shards of a split have not all finished, their own
+source records and error logs (``.flow_shards/``) are read together with the folder's, so a
+folder is as usable between shards as it is between runs.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from avlabel._shard_folder import staged_files
 from avlabel.data.manifest import ClipRecord
 from avlabel.data.sources import check_sources
 from avlabel.errors import AvlabelError, reading
 
 FLOW_BOUND = 20.0  # pixels; quantisation range is [-FLOW_BOUND, FLOW_BOUND]
+STORE = "flow"  # the name of a flow folder's lock and staging files (avlabel._shard_folder)
 META_NAME = "flow_meta.json"
 ERRORS_NAME = "flow_errors.log"
 SOURCES_NAME = "flow_sources.tsv"
@@ -183,7 +187,7 @@ class FlowStore:
         are not checked for them.
         """
         records = list(records)
-        failed = set(read_errors(self.root / ERRORS_NAME))
+        failed = failed_videos(self.root)
         missing = [
             record.video_id for record in records if record.video_id not in failed and self.locate(record) is None
         ]
@@ -197,7 +201,7 @@ class FlowStore:
         if not self.is_denseflow:
             present = [record for record in records if record.video_id not in failed]
             check_sources(
-                self.root / SOURCES_NAME,
+                source_files(self.root),
                 present,
                 manifest,
                 store=f"flow folder {self.root}",
@@ -238,8 +242,21 @@ def _walk_depth(root: Path, depth: int):
         yield folder, subfolders, files
 
 
-def read_errors(path: Path) -> list[str]:
+def source_files(root: Path) -> list[Path]:
+    """The files recording each video's source: the folder's own, then those of shards not merged yet."""
+    return [root / SOURCES_NAME, *staged_files(root, STORE, SOURCES_NAME)]
+
+
+def failed_videos(root: Path) -> set[str]:
+    """Videos whose extraction failed in the last run (of each shard not merged yet)."""
+    logs = [root / ERRORS_NAME, *staged_files(root, STORE, ERRORS_NAME)]
+    return {video_id for path in logs for video_id, _ in read_errors(path)}
+
+
+def read_errors(path: Path) -> list[tuple[str, str]]:
+    """``(video_id, reason)`` of every line of a flow error log (none without the file)."""
     if not path.is_file():
         return []
     with reading(f"flow error log {path}", "delete it and rerun `avlabel flow`"):
-        return [line.split("\t", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = path.read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t", 1)) if "\t" in line else (line, "") for line in lines if line.strip()]

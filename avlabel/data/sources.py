@@ -17,7 +17,9 @@ Layout: a TSV file of lines ``video_id, name, size, start, end, manifest``, appe
 on an ``O_APPEND`` descriptor, so worker processes can share the file) and synced *before* the
 item's output becomes visible. A reader takes the last line of each id. A run killed in between
 leaves the line of an item that was never finished, which is harmless: the rerun computes the
-item again and appends a new line.
+item again and appends a new line. The shards of a sharded job (`avlabel._shard_folder`) append
+to files of their own, which readers read together with the store's until the merge writes the
+store's file in its final form (`recorded_lines`).
 
 Stores written before sources were recorded have no such file. They are accepted with a warning
 rather than refused: refusing would force recomputing every existing audio cache (hours of AST
@@ -39,6 +41,7 @@ from avlabel.data.manifest import _fmt as _bound
 from avlabel.errors import AvlabelError, AvlabelWarning, reading
 
 _SHOWN = 3  # mismatching clips named in a message
+SourcePaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,25 @@ class ClipSource:
 def source_lines(records: Iterable, manifest: str | os.PathLike[str] | None) -> str:
     """The lines recording ``records`` (read from disk now) as built from ``manifest``."""
     origin = str(Path(manifest).resolve()) if manifest is not None else ""
+    return _format_lines((record.video_id, ClipSource.of(record), origin) for record in records)
+
+
+def recorded_lines(recorded: dict[str, tuple[ClipSource, str]], video_ids: Iterable[str] | None = None) -> str:
+    """The lines of ``recorded`` (as `read_sources` returns it) for ``video_ids`` in that order (default: all, in id order).
+
+    In id order it is the form a store's record takes once its shards are merged: it depends on
+    what was computed, not on the order in which shards or worker processes finished.
+    """
+    ids = sorted(recorded) if video_ids is None else video_ids
+    return _format_lines((video_id, *recorded[video_id]) for video_id in ids)
+
+
+def _format_lines(entries: Iterable[tuple[str, ClipSource, str]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    for record in records:
-        source = ClipSource.of(record)
-        writer.writerow(
-            [record.video_id, source.name, "" if source.size is None else source.size, source.start, source.end, origin]
-        )
+    for video_id, source, origin in entries:
+        size = "" if source.size is None else source.size
+        writer.writerow([video_id, source.name, size, source.start, source.end, origin])
     return buffer.getvalue()
 
 
@@ -89,11 +104,23 @@ def append_sources(path: str | os.PathLike[str], lines: str) -> None:
         os.close(handle)
 
 
-def read_sources(path: str | os.PathLike[str]) -> dict[str, tuple[ClipSource, str]] | None:
-    """``video_id -> (source, manifest it came from)``, the last line of each id; None without a file."""
-    path = Path(path)
-    if not path.is_file():
+def read_sources(paths: SourcePaths) -> dict[str, tuple[ClipSource, str]] | None:
+    """``video_id -> (source, manifest it came from)``, the last line of each id; None without a file.
+
+    ``paths`` is one file or several (a store's own and those of its unmerged shards), read in
+    order, so a later file's line for an id wins.
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(path) for path in paths]
+    existing = [path for path in paths if path.is_file()]
+    if not existing:
         return None
+    recorded: dict[str, tuple[ClipSource, str]] = {}
+    for path in existing:
+        recorded.update(_read_source_lines(path))
+    return recorded
+
+
+def _read_source_lines(path: Path) -> dict[str, tuple[ClipSource, str]]:
     recorded: dict[str, tuple[ClipSource, str]] = {}
     with (
         reading(f"source records {path}", "delete the folder and rebuild it"),
@@ -108,7 +135,7 @@ def read_sources(path: str | os.PathLike[str]) -> dict[str, tuple[ClipSource, st
 
 
 def check_sources(
-    path: str | os.PathLike[str],
+    paths: SourcePaths,
     records: Sequence,
     manifest: str | os.PathLike[str] | None,
     *,
@@ -119,7 +146,7 @@ def check_sources(
     """Refuse to read items of ``store`` whose recorded source differs from ``records``' files.
 
     Args:
-        path: the store's source records.
+        paths: the store's source records (one file, or several read as one; see `read_sources`).
         records: the manifest records about to be read from the store (those it holds).
         manifest: the manifest they come from (named in the message).
         store: the store as the user knows it, e.g. ``"audio cache /data/audio"``.
@@ -131,7 +158,7 @@ def check_sources(
     """
     if not records:
         return
-    recorded = read_sources(path)
+    recorded = read_sources(paths)
     if recorded is None:
         warnings.warn(
             f"the {store} was built before avlabel recorded which file each item came from, so it cannot be "

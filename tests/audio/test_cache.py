@@ -200,3 +200,25 @@ def test_unknown_versions_are_refused(tmp_path):
     (tmp_path / HEADER).write_text(json.dumps({**header, "version": 2}))  # version 2 without its tokens section
     with pytest.raises(AvlabelError, match=r"is damaged \(format version 2 without a tokens section\)"):
         AudioCache(tmp_path)
+
+
+@pytest.mark.parametrize("tokens", [None, _TOKENS], ids=["without-tokens", "with-tokens"])
+def test_copying_videos_carries_every_array_the_cache_lists(tmp_path, tokens):
+    # What the merge of a split's shard caches does: a video copied from a cache with the same
+    # identity lands in every file of `cache_arrays`, byte for byte as if it had been appended.
+    from avlabel.audio.cache import cache_arrays
+
+    appended, source, copied = tmp_path / "appended", tmp_path / "source", tmp_path / "copied"
+    for directory, order in ((appended, ["v1", "v0"]), (source, ["v0", "v1"])):
+        with _writer(directory, tokens=tokens) as writer:
+            for video_id in order:
+                seed = int(video_id[1])
+                writer.append(video_id, *_rows(seed), _token_rows(seed) if tokens else None)
+    cache = AudioCache(source)
+    assert set(cache.arrays) == set(cache_arrays(cache.header))
+    assert (TOKENS in cache.arrays) == (tokens is not None)
+    with AudioCacheWriter.with_identity(copied, cache.header) as writer:
+        for video_id in ["v1", "v0"]:
+            writer.copy_video(cache, video_id)
+    for name in [*cache_arrays(cache.header), INDEX, HEADER]:
+        assert (copied / name).read_bytes() == (appended / name).read_bytes(), name

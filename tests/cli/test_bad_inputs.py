@@ -89,9 +89,14 @@ def shared(tmp_path_factory):
         ],
     )
     assert result.exit_code == 0, result.output
+    # Half of a split: shard 0/2 of the tiny benchmark's cache finished, 1/2 never ran.
+    half = root / "half-audio"
+    result = CliRunner().invoke(cli, [*_targets_base(tiny, half), "--shard", "0/2"])
+    assert result.exit_code == 0, result.output
     return {
         **tiny,
         "root": root,
+        "half_audio": half,
         "ast": ast,
         "evil_ast": evil_ast,
         "evil_run": evil_run,
@@ -444,12 +449,30 @@ FLOW = [
     (lambda e: ["--warn-failed", "1.5"], "1.5 is not in the range 0.0<=x<=1.0"),
     (lambda e: ["--out", e.flow, "--format", "npz"], "holds flow computed with"),
     (lambda e: ["--out", e.flow, "--manifest", e.other], "clips are other files under the same video_id"),
-    (lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow.lock")], "another `avlabel flow` is writing"),
     (
-        lambda e: ["--out", e.flow, *e.holding(e.flow / ".flow_workers.lock")],
-        "worker processes of one are still running",
+        lambda e: ["--out", e.flow, "--manifest", e.other, "--shard", "1/2"],
+        "clips are other files under the same video_id",
     ),
+    (lambda e: _busy_flow(e, "0-of-1.lock"), "another `avlabel flow` is writing"),
+    (lambda e: _busy_flow(e, "0-of-1.workers.lock"), "worker processes of an earlier `avlabel flow`"),
+    (lambda e: ["--shard", "3/3"], "--shard 3/3: shard indices are 0-based"),
+    (lambda e: ["--shard", "x"], "--shard 'x' is not I/N"),
+    (lambda e: ["--shard", "0/0"], "--shard 0/0: the shard count must be at least 1"),
+    (lambda e: ["--shard", "-1/3"], "--shard '-1/3' is not I/N"),
+    (lambda e: _busy_flow(e, "1-of-3.lock", "--shard", "0/2"), "is being written by shard 1/3 of another split"),
+    (lambda e: _busy_flow(e, "2-of-3.workers.lock"), "is being written by shard 2/3 of another split"),
+    (lambda e: _busy_flow(e, "0-of-1.lock", "--shard", "1/4"), "is being written by a run of the whole manifest"),
+    (lambda e: _busy_flow(e, "1-of-4.lock", "--shard", "1/4"), "is computing shard 1/4 of"),
 ]
+
+
+def _busy_flow(env: Env, lock: str, *args: str) -> list:
+    """A copy of the shared flow folder that a live run holds (``lock`` under its staging folder)."""
+    folder = env.work / "busy-flow"
+    if not folder.exists():
+        shutil.copytree(env.flow, folder)
+    (folder / ".flow_shards" / lock).touch()
+    return ["--out", folder, *args, *env.holding(folder / ".flow_shards" / lock)]
 
 
 @pytest.mark.parametrize(("args", "message"), FLOW)
@@ -553,19 +576,31 @@ TARGETS = [
         lambda e: ["-o", e.audio, *e.holding(e.audio / ".audio_cache.lock")],
         "another process is writing the audio cache",
     ),
+    (lambda e: ["--shard", "3/3"], "--shard 3/3: shard indices are 0-based"),
+    (lambda e: ["--shard", "x"], "--shard 'x' is not I/N"),
+    (lambda e: ["--shard", "0/0"], "--shard 0/0: the shard count must be at least 1"),
+    (lambda e: ["-o", e.half_audio, "--merge"], "shards 1/2 of"),
+    (lambda e: ["-o", e.half_audio, "--merge", "--windows", "1"], "ran with windows 2 (here 1)"),
+    (lambda e: ["-o", e.half_audio, "--merge", "--k", "3"], "ran with k 5 (here 3)"),
+    (lambda e: ["-o", e.half_audio, "--shard", "1/2", "--overlap", "dice"], "ran with overlap 'iou' (here 'dice')"),
+    (lambda e: ["-o", e.half_audio, "--merge", "--shard", "1/2"], "--merge joins the shards of a split"),
+    (
+        lambda e: ["-o", e.half_audio, "--shard", "1/2", "--manifest", e.other],
+        "the cache of shard 0/2 in",  # ... was built from <the tiny benchmark>: clips are other files
+    ),
+    (lambda e: ["-o", e.work / "empty", "--merge"], "no audio cache in"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), TARGETS)
-def test_targets(env, args, message):
-    base = [
+def _targets_base(shared: dict, output: Path) -> list:
+    return [
         "targets",
         "--manifest",
-        env.manifest,
+        shared["manifest"],
         "--savld",
-        env.savld,
+        shared["data"] / "savld.json",
         "--tags",
-        env.tags,
+        shared["tags"],
         "--embedder",
         "logmel",
         "--k",
@@ -575,9 +610,13 @@ def test_targets(env, args, message):
         "--workers",
         "0",
         "-o",
-        env.work / "audio",
+        output,
     ]
-    refused(env, _merge(base, args(env)), message)
+
+
+@pytest.mark.parametrize(("args", "message"), TARGETS)
+def test_targets(env, args, message):
+    refused(env, _merge(_targets_base(env.shared, env.work / "audio"), args(env)), message)
 
 
 # ---- tag --------------------------------------------------------------------------------------
