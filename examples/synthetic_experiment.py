@@ -44,8 +44,10 @@ from pathlib import Path
 # One small model and schedule for every variant, sized for a shared 2-core CPU: imd_tiny with
 # depth 2 and width 32 on 4 frames of 32x32, 16 epochs of 30 steps of 16 clips. The relevance
 # loss weight (IMD only; the paper gives none) is the one avlabel uses for tiny models trained
-# from scratch (examples/synthetic.yaml): at lambda = 1 the relevance loss can keep the visual
-# streams from learning (the "IMD, lambda = 1" row measures how often).
+# from scratch (examples/synthetic.yaml); the "IMD, lambda = 1" row measures the paper's weight.
+# Gradients are clipped at norm 1 (ViViT's and MBT's max_grad_norm): without it, AdamW at lr 2e-3
+# left some fused runs at their starting plateau for all 16 epochs (docs/experiment.md, "Runs
+# that never learned").
 BASE_CONFIG = """\
 data:
   manifest: {data}/manifest.csv
@@ -77,6 +79,7 @@ optim:
   global_batch: 16
   micro_batch: 16
   warmup_steps: 20
+  grad_clip: 1.0
 schedule:
   epochs: {epochs}
   log_every: 10
