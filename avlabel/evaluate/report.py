@@ -195,6 +195,22 @@ def markdown_table(summaries: Sequence[RunSummary], group: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_evaluation_found(run_dirs: Sequence[str | os.PathLike[str]], split: str, checkpoint: str) -> None:
+    """Refuse a split/checkpoint no run was evaluated on while the runs have other evaluations.
+
+    Runs never evaluated fall back to their validation record on purpose; a mistyped ``--split``
+    on evaluated runs would fall back silently too and print validation numbers as if asked for.
+    """
+    if any((eval_dir(run_dir, split, checkpoint) / "metrics.json").is_file() for run_dir in run_dirs):
+        return
+    found = sorted({path.parent.name for run_dir in run_dirs for path in Path(run_dir).glob("eval/*/metrics.json")})
+    if found:
+        raise AvlabelError(
+            f"--split {split} --checkpoint {checkpoint}: no run has `avlabel eval` results for it "
+            f"(they have {', '.join(found)}); pass those, or run `avlabel eval --split {split}` first"
+        )
+
+
 def write_report(
     run_dirs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str] | None = None,
@@ -214,6 +230,7 @@ def write_report(
             )
         check_output_file(output.with_suffix(".json"), "-o (its .json rows)")
     summaries = [summarize_run(run_dir, split, checkpoint) for run_dir in run_dirs]
+    _check_evaluation_found(run_dirs, split, checkpoint)
     table = markdown_table(summaries, group=group)
     if output is not None:
         atomic_write_text(output, table)

@@ -345,6 +345,10 @@ REPORT = [
     (lambda e: [_run(e, "r", config=b"model: [unclosed\n")], "is not valid YAML"),
     (lambda e: [_run(e, "r", evaluation=b"{not json")], "is not valid JSON"),
     (lambda e: [_run(e, "r", evaluation=b"\xff\xfe")], "not UTF-8"),
+    (
+        lambda e: [_run(e, "r", evaluation=b'{"top1": 0.5}'), "--split", "tset"],
+        "--split tset --checkpoint best: no run has `avlabel eval` results for it (they have test-best)",
+    ),
 ]
 
 
