@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FLOW_BOUND = 20.0  # pixels; shared with avlabel.data.flow_format's uint8 quantisation
+from avlabel.data.flow_format import FLOW_BOUND  # flow is stored in [-FLOW_BOUND, FLOW_BOUND] px
 
 
 @dataclass(frozen=True)
