@@ -245,8 +245,9 @@ def summarize_run(run_dir: Path, synth_json: Path) -> dict:
 
     ``top1``/``top5``, ``dropped`` (share of audible audio dropped at test time), ``roc_auc``
     (relevance score vs ground-truth relevance) and, for models with contrastive embeddings or a
-    matching head, ``r1_video_to_audio``/``r1_audio_to_video`` (retrieval recall@1) and
-    ``matching`` (matching accuracy) come from ``avlabel eval``'s ``metrics.json``; accuracy,
+    matching head, ``r1_``/``r5_video_to_audio`` and ``_audio_to_video`` (retrieval recall@1 and
+    @5), ``matching`` (matching accuracy at 0.5) and ``matching_auc`` (its ROC-AUC, own against
+    other audio) come from ``avlabel eval``'s ``metrics.json``; accuracy,
     mean relevance score and drop rate per kind of sound from its ``predictions.csv`` joined with
     the benchmark's ``synth.json``.
     """
@@ -268,7 +269,10 @@ def summarize_run(run_dir: Path, synth_json: Path) -> dict:
         "roc_auc": (relevance.get("vs_relevant") or {}).get("roc_auc"),
         "r1_video_to_audio": (retrieval.get("video_to_audio") or {}).get("r1"),
         "r1_audio_to_video": (retrieval.get("audio_to_video") or {}).get("r1"),
+        "r5_video_to_audio": (retrieval.get("video_to_audio") or {}).get("r5"),
+        "r5_audio_to_video": (retrieval.get("audio_to_video") or {}).get("r5"),
         "matching": (metrics.get("matching") or {}).get("accuracy"),
+        "matching_auc": (metrics.get("matching") or {}).get("roc_auc"),
     }
     scores: dict[str, list[float]] = {kind: [] for kind in SOUND_KINDS}
     for kind in SOUND_KINDS:
@@ -321,11 +325,15 @@ def _paired_gain(runs: list[dict], reference: list[dict]) -> list[float]:
     return [run["top1"] - by_seed[run["seed"]] for run in runs if run.get("seed") in by_seed]
 
 
-# Columns of models with contrastive embeddings or a matching head (AVT): shown when a run has them.
+# Columns of models with contrastive embeddings or a matching head (AVT), shown when a run has
+# them: header, scale, decimals (percentages, or a ROC-AUC as it is).
 _CORRESPONDENCE = {
-    "r1_video_to_audio": "R@1 video→audio",
-    "r1_audio_to_video": "R@1 audio→video",
-    "matching": "Matching accuracy",
+    "r1_video_to_audio": ("R@1 video→audio", 100.0, 1),
+    "r1_audio_to_video": ("R@1 audio→video", 100.0, 1),
+    "r5_video_to_audio": ("R@5 video→audio", 100.0, 1),
+    "r5_audio_to_video": ("R@5 audio→video", 100.0, 1),
+    "matching": ("Matching accuracy", 100.0, 1),
+    "matching_auc": ("Matching ROC-AUC", 1.0, 2),
 }
 
 
@@ -354,7 +362,7 @@ def results_tables(summaries: dict[str, list[dict]], variants: dict[str, Variant
         "Audio dropped",
         "Relevance ROC-AUC",
         *(f"Top-1, {_KIND_NAMES[kind]}" for kind in SOUND_KINDS),
-        *(_CORRESPONDENCE[key] for key in correspondence),
+        *(_CORRESPONDENCE[key][0] for key in correspondence),
     ]
     lines = ["| " + " | ".join(main_header) + " |", "|" + "---|" * len(main_header)]
     for name, runs in summaries.items():
@@ -370,7 +378,7 @@ def results_tables(summaries: dict[str, list[dict]], variants: dict[str, Variant
             _mean_std([r["dropped"] for r in runs]),
             _mean_std([r["roc_auc"] for r in runs], scale=1.0, digits=2),
             *(_mean_std([r[f"top1_{kind}"] for r in runs]) for kind in SOUND_KINDS),
-            *(_mean_std([r.get(key) for r in runs]) for key in correspondence),
+            *(_mean_std([r.get(key) for r in runs], *_CORRESPONDENCE[key][1:]) for key in correspondence),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     relevance_header = [
@@ -393,8 +401,8 @@ def results_tables(summaries: dict[str, list[dict]], variants: dict[str, Variant
         ]
         relevance.append("| " + " | ".join(cells) + " |")
     retrieval_note = (
-        " Retrieval recall@1 (of the contrastive embeddings, among the test clips with audio) and matching accuracy "
-        "(each clip's own audio and another clip's, at 0.5) in %."
+        " Retrieval recall@1 and @5 (of the contrastive embeddings, among the test clips with audio) and matching "
+        "accuracy (each clip's own audio and another clip's, at 0.5) in %; matching ROC-AUC: own against other audio."
         if correspondence
         else ""
     )

@@ -143,6 +143,29 @@ def test_tables_show_mean_and_sample_std_over_seeds(experiment, fixture_runs):
     assert [row.split(" | ")[0].lstrip("| ") for row in relevance_rows[1:]] == ["IMD"]  # after the header
 
 
+def test_retrieval_and_matching_columns_appear_for_runs_that_have_them(experiment, fixture_runs):
+    synth, runs = fixture_runs
+    for seed, run in enumerate(runs["imd"]):  # as if the model also had AVT's heads
+        path = run / "eval" / "test-best" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        recall = {"r1": 0.02 * (seed + 1), "r5": 0.1}
+        metrics["retrieval"] = {"video_to_audio": recall, "audio_to_video": recall}
+        metrics["matching"] = {"accuracy": 0.5, "roc_auc": 0.6 + 0.1 * seed}
+        path.write_text(json.dumps(metrics))
+    summaries = {
+        name: [{"seed": seed, **experiment.summarize_run(run, synth)} for seed, run in enumerate(dirs)]
+        for name, dirs in runs.items()
+    }
+    main = experiment.results_tables(summaries).split("What the relevance network does")[0]
+    rows = [line.strip("| ").split(" | ") for line in main.splitlines() if line.startswith("| ")]
+    header, imd = rows[0], next(row for row in rows if row[0] == "IMD")
+    cells = dict(zip(header, imd))
+    assert cells["R@1 video→audio"] == "3.0 ± 1.4" and cells["R@5 audio→video"] == "10.0 ± 0.0"
+    assert cells["Matching accuracy"] == "50.0 ± 0.0" and cells["Matching ROC-AUC"] == "0.65 ± 0.07"
+    visual = next(row for row in rows if row[0] == "RGB + flow (vision only)")
+    assert dict(zip(header, visual))["Matching ROC-AUC"] == "–"
+
+
 def test_avt_variants_train_every_loss_but_the_one_they_leave_out(tmp_path):
     previous = sys.modules.get("synthetic_experiment")  # the script registers its own copy under this name
     spec = importlib.util.spec_from_file_location("avt_experiment", SCRIPT.with_name("avt_experiment.py"))

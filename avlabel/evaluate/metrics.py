@@ -230,7 +230,10 @@ def retrieval_recall(video: np.ndarray, audio: np.ndarray, ks: Sequence[int] = (
 
 
 def matching_accuracy(positive: np.ndarray, negative: np.ndarray) -> dict[str, Any]:
-    """Accuracy of a matching head at 0.5 on each video's own audio and on another video's.
+    """Accuracy of a matching head at 0.5 on each video's own audio and on another video's, and
+    the ROC-AUC of its probability for own against other audio (threshold-free: a head trained on
+    one positive per two negatives, ALBEF's ratio, can rank pairs well and still put every
+    probability below 0.5).
 
     Args:
         positive: ``(N,)`` probability that each video and its own audio belong together.
@@ -246,6 +249,7 @@ def matching_accuracy(positive: np.ndarray, negative: np.ndarray) -> dict[str, A
         "accuracy": float((matched.sum() + rejected.sum()) / (2 * count)) if count else math.nan,
         "positive_accuracy": float(matched.mean()) if count else math.nan,
         "negative_accuracy": float(rejected.mean()) if count else math.nan,
+        "roc_auc": roc_auc(np.concatenate([positive[known], negative[known]]), np.repeat([True, False], count)),
     }
 
 

@@ -144,4 +144,15 @@ def test_matching_accuracy_judges_own_and_other_audio_at_one_half():
         "accuracy": pytest.approx(4 / 6),
         "positive_accuracy": pytest.approx(2 / 3),
         "negative_accuracy": pytest.approx(2 / 3),
+        # own vs other over the 3 x 3 known pairs: 0.9 and 0.7 beat all three, 0.4 beats 0.2 and 0.1
+        "roc_auc": pytest.approx(8 / 9),
     }
+
+
+def test_matching_roc_auc_ranks_pairs_whatever_the_threshold():
+    from avlabel.evaluate.metrics import matching_accuracy
+
+    # every probability below one half, yet own audio always scores above other audio
+    result = matching_accuracy(np.array([0.40, 0.30, 0.35]), np.array([0.10, 0.20, 0.25]))
+    assert result["accuracy"] == pytest.approx(0.5) and result["positive_accuracy"] == 0.0
+    assert result["roc_auc"] == 1.0
