@@ -105,6 +105,7 @@ class MultiViewAccumulator:
         # video / audio embedding sums, (audible views, match probability) sums; created on first use
         self._embedding_sums: tuple[torch.Tensor, torch.Tensor] | None = None
         self._audio_sums: torch.Tensor | None = None
+        self._has_match = False  # a matching head: the embeddings alone also fill _audio_sums
 
     def add(
         self,
@@ -180,6 +181,7 @@ class MultiViewAccumulator:
             if self._audio_sums is None:
                 self._audio_sums = torch.zeros(2, videos, dtype=torch.float64, device=device)
             match = torch.zeros_like(present, dtype=torch.float64)
+            self._has_match |= match_probability is not None
             if match_probability is not None:
                 match = match_probability.detach().to(device, torch.float64) * present
             self._audio_sums.index_add_(1, index, torch.stack([present.double(), match]))
@@ -199,7 +201,7 @@ class MultiViewAccumulator:
             video_embedding = audio_embedding = match = None
             if self._audio_sums is not None:
                 audible, match_sum = self._audio_sums.cpu().numpy()
-                match = match_sum / audible
+                match = match_sum / audible if self._has_match else None
             if self._embedding_sums is not None:
                 video_sum, audio_sum = (sums.cpu().numpy() for sums in self._embedding_sums)
                 video_embedding = _normalised(video_sum)

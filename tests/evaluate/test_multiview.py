@@ -139,3 +139,18 @@ def test_embeddings_and_matching_are_averaged_per_video_over_the_right_views():
     np.testing.assert_allclose(result.audio_embedding[0], np.array([1.0, 1.0]) / 2**0.5, rtol=1e-6)
     assert result.match_probability[0] == pytest.approx(0.6)  # the view without audio is left out
     assert np.isnan(result.video_embedding[1]).all() and np.isnan(result.match_probability[1])
+
+
+def test_a_model_with_embeddings_but_no_matching_head_has_no_matching_probability():
+    # AVT trained without the matching loss has no matching head: eval must not score one.
+    accumulator = MultiViewAccumulator(num_videos=1, num_classes=2, grid=ViewGrid(spatial_crops=1, temporal_clips=1))
+    embedding = torch.tensor([[1.0, 0.0]])
+    accumulator.add(
+        index=torch.tensor([0]),
+        clip_index=torch.tensor([0]),
+        crop_index=torch.tensor([0]),
+        logits=torch.zeros(1, 2),
+        embeddings=(embedding, embedding),
+    )
+    result = accumulator.result()
+    assert result.match_probability is None and result.audio_embedding is not None
