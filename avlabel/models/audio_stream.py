@@ -23,16 +23,15 @@ The class token and any bottleneck tokens are always valid keys, so no attention
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from avlabel.models.video_vit import build_blocks
+
 # ViT's LayerNorm (eps=1e-6), as in the video streams, so ViT block weights load unchanged.
-_LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
 class AudioTokenStream(nn.Module):
@@ -77,21 +76,10 @@ class AudioTokenStream(nn.Module):
         self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.empty(1, 1 + num_tokens, embed_dim))
         self.mask_token = nn.Parameter(torch.empty(1, 1, embed_dim)) if mask_token else None
-        drop_path_rates = [drop_path_rate * index / max(depth - 1, 1) for index in range(depth)]
-        self.blocks = nn.ModuleList(
-            Block(
-                dim=embed_dim,
-                num_heads=num_heads,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate,
-                drop_path=drop_path_rates[index],
-                norm_layer=_LayerNorm,
-            )
-            for index in range(depth)
+        self.blocks = build_blocks(
+            [Block] * depth, embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path_rate, attn_drop_rate, proj_drop_rate
         )
-        self.norm = _LayerNorm(embed_dim)
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)  # timm ViT's final norm, as the blocks'
 
     def init_weights(self) -> None:
         """ViT's embedding initialisation (the blocks' linear layers are set by the model's scheme)."""

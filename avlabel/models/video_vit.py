@@ -140,6 +140,34 @@ class SpaceTimeBlock(SpaceBlock):
         return super().forward_with_bottleneck(self.forward_temporal(x), bottleneck)
 
 
+def build_blocks(
+    block_types: list[type[Block]],
+    embed_dim: int,
+    num_heads: int,
+    mlp_ratio: float,
+    qkv_bias: bool,
+    drop_path_rate: float,
+    attn_drop_rate: float,
+    proj_drop_rate: float,
+) -> nn.ModuleList:
+    """One block of each type in ``block_types``, as timm's ViT builds them: stochastic depth
+    rising linearly from 0 to ``drop_path_rate`` at the last block (shared by every stream)."""
+    depth = len(block_types)
+    return nn.ModuleList(
+        block_type(
+            dim=embed_dim,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            proj_drop=proj_drop_rate,
+            attn_drop=attn_drop_rate,
+            drop_path=drop_path_rate * index / max(depth - 1, 1),
+            norm_layer=_LayerNorm,
+        )
+        for index, block_type in enumerate(block_types)
+    )
+
+
 class VideoViT(nn.Module):
     """A visual stream: per-frame patch tokens, spatiotemporal position embedding, S/ST blocks.
 
@@ -192,20 +220,16 @@ class VideoViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.empty(1, 1 + num_patches, embed_dim))  # spatial, as ViT
         self.time_embed = nn.Parameter(torch.empty(1, num_frames, embed_dim))  # learned temporal
         self.mask_token = nn.Parameter(torch.empty(1, 1, embed_dim)) if mask_token else None
-        drop_path_rates = [drop_path_rate * index / max(depth - 1, 1) for index in range(depth)]
         first_space_time = depth - space_time_blocks
-        self.blocks = nn.ModuleList(
-            (SpaceTimeBlock if index >= first_space_time else SpaceBlock)(
-                dim=embed_dim,
-                num_heads=num_heads,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate,
-                drop_path=drop_path_rates[index],
-                norm_layer=_LayerNorm,
-            )
-            for index in range(depth)
+        self.blocks = build_blocks(
+            [SpaceTimeBlock if index >= first_space_time else SpaceBlock for index in range(depth)],
+            embed_dim,
+            num_heads,
+            mlp_ratio,
+            qkv_bias,
+            drop_path_rate,
+            attn_drop_rate,
+            proj_drop_rate,
         )
         self.norm = _LayerNorm(embed_dim)
 

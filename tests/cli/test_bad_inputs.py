@@ -30,7 +30,7 @@ from click.testing import CliRunner
 
 from avlabel.cli import cli
 from tests.audio._media import save_tiny_ast
-from tests.evaluate._fixtures import make_run, shared_tiny_run
+from tests.evaluate._fixtures import make_run, shared_tiny_run, tiny_synth_args
 
 
 class _Payload:
@@ -68,26 +68,7 @@ def shared(tmp_path_factory):
     run_flow(read_manifest(tiny["manifest"]), flow, FlowConfig(preset="ultrafast", short_side=32))
     # Another draw of the benchmark: the same video ids, other files.
     other = root / "other"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "synth",
-            "--out",
-            str(other),
-            "--classes",
-            "3",
-            "--per-class",
-            "5",
-            "--size",
-            "32",
-            "--duration",
-            "1.0",
-            "--workers",
-            "1",
-            "--seed",
-            "7",
-        ],
-    )
+    result = CliRunner().invoke(cli, tiny_synth_args(other, seed=7))
     assert result.exit_code == 0, result.output
     # Half of a split: shard 0/2 of the tiny benchmark's cache finished, 1/2 never ran.
     half = root / "half-audio"

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from avlabel.cli import cli
-from tests.evaluate._fixtures import shared_tiny_run
+from tests.evaluate._fixtures import shared_tiny_run, tiny_synth_args
 
 
 @pytest.fixture(scope="module")
@@ -174,24 +174,7 @@ def test_undecodable_video_is_skipped_and_listed(tiny, tmp_path):
 def test_a_manifest_of_other_videos_under_the_same_ids_is_refused(tiny, tmp_path):
     """Another draw of the benchmark has the run's video ids but other files: its audio cache must not be used."""
     other = tmp_path / "other"
-    args = [
-        "synth",
-        "--out",
-        str(other),
-        "--classes",
-        "3",
-        "--per-class",
-        "5",
-        "--size",
-        "32",
-        "--duration",
-        "1.0",
-        "--workers",
-        "1",
-        "--seed",
-        "7",
-    ]
-    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert CliRunner().invoke(cli, tiny_synth_args(other, seed=7)).exit_code == 0
     result = _eval(tiny, tmp_path / "eval", "--views", "1x1", manifest=other / "manifest.csv")
     _one_line_error(
         result,

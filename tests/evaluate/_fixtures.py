@@ -170,6 +170,13 @@ def _save_fresh_run(
     return run_dir
 
 
+def tiny_synth_args(out: Path, seed: int = 0) -> list[str]:
+    """`avlabel synth` arguments of the tiny benchmark (3 classes x 5 clips of 1 s at 32 px);
+    another ``seed`` draws other files under the same video ids."""
+    sizes = ["--classes", "3", "--per-class", "5", "--size", "32", "--duration", "1.0", "--workers", "1"]
+    return ["synth", "--out", str(out), *sizes, "--seed", str(seed)]
+
+
 def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     """A tiny synthetic benchmark, its audio cache and targets, and a freshly initialised run.
 
@@ -179,23 +186,7 @@ def build_tiny_run(root, modalities=("rgb", "flow", "audio")):
     `avlabel train` would leave behind. Returns a dict of paths.
     """
     data = root / "synth"
-    invoke(
-        [
-            "synth",
-            "--out",
-            str(data),
-            "--classes",
-            "3",
-            "--per-class",
-            "5",
-            "--size",
-            "32",
-            "--duration",
-            "1.0",
-            "--workers",
-            "1",
-        ]
-    )
+    invoke(tiny_synth_args(data))
     classes = (data / "classes.txt").read_text().splitlines()  # the label file `avlabel synth` writes
     invoke(
         [
