@@ -72,9 +72,7 @@ from avlabel.errors import AvlabelError
 from avlabel.models.audio_stream import AudioTokenStream
 from avlabel.models.config import ModelConfig
 from avlabel.models.outputs import ContrastiveEmbeddings, FusionOutput, MatchingOutput, Reconstruction
-from avlabel.models.video_vit import SpaceTimeBlock, VideoViT
-
-_IN_CHANS = {"rgb": 3, "flow": 2}
+from avlabel.models.video_vit import IN_CHANS, SpaceTimeBlock, VideoViT
 
 
 class _Features(NamedTuple):
@@ -106,34 +104,23 @@ class AudioVideoTransformer(nn.Module):
         super().__init__()
         self.config = config
         dim, heads = config.embed_dim, set(config.pretext_heads)
-        block_args = {
-            "embed_dim": dim,
-            "depth": config.depth,
-            "num_heads": config.num_heads,
-            "mlp_ratio": config.mlp_ratio,
-            "qkv_bias": config.qkv_bias,
-            "drop_path_rate": config.drop_path_rate,
-            "attn_drop_rate": config.attn_drop_rate,
-            "proj_drop_rate": config.proj_drop_rate,
-        }
         streams: dict[str, nn.Module] = {
-            modality: VideoViT(
-                in_chans=_IN_CHANS[modality],
-                img_size=config.img_size,
-                patch_size=config.patch_size,
-                num_frames=config.num_frames,
-                space_time_blocks=config.space_time_blocks,
-                mask_token="masked_video" in heads,
-                **block_args,
-            )
+            modality: VideoViT.from_config(config, modality, mask_token="masked_video" in heads)
             for modality in config.visual_modalities
         }
         if config.has_audio:
             streams["audio"] = AudioTokenStream(
                 token_dim=config.audio_dim,
                 num_tokens=config.audio_tokens,
+                embed_dim=dim,
+                depth=config.depth,  # the video streams' depth: layer l of each stream forms layer l
+                num_heads=config.num_heads,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=config.qkv_bias,
+                drop_path_rate=config.drop_path_rate,
+                attn_drop_rate=config.attn_drop_rate,
+                proj_drop_rate=config.proj_drop_rate,
                 mask_token="masked_audio" in heads,
-                **block_args,
             )
         self.streams = nn.ModuleDict(streams)
         self.fuses = len(self.streams) > 1 and config.fusion_layer < config.depth
@@ -162,7 +149,7 @@ class AudioVideoTransformer(nn.Module):
     def _target_dim(self, modality: str) -> int:
         if modality == "audio":
             return self.config.audio_dim
-        return _IN_CHANS[modality] * self.config.patch_size**2
+        return IN_CHANS[modality] * self.config.patch_size**2
 
     def init_weights(self) -> None:
         """ViT's scheme over every submodule, then the bottleneck (MBT: N(0, 0.02)) and temperature."""

@@ -30,8 +30,6 @@ from avlabel.models.fusion import FUSION_HEADS
 from avlabel.models.outputs import FusedEmbedding, FusionOutput
 from avlabel.models.video_vit import VideoViT
 
-_IN_CHANS = {"rgb": 3, "flow": 2}
-
 
 class ClassifierHead(nn.Module):
     """Eq. 9 without the softmax: ``logits = MLP(LN(z_av))``.
@@ -66,24 +64,7 @@ class MultimodalVideoTransformer(nn.Module):
         self.config = config
         dim = config.embed_dim
         self.streams = nn.ModuleDict(
-            {
-                modality: VideoViT(
-                    in_chans=_IN_CHANS[modality],
-                    img_size=config.img_size,
-                    patch_size=config.patch_size,
-                    num_frames=config.num_frames,
-                    embed_dim=dim,
-                    depth=config.depth,
-                    num_heads=config.num_heads,
-                    mlp_ratio=config.mlp_ratio,
-                    qkv_bias=config.qkv_bias,
-                    space_time_blocks=config.space_time_blocks,
-                    drop_path_rate=config.drop_path_rate,
-                    attn_drop_rate=config.attn_drop_rate,
-                    proj_drop_rate=config.proj_drop_rate,
-                )
-                for modality in config.visual_modalities
-            }
+            {modality: VideoViT.from_config(config, modality) for modality in config.visual_modalities}
         )
         self.visual_fusion = (
             nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())

@@ -42,8 +42,11 @@ from timm.models.vision_transformer import Attention, Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from avlabel.models.config import ModelConfig
+
 # ViT's LayerNorm (eps=1e-6), so image checkpoints reproduce their features exactly.
 _LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+IN_CHANS = {"rgb": 3, "flow": 2}  # input channels of each visual stream
 
 
 class SpaceBlock(Block):
@@ -191,6 +194,26 @@ class VideoViT(nn.Module):
         proj_drop_rate: Dropout after projections.
         mask_token: Learn a mask token for masked video modelling (`forward_embed`'s ``tube_mask``).
     """
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, modality: str, mask_token: bool = False) -> VideoViT:
+        """The ``modality`` stream (``rgb`` or ``flow``) of a model built from ``config``."""
+        return cls(
+            in_chans=IN_CHANS[modality],
+            img_size=config.img_size,
+            patch_size=config.patch_size,
+            num_frames=config.num_frames,
+            embed_dim=config.embed_dim,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            qkv_bias=config.qkv_bias,
+            space_time_blocks=config.space_time_blocks,
+            drop_path_rate=config.drop_path_rate,
+            attn_drop_rate=config.attn_drop_rate,
+            proj_drop_rate=config.proj_drop_rate,
+            mask_token=mask_token,
+        )
 
     def __init__(
         self,
