@@ -91,25 +91,22 @@ def test_missing_videos_are_skipped_and_listed(tmp_path):
     assert (tmp_path / "f" / "flow_errors.log").read_text().startswith("ghost\tmedia file not found")
 
 
+def _start_flow(manifest: Path, out: Path, workers: int) -> subprocess.Popen:
+    """`avlabel flow` in a process of its own, to be killed mid-run."""
+    command = [sys.executable, "-m", "avlabel", "flow", "--manifest", str(manifest), "--out", str(out)]
+    return subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_resumes_after_kill_9_without_half_written_videos(tmp_path):
     count, pairs = 8, 19
     manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
     out = tmp_path / "flow"
-    command = [
-        sys.executable,
-        "-m",
-        "avlabel",
-        "flow",
-        "--manifest",
-        str(manifest),
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-    ]
-    process = subprocess.Popen(
-        command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = _start_flow(manifest, out, workers=1)
     deadline = time.monotonic() + 60
     finished = []
     while time.monotonic() < deadline and not finished:
@@ -158,21 +155,7 @@ def test_kill_9_of_a_multi_worker_run_takes_its_workers_along_and_a_live_run_is_
     count, pairs = 10, 49
     manifest = _manifest(tmp_path, count, num_frames=pairs + 1, height=128, width=160)
     out = tmp_path / "flow"
-    command = [
-        sys.executable,
-        "-m",
-        "avlabel",
-        "flow",
-        "--manifest",
-        str(manifest),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-    ]
-    process = subprocess.Popen(
-        command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = _start_flow(manifest, out, workers=2)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_children(process.pid)) < 3:  # two workers and the resource tracker
         time.sleep(0.05)
