@@ -10,6 +10,9 @@ the sentence-embedding model and its start-up time; building SAVLDs is tested el
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +138,14 @@ def tiny_overrides(bench: SynthBench, **extra) -> list[str]:
     }
     settings.update({key.replace("__", "."): value for key, value in extra.items()})
     return [f"{key}={value}" for key, value in settings.items()]
+
+
+def torchrun_two_ranks(*args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` on this checkout (gloo on the CPU, one
+    thread per rank), its output captured; the caller asserts on the exit status."""
+    import avlabel
+
+    repo = Path(avlabel.__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)

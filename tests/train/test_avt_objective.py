@@ -265,21 +265,12 @@ with open(os.path.join(sys.argv[1], f"rank{ctx.rank}.json"), "w") as handle:
 def test_contrastive_negatives_are_gathered_across_two_gloo_ranks_with_exact_gradients(tmp_path):
     """Two ranks of 3 clips give the loss and the (DDP-averaged) gradients of one process with all 6."""
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    import avlabel
+    from .conftest import torchrun_two_ranks
 
-    repo = Path(avlabel.__file__).resolve().parents[1]
     script = tmp_path / "gather.py"
     script.write_text(_GATHER_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    finished = subprocess.run(
-        [*command, str(tmp_path)], cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    finished = torchrun_two_ranks(str(script), str(tmp_path))
     assert finished.returncode == 0, finished.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     single = ranks[0]["single"]

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-import avlabel
 from avlabel._io import atomic_write_text
 from avlabel.train.checkpoint import load_run, weights_sha256
 from avlabel.train.config import dump_config, load_config
 from avlabel.train.loop import train
 
-from .conftest import tiny_overrides
-
-REPO = Path(avlabel.__file__).resolve().parents[1]
+from .conftest import tiny_overrides, torchrun_two_ranks
 
 
 def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(synth_bench, tmp_path, one_thread):
@@ -30,23 +24,9 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_accumulation(sy
     )
     config_path = tmp_path / "tiny.yaml"
     atomic_write_text(config_path, dump_config(load_config(None, overrides)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "avlabel",
-        "train",
-        "--config",
-        str(config_path),
-        "--out",
-        str(tmp_path / "ddp"),
-    ]
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    finished = torchrun_two_ranks(
+        "-m", "avlabel", "train", "--config", str(config_path), "--out", str(tmp_path / "ddp")
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("finished: 3 steps") == 1  # only rank 0 reports
 
@@ -93,18 +73,7 @@ def test_teardown_after_ddp_leaves_no_gloo_thread_running(tmp_path):
     # gloo threads that outlive teardown run into interpreter shutdown, which aborted a rank.
     script = tmp_path / "teardown.py"
     script.write_text(_TEARDOWN_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(tmp_path),
-    ]
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    finished = torchrun_two_ranks(str(script), str(tmp_path))
     assert finished.returncode == 0, finished.stderr[-3000:]
     threads = {rank: json.loads((tmp_path / f"threads-rank{rank}.json").read_text()) for rank in (0, 1)}
     assert not any("gloo" in name for names in threads.values() for name in names), threads
